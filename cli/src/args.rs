@@ -1,0 +1,166 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use squall_connectors::TableFormat;
+
+/// Squall runs SQL over files in object storage by cutting each query into
+/// stages of stateless tasks that exchange data only through storage.
+///
+/// Examples:
+///   squall gen tpch --scale 1 --out ./tpch
+///   squall sql --table lineitem=./tpch/lineitem -c "SELECT count(*) FROM lineitem"
+///   squall explain --table orders=s3://lake/orders/ "SELECT o_orderpriority, count(*) FROM orders GROUP BY 1"
+#[derive(Debug, Parser)]
+#[command(name = "squall", version, about, long_about, verbatim_doc_comment)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one or more SQL statements and print the result of the last one.
+    Sql(QueryArgs),
+    /// Show how a query is cut into stages and tasks, without running it.
+    Explain(QueryArgs),
+    /// Generate data sets.
+    #[command(subcommand)]
+    Gen(GenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenCommand {
+    /// TPC-H tables as Parquet, one folder per table: OUT/lineitem/part-1.parquet, ...
+    Tpch {
+        /// Scale factor: 1 is about 1 GB of raw data (6 million lineitem rows).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Where to write: a local directory or an object-store URL (s3://bucket/prefix).
+        #[arg(long)]
+        out: String,
+        /// Files per large table (default: four per unit of scale).
+        #[arg(long)]
+        parts: Option<usize>,
+    },
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// One JSON object per line.
+    Json,
+    /// Parquet (needs --output, or a non-terminal stdout).
+    Parquet,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// SQL to run (or use -c, or -f).
+    #[arg(value_name = "SQL")]
+    pub sql: Option<String>,
+    /// SQL to run.
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        conflicts_with = "sql"
+    )]
+    pub command: Option<String>,
+    /// File with SQL statements separated by semicolons.
+    #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with_all = ["sql", "command"])]
+    pub file: Option<PathBuf>,
+    /// Register a table: NAME=LOCATION, where LOCATION is a file, a directory,
+    /// a glob or an object-store prefix (s3://bucket/path/). Repeatable.
+    #[arg(long = "table", value_name = "NAME=URL")]
+    pub tables: Vec<String>,
+    /// File format of --table locations when the extension does not tell (parquet, csv, json).
+    #[arg(long, value_name = "FORMAT")]
+    pub table_format: Option<TableFormat>,
+    /// Where tasks run. Only `local` (tasks in this process) is available now.
+    #[arg(long, default_value = "local")]
+    pub backend: String,
+    /// Most tasks running at once (default: number of cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Most tasks in any one stage.
+    #[arg(long, value_name = "N")]
+    pub max_tasks_per_stage: Option<usize>,
+    /// Input bytes per task; scan splits and stage sizes follow it (default 128 MiB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub target_task_bytes: Option<u64>,
+    /// Scratch location for exchange data and results (default: a temporary directory).
+    #[arg(long, value_name = "URL")]
+    pub scratch: Option<String>,
+    /// Keep the query's scratch objects after it ends (for debugging).
+    #[arg(long)]
+    pub keep_scratch: bool,
+    /// Output format of the result.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Write the result to this file instead of stdout.
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Print the stage graph to stderr before running (sql only).
+    #[arg(long)]
+    pub explain: bool,
+    /// Do not show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl QueryArgs {
+    /// The SQL text from the argument, -c or -f.
+    pub fn sql_text(&self) -> Result<String> {
+        if let Some(s) = self.sql.as_ref().or(self.command.as_ref()) {
+            return Ok(s.clone());
+        }
+        if let Some(path) = &self.file {
+            return std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read SQL file {}", path.display()));
+        }
+        bail!("no SQL given: pass it as an argument, with -c SQL or with -f FILE")
+    }
+}
+
+/// Parses `1048576`, `64KiB`, `128MiB`, `1GiB` (also KB/MB/GB as powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size like 128MiB"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit '{other}' (use KiB, MiB or GiB)")),
+    };
+    Ok(n * mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("128MiB"), Ok(128 << 20));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,113 @@
+//! `squall`: run SQL over a data lake on stateless tasks.
+
+mod args;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use squall_connectors::Location;
+use squall_jobs::{LocalBackend, Session, SessionOptions, StatementResult};
+use squall_planner::PlannerConfig;
+
+use crate::args::{Cli, Command, GenCommand, QueryArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the outermost context and its causes, joined.
+            let msg = format!("{e:#}");
+            eprintln!("error: {}", squall_connectors::table::one_line(&msg));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Sql(args) => run_sql(args).await,
+        Command::Explain(args) => {
+            let (session, sql) = open_session(&args, false).await?;
+            print!("{}", session.explain(&sql).await?);
+            Ok(())
+        }
+        Command::Gen(GenCommand::Tpch { scale, out, parts }) => {
+            let location = Location::parse(&out)?;
+            let parts = parts.unwrap_or_else(|| squall_connectors::tpch::default_parts(scale));
+            let files = squall_connectors::tpch::generate_tpch(scale, &location, parts).await?;
+            let rows: u64 = files.iter().map(|f| f.rows).sum();
+            eprintln!(
+                "wrote TPC-H scale {scale}: {} files, {rows} rows under {}",
+                files.len(),
+                location.as_prefix()
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn run_sql(args: QueryArgs) -> Result<()> {
+    let (session, sql) = open_session(&args, !args.no_progress).await?;
+    if args.explain {
+        eprint!("{}", session.explain(&sql).await?);
+        eprintln!();
+    }
+    match session.sql(&sql).await? {
+        StatementResult::Done => Ok(()),
+        StatementResult::Rows(stream) => {
+            output::write_result(stream, args.format, args.output.as_deref()).await
+        }
+    }
+}
+
+async fn open_session(args: &QueryArgs, progress: bool) -> Result<(Session, String)> {
+    let sql = args.sql_text()?;
+    if args.backend != "local" {
+        bail!(
+            "backend '{}' is not available in this build (available: local)",
+            args.backend
+        );
+    }
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let mut planner = PlannerConfig::default();
+    if let Some(n) = args.max_tasks_per_stage {
+        planner.max_tasks_per_stage = n;
+    }
+    if let Some(b) = args.target_task_bytes {
+        planner.target_task_bytes = b;
+    }
+    let options = SessionOptions {
+        backend: Arc::new(LocalBackend::new(workers)),
+        planner,
+        scratch: args.scratch.clone(),
+        keep_scratch: args.keep_scratch,
+        progress: if progress { progress::listener() } else { None },
+        ..SessionOptions::default()
+    };
+    let session = Session::try_new(options)?;
+    for table in &args.tables {
+        let (name, url) = table
+            .split_once('=')
+            .with_context(|| format!("--table '{table}' must look like NAME=URL"))?;
+        session.register_table(name, url, args.table_format).await?;
+    }
+    Ok((session, sql))
+}

@@ -1,0 +1,35 @@
+//! A progress bar on stderr, shown only when stderr is a terminal.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use squall_jobs::{ProgressEvent, ProgressListener};
+
+/// A listener drawing tasks done over tasks planned, or `None` off a terminal.
+pub fn listener() -> Option<ProgressListener> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::hidden();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} tasks ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    Some(Arc::new(move |event| match event {
+        ProgressEvent::QueryPlanned { stages, tasks } => {
+            bar.set_length(tasks as u64);
+            bar.set_position(0);
+            bar.set_message(format!("{stages} stages"));
+        }
+        ProgressEvent::StageStarted { stage, .. } => bar.set_message(format!("stage {stage}")),
+        ProgressEvent::TaskFinished { .. } => bar.inc(1),
+        ProgressEvent::StageFinished { .. } => {
+            if bar.position() >= bar.length().unwrap_or(0) {
+                bar.finish_and_clear();
+            }
+        }
+    }))
+}

@@ -1,0 +1,21 @@
+//! Where Squall's data lives and how it is cut into work.
+//!
+//! Everything that touches a user's storage goes through this crate: turning a
+//! location the user typed (`/data/lineitem`, `s3://lake/orders/`) into an
+//! `object_store` URL and store, registering tables with DataFusion, cutting
+//! input files into splits that tasks read independently, and generating the
+//! TPC-H demo data set. Keeping it in one place means the coordinator and the
+//! workers agree on how a URL maps to a store: a worker rebuilds its stores
+//! from the URLs in its TaskSpec, never from shared objects.
+
+pub mod error;
+pub mod scan_leaf;
+pub mod splits;
+pub mod store;
+pub mod table;
+pub mod tpch;
+
+pub use error::{ConnectorError, Result};
+pub use splits::FileSplit;
+pub use store::{Location, register_object_store};
+pub use table::{TableFormat, register_table};

@@ -1,0 +1,241 @@
+//! Object-store locations: parsing what the user typed, and building stores.
+//!
+//! A [`Location`] is always an absolute URL (`file:///abs/dir/`, `s3://bucket/key`,
+//! `memory://name/key`). Stores are built from the URL alone plus the process
+//! environment (AWS_ENDPOINT_URL, AWS_REGION, credentials, ...), so a worker in a
+//! different process or a cloud function builds the same store the coordinator
+//! did without any credentials travelling inside a task.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ClientOptions, ObjectStore, RetryConfig};
+use url::Url;
+
+use crate::error::{ConnectorError, Result};
+
+/// Retries of one object-store request: few and short, so that an unreachable
+/// endpoint fails in seconds with a clear error instead of hanging for minutes.
+const MAX_REQUEST_RETRIES: usize = 3;
+const RETRY_TIMEOUT: Duration = Duration::from_secs(20);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `memory://` stores are process-wide so that tasks of the local backend share them.
+static MEMORY_STORES: LazyLock<Mutex<HashMap<String, Arc<InMemory>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// An absolute, normalized storage location.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Location {
+    url: Url,
+}
+
+impl Location {
+    /// Parses a local path (absolute or relative) or a URL with a supported scheme.
+    pub fn parse(input: &str) -> Result<Self> {
+        let invalid = |reason: &str| ConnectorError::InvalidLocation {
+            location: input.to_string(),
+            reason: reason.to_string(),
+        };
+        if input.trim().is_empty() {
+            return Err(invalid("empty location"));
+        }
+        let url = match Url::parse(input) {
+            Ok(url) if url.scheme().len() > 1 => url,
+            // Not a URL (or a Windows drive letter): a local path.
+            _ => {
+                let path = PathBuf::from(input);
+                let abs = if path.is_absolute() {
+                    path
+                } else {
+                    std::env::current_dir()
+                        .map_err(|e| invalid(&format!("cannot resolve relative path: {e}")))?
+                        .join(path)
+                };
+                let mut url =
+                    Url::from_file_path(&abs).map_err(|_| invalid("not an absolute local path"))?;
+                if abs.is_dir() && !url.path().ends_with('/') {
+                    url.set_path(&format!("{}/", url.path()));
+                }
+                url
+            }
+        };
+        match url.scheme() {
+            "file" => {}
+            "s3" | "s3a" | "memory" => {
+                if url.host_str().unwrap_or("").is_empty() {
+                    return Err(invalid("the URL has no bucket name"));
+                }
+            }
+            other => {
+                return Err(invalid(&format!(
+                    "unsupported scheme '{other}://' (supported: local paths, file://, s3://, memory://)"
+                )));
+            }
+        }
+        Ok(Self { url })
+    }
+
+    /// The full URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The store part of the URL (`scheme://host`), as DataFusion registers stores.
+    pub fn store_url(&self) -> ObjectStoreUrl {
+        let host = self.url.host_str().unwrap_or("");
+        ObjectStoreUrl::parse(format!("{}://{}", self.url.scheme(), host))
+            .expect("scheme://host is always a valid object store URL")
+    }
+
+    /// The object path inside the store.
+    pub fn path(&self) -> Path {
+        Path::from_url_path(self.url.path()).unwrap_or_else(|_| Path::from(self.url.path()))
+    }
+
+    /// True when the location names a directory-like prefix (ends with `/`).
+    pub fn is_prefix(&self) -> bool {
+        self.url.path().ends_with('/')
+    }
+
+    /// Returns this location as a prefix (with a trailing `/`).
+    pub fn as_prefix(&self) -> Self {
+        if self.is_prefix() {
+            return self.clone();
+        }
+        let mut url = self.url.clone();
+        url.set_path(&format!("{}/", url.path()));
+        Self { url }
+    }
+
+    /// A child location below this prefix; `relative` must not start with `/`.
+    pub fn join(&self, relative: &str) -> Self {
+        let base = self.as_prefix();
+        let url = base
+            .url
+            .join(relative)
+            .expect("joining a relative path to a URL cannot fail");
+        Self { url }
+    }
+
+    /// The URL of an object path in the same store as this location.
+    pub fn with_path(&self, path: &Path) -> Self {
+        let mut url = self.url.clone();
+        url.set_path(&format!("/{}", path.as_ref()));
+        Self { url }
+    }
+
+    /// True for a local file system location.
+    pub fn is_local(&self) -> bool {
+        self.url.scheme() == "file"
+    }
+
+    /// The local file system path of a `file://` location.
+    pub fn local_path(&self) -> Option<PathBuf> {
+        self.url.to_file_path().ok()
+    }
+
+    /// Builds the object store this location lives in, from the URL and the environment.
+    pub fn build_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        build_store(&self.url)
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.url)
+    }
+}
+
+/// Builds the object store for a URL. Credentials and endpoints come from the environment.
+pub fn build_store(url: &Url) -> Result<Arc<dyn ObjectStore>> {
+    let host = url.host_str().unwrap_or("").to_string();
+    match url.scheme() {
+        "file" => Ok(Arc::new(LocalFileSystem::new())),
+        "memory" => {
+            let mut stores = MEMORY_STORES.lock().unwrap_or_else(|e| e.into_inner());
+            let store = stores
+                .entry(host)
+                .or_insert_with(|| Arc::new(InMemory::new()))
+                .clone();
+            Ok(store)
+        }
+        "s3" | "s3a" => {
+            let retry = RetryConfig {
+                max_retries: MAX_REQUEST_RETRIES,
+                retry_timeout: RETRY_TIMEOUT,
+                ..RetryConfig::default()
+            };
+            let client = ClientOptions::new().with_connect_timeout(CONNECT_TIMEOUT);
+            let store = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(host)
+                .with_retry(retry)
+                .with_client_options(client)
+                .build()
+                .map_err(|e| ConnectorError::StoreConfig {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })?;
+            Ok(Arc::new(store))
+        }
+        other => Err(ConnectorError::InvalidLocation {
+            location: url.to_string(),
+            reason: format!("unsupported scheme '{other}://'"),
+        }),
+    }
+}
+
+/// Registers the store of `location` with a DataFusion runtime, unless one is there already.
+pub fn register_object_store(env: &RuntimeEnv, location: &Location) -> Result<()> {
+    let store_url = location.store_url();
+    if location.is_local() || env.object_store(&store_url).is_ok() {
+        return Ok(());
+    }
+    let store = location.build_store()?;
+    env.register_object_store(store_url.as_ref(), store);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_relative_path_becomes_absolute_file_url() {
+        let loc = Location::parse("some/relative/file.parquet").unwrap();
+        assert_eq!(loc.url().scheme(), "file");
+        assert!(loc.url().path().ends_with("/some/relative/file.parquet"));
+        assert_eq!(loc.store_url().as_str(), "file:///");
+    }
+
+    #[test]
+    fn s3_url_keeps_bucket_and_key() {
+        let loc = Location::parse("s3://lake/tpch/lineitem/").unwrap();
+        assert_eq!(loc.store_url().as_str(), "s3://lake/");
+        assert_eq!(loc.path().as_ref(), "tpch/lineitem");
+        assert!(loc.is_prefix());
+        assert_eq!(
+            loc.join("a/b.parquet").to_string(),
+            "s3://lake/tpch/lineitem/a/b.parquet"
+        );
+    }
+
+    #[test]
+    fn unsupported_scheme_is_named() {
+        let err = Location::parse("ftp://host/x").unwrap_err().to_string();
+        assert!(err.contains("ftp://"), "{err}");
+    }
+
+    #[test]
+    fn bucketless_s3_url_is_rejected() {
+        let err = Location::parse("s3:///x").unwrap_err().to_string();
+        assert!(err.contains("bucket"), "{err}");
+    }
+}

@@ -1,0 +1,261 @@
+//! Table sources: a name, a location and a file format, registered with DataFusion.
+//!
+//! Squall registers ordinary DataFusion listing tables. The planner later reads
+//! the file list back out of the scan in the physical plan and cuts it into
+//! splits, so anything DataFusion can list (a file, a directory, a glob, a
+//! hive-partitioned prefix) can be distributed.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::SessionContext;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::error::{ConnectorError, Result};
+use crate::store::{Location, register_object_store};
+
+/// How many objects are looked at to guess the format of a prefix.
+const FORMAT_PROBE_OBJECTS: usize = 1000;
+
+/// The file formats Squall reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Parquet,
+    Csv,
+    Json,
+}
+
+impl TableFormat {
+    /// The usual file extension, with its dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Parquet => ".parquet",
+            Self::Csv => ".csv",
+            Self::Json => ".json",
+        }
+    }
+
+    /// The format named by a file name's extension, if any.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let lower = name.to_ascii_lowercase();
+        let lower = lower
+            .trim_end_matches(".gz")
+            .trim_end_matches(".zst")
+            .trim_end_matches(".bz2");
+        if lower.ends_with(".parquet") || lower.ends_with(".parq") {
+            Some(Self::Parquet)
+        } else if lower.ends_with(".csv") || lower.ends_with(".tsv") {
+            Some(Self::Csv)
+        } else if lower.ends_with(".json")
+            || lower.ends_with(".ndjson")
+            || lower.ends_with(".jsonl")
+        {
+            Some(Self::Json)
+        } else {
+            None
+        }
+    }
+
+    fn file_format(self) -> Arc<dyn FileFormat> {
+        match self {
+            Self::Parquet => Arc::new(ParquetFormat::default()),
+            Self::Csv => Arc::new(CsvFormat::default().with_has_header(true)),
+            Self::Json => Arc::new(JsonFormat::default()),
+        }
+    }
+}
+
+impl FromStr for TableFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "parquet" => Ok(Self::Parquet),
+            "csv" => Ok(Self::Csv),
+            "json" | "ndjson" | "jsonl" => Ok(Self::Json),
+            other => Err(format!(
+                "unknown table format '{other}' (expected parquet, csv or json)"
+            )),
+        }
+    }
+}
+
+/// Registers `location` as table `name` in `ctx`, with its format from the
+/// extension, the files under it, or `format` when given.
+pub async fn register_table(
+    ctx: &SessionContext,
+    name: &str,
+    location: &str,
+    format: Option<TableFormat>,
+) -> Result<()> {
+    let table_err = |reason: String| ConnectorError::Table {
+        table: name.to_string(),
+        reason,
+    };
+    let mut loc = Location::parse(location).map_err(|e| table_err(e.to_string()))?;
+    if let Some(path) = loc.local_path() {
+        if !path.exists() && !location.contains(['*', '?', '[']) {
+            return Err(table_err(format!(
+                "no such file or directory: {}",
+                path.display()
+            )));
+        }
+    } else if !loc.is_prefix() && TableFormat::from_file_name(loc.url().path()).is_none() {
+        // An object-store key without an extension is taken to be a prefix.
+        loc = loc.as_prefix();
+    }
+    register_object_store(&ctx.runtime_env(), &loc).map_err(|e| table_err(e.to_string()))?;
+    let table_url =
+        ListingTableUrl::parse(loc.url().as_str()).map_err(|e| table_err(e.to_string()))?;
+
+    let format = match format {
+        Some(f) => f,
+        None => detect_format(ctx, &loc, &table_url)
+            .await
+            .map_err(|reason| table_err(reason))?,
+    };
+    let extension = if loc.is_prefix() || table_url.get_glob().is_some() {
+        format.extension()
+    } else {
+        // A single named file is read whatever its extension.
+        ""
+    };
+    let mut options = ListingOptions::new(format.file_format()).with_file_extension(extension);
+    let state = ctx.state();
+    let partition_cols = options
+        .infer_partitions(&state, &table_url)
+        .await
+        .map_err(|e| table_err(one_line(&e.to_string())))?;
+    if !partition_cols.is_empty() {
+        options = options.with_table_partition_cols(
+            partition_cols
+                .into_iter()
+                .map(|c| (c, DataType::Utf8))
+                .collect(),
+        );
+    }
+    let schema = options
+        .infer_schema(&state, &table_url)
+        .await
+        .map_err(|e| table_err(describe_read_error(&loc, format, &e.to_string())))?;
+    let config = ListingTableConfig::new(table_url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(|e| table_err(e.to_string()))?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(|e| table_err(e.to_string()))?;
+    Ok(())
+}
+
+/// Picks the format from the location's extension, or from the objects under a prefix.
+async fn detect_format(
+    ctx: &SessionContext,
+    loc: &Location,
+    table_url: &ListingTableUrl,
+) -> std::result::Result<TableFormat, String> {
+    if let Some(f) = TableFormat::from_file_name(loc.url().path()) {
+        return Ok(f);
+    }
+    let store = ctx
+        .runtime_env()
+        .object_store(table_url)
+        .map_err(|e| e.to_string())?;
+    let objects: Vec<_> = store
+        .list(Some(table_url.prefix()))
+        .take(FORMAT_PROBE_OBJECTS)
+        .try_collect()
+        .await
+        .map_err(|e| format!("cannot list {loc}: {}", one_line(&e.to_string())))?;
+    let mut counts = [0usize; 3];
+    for obj in &objects {
+        match TableFormat::from_file_name(obj.location.as_ref()) {
+            Some(TableFormat::Parquet) => counts[0] += 1,
+            Some(TableFormat::Csv) => counts[1] += 1,
+            Some(TableFormat::Json) => counts[2] += 1,
+            None => {}
+        }
+    }
+    let best = counts.iter().enumerate().max_by_key(|(_, c)| **c);
+    match best {
+        Some((i, c)) if *c > 0 => {
+            Ok([TableFormat::Parquet, TableFormat::Csv, TableFormat::Json][i])
+        }
+        _ if objects.is_empty() => Err(format!("no files found at {loc}")),
+        _ => Err(format!(
+            "cannot tell the file format of {loc}: no .parquet, .csv or .json files; pass --table-format"
+        )),
+    }
+}
+
+/// Turns DataFusion's schema-inference errors into a message that names the file format.
+fn describe_read_error(loc: &Location, format: TableFormat, error: &str) -> String {
+    let error = one_line(error);
+    if format == TableFormat::Parquet
+        && (error.contains("Parquet error") || error.contains("magic") || error.contains("footer"))
+    {
+        format!("{loc} is not a valid Parquet file ({error})")
+    } else if error.contains("No files found") {
+        format!("no {} files found at {loc}", format.extension())
+    } else {
+        format!("cannot read {loc}: {error}")
+    }
+}
+
+/// Collapses a multi-line error into one line.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_from_extension() {
+        assert_eq!(
+            TableFormat::from_file_name("a/b.PARQUET"),
+            Some(TableFormat::Parquet)
+        );
+        assert_eq!(
+            TableFormat::from_file_name("x.csv.gz"),
+            Some(TableFormat::Csv)
+        );
+        assert_eq!(
+            TableFormat::from_file_name("x.jsonl"),
+            Some(TableFormat::Json)
+        );
+        assert_eq!(TableFormat::from_file_name("x.txt"), None);
+    }
+
+    #[tokio::test]
+    async fn missing_file_names_the_table_and_path() {
+        let ctx = SessionContext::new();
+        let err = register_table(&ctx, "t", "/definitely/not/here.parquet", None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("table 't'"), "{err}");
+        assert!(err.contains("/definitely/not/here.parquet"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn non_parquet_file_named_parquet_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fake.parquet");
+        std::fs::write(&path, b"this is not parquet at all").unwrap();
+        let ctx = SessionContext::new();
+        let err = register_table(&ctx, "fake", path.to_str().unwrap(), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a valid Parquet file"), "{err}");
+        assert!(err.contains("fake.parquet"), "{err}");
+    }
+}

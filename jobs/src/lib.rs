@@ -1,0 +1,25 @@
+//! The coordinator: sessions, the scheduler, backends and results.
+//!
+//! A [`Session`] holds tables and runs SQL or DataFrames. For each query it
+//! asks DataFusion for a physical plan, has the planner cut it into stages,
+//! and hands the stages to the [`scheduler`], which turns every task into
+//! [`squall_worker::TaskSpec`] bytes, invokes them on a [`Backend`] with a
+//! bound on concurrency, picks the winning attempt of each task, and feeds the
+//! winners' byte ranges into the specs of the stages that read them. The final
+//! stage's Parquet parts stream back through a [`QueryStream`] as soon as each
+//! is complete.
+
+pub mod backend;
+pub mod error;
+pub mod progress;
+pub mod registry;
+pub mod results;
+pub mod scheduler;
+pub mod session;
+pub mod specs;
+
+pub use backend::{Backend, LocalBackend};
+pub use error::{JobError, Result};
+pub use progress::{ProgressEvent, ProgressListener};
+pub use results::QueryStream;
+pub use session::{Session, SessionOptions, StatementResult};

@@ -1,0 +1,193 @@
+//! [`QueryStream`]: the result of a query as a stream of record batches.
+//!
+//! Each Parquet part of the final stage is read as soon as its task reports,
+//! while later parts are still being computed. When the stream ends, fails or
+//! is dropped, the query's scratch objects are deleted (unless kept).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
+#[allow(deprecated)]
+use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use squall_connectors::Location;
+use tokio::sync::mpsc;
+
+use crate::error::{JobError, Result};
+use crate::scheduler::{QueryRun, ResultPart, delete_query_scratch, run_query};
+
+/// Result parts buffered between the scheduler and the reader.
+const PART_CHANNEL_CAPACITY: usize = 16;
+
+/// Batches of a query's result, in order when the query has ORDER BY.
+pub struct QueryStream {
+    schema: SchemaRef,
+    inner: BoxStream<'static, Result<RecordBatch>>,
+}
+
+impl std::fmt::Debug for QueryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStream")
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+impl QueryStream {
+    /// The schema of every batch.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// Collects all batches.
+    pub async fn collect(self) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        let mut s = self;
+        while let Some(b) = s.next().await {
+            out.push(b?);
+        }
+        Ok(out)
+    }
+
+    /// Starts `run` in the background and streams its result parts.
+    pub(crate) fn start(run: QueryRun, keep_scratch: bool) -> Self {
+        let schema = Arc::clone(&run.graph.schema);
+        let (tx, rx) = mpsc::channel(PART_CHANNEL_CAPACITY);
+        let scheduler = tokio::spawn({
+            let run = run.clone();
+            async move { run_query(run, tx).await }
+        });
+        let state = State {
+            run,
+            keep_scratch,
+            rx,
+            scheduler: Some(scheduler),
+            current: None,
+            finished: false,
+        };
+        let inner = futures::stream::unfold(state, |mut state| async move {
+            if state.finished {
+                return None;
+            }
+            match state.next_batch().await {
+                Ok(Some(batch)) => Some((Ok(batch), state)),
+                Ok(None) => {
+                    state.finished = true;
+                    match state.cleanup().await {
+                        Ok(()) => None,
+                        Err(e) => Some((Err(e), state)),
+                    }
+                }
+                Err(e) => {
+                    state.finished = true;
+                    let _ = state.cleanup().await;
+                    Some((Err(e), state))
+                }
+            }
+        })
+        .boxed();
+        Self { schema, inner }
+    }
+}
+
+impl Stream for QueryStream {
+    type Item = Result<RecordBatch>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+struct State {
+    run: QueryRun,
+    keep_scratch: bool,
+    rx: mpsc::Receiver<ResultPart>,
+    scheduler: Option<tokio::task::JoinHandle<Result<()>>>,
+    current: Option<BoxStream<'static, Result<RecordBatch>>>,
+    finished: bool,
+}
+
+impl State {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(current) = self.current.as_mut() {
+                match current.next().await {
+                    Some(batch) => return batch.map(Some),
+                    None => self.current = None,
+                }
+            }
+            match self.rx.recv().await {
+                Some(part) => self.current = Some(open_part(&part).await?),
+                None => {
+                    // All parts were sent, or the scheduler stopped with an error.
+                    if let Some(handle) = self.scheduler.take() {
+                        handle.await.map_err(|e| {
+                            JobError::DataFusion(format!("scheduler panicked: {e}"))
+                        })??;
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    async fn cleanup(&mut self) -> Result<()> {
+        if let Some(handle) = self.scheduler.take() {
+            handle.abort();
+            let _ = handle.await;
+        }
+        if self.keep_scratch {
+            return Ok(());
+        }
+        delete_query_scratch(&self.run).await
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // Dropped before the end (the client stopped reading): stop and clean up in the background.
+        if self.finished {
+            return;
+        }
+        if let Some(handle) = self.scheduler.take() {
+            handle.abort();
+        }
+        if !self.keep_scratch
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let run = self.run.clone();
+            rt.spawn(async move {
+                let _ = delete_query_scratch(&run).await;
+            });
+        }
+    }
+}
+
+async fn open_part(part: &ResultPart) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    let storage_err = |e: String| JobError::Storage {
+        url: part.url.clone(),
+        message: e,
+    };
+    let location = Location::parse(&part.url).map_err(|e| storage_err(e.to_string()))?;
+    let store = location.build_store()?;
+    #[allow(deprecated)]
+    let reader = ParquetObjectReader::new(store, location.path());
+    let stream = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| storage_err(e.to_string()))?
+        .build()
+        .map_err(|e| storage_err(e.to_string()))?;
+    let url = part.url.clone();
+    Ok(stream
+        .map(move |b| {
+            b.map_err(|e| JobError::Storage {
+                url: url.clone(),
+                message: e.to_string(),
+            })
+        })
+        .boxed())
+}

@@ -1,0 +1,281 @@
+//! The scheduler: runs a stage graph on a backend.
+//!
+//! A stage starts when all of its inputs are complete; independent stages run
+//! at the same time. Every invocation holds a permit of one query-wide
+//! semaphore sized by the backend's concurrency, and each stage keeps at most
+//! that many task futures alive, so queues are bounded whatever the task
+//! count. The first failed task fails the query, naming stage, task and cause;
+//! the other tasks are cancelled.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::FuturesUnordered;
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectStoreExt, PutPayload};
+use squall_connectors::Location;
+use squall_planner::{Stage, StageGraph};
+use squall_shuffle::codec::encode_plan;
+use squall_shuffle::keys;
+use squall_worker::{FragmentRef, TaskLimits, TaskOutcome, TaskReport};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::backend::Backend;
+use crate::error::{JobError, Result};
+use crate::progress::{ProgressEvent, ProgressListener};
+use crate::specs::{
+    MAX_INLINE_FRAGMENT_BYTES, StageTemplate, Winner, stage_object_stores, task_spec,
+};
+
+/// A finished Parquet part of the result.
+#[derive(Debug, Clone)]
+pub struct ResultPart {
+    pub task: usize,
+    pub url: String,
+    pub rows: u64,
+}
+
+/// Everything needed to run one query.
+#[derive(Clone)]
+pub struct QueryRun {
+    pub query_id: String,
+    pub graph: Arc<StageGraph>,
+    /// Scratch root of the session; the query writes below `{scratch}/{query_id}/`.
+    pub scratch: Location,
+    pub backend: Arc<dyn Backend>,
+    pub limits: TaskLimits,
+    pub progress: Option<ProgressListener>,
+}
+
+impl std::fmt::Debug for QueryRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryRun")
+            .field("query_id", &self.query_id)
+            .field("stages", &self.graph.stages.len())
+            .field("backend", &self.backend.name())
+            .finish()
+    }
+}
+
+impl QueryRun {
+    fn emit(&self, event: ProgressEvent) {
+        if let Some(p) = &self.progress {
+            p(event);
+        }
+    }
+
+    /// The prefix holding everything this query wrote.
+    pub fn query_prefix(&self) -> Location {
+        self.scratch.join(&format!("{}/", self.query_id))
+    }
+}
+
+/// Runs every stage; sends the final stage's parts on `parts` as they complete
+/// (in task order when the result is ordered).
+pub async fn run_query(run: QueryRun, parts: mpsc::Sender<ResultPart>) -> Result<()> {
+    let graph = Arc::clone(&run.graph);
+    run.emit(ProgressEvent::QueryPlanned {
+        stages: graph.stages.len(),
+        tasks: graph.total_tasks(),
+    });
+    let permits = Arc::new(Semaphore::new(run.backend.max_concurrency().max(1)));
+    let mut winners: HashMap<usize, Arc<Vec<Winner>>> = HashMap::new();
+    let mut started = vec![false; graph.stages.len()];
+    let mut running = FuturesUnordered::new();
+    loop {
+        for stage in &graph.stages {
+            if !started[stage.id]
+                && stage
+                    .inputs
+                    .iter()
+                    .all(|i| winners.contains_key(&i.stage_id))
+            {
+                started[stage.id] = true;
+                let inputs = stage
+                    .inputs
+                    .iter()
+                    .map(|i| (i.stage_id, Arc::clone(&winners[&i.stage_id])))
+                    .collect();
+                let fut = run_stage(
+                    run.clone(),
+                    stage.clone(),
+                    inputs,
+                    Arc::clone(&permits),
+                    stage.is_final.then(|| parts.clone()),
+                );
+                running.push(async move { (stage.id, fut.await) });
+            }
+        }
+        let Some((stage_id, result)) = running.next().await else {
+            break;
+        };
+        winners.insert(stage_id, Arc::new(result?));
+        run.emit(ProgressEvent::StageFinished { stage: stage_id });
+    }
+    Ok(())
+}
+
+async fn run_stage(
+    run: QueryRun,
+    stage: Stage,
+    inputs: HashMap<usize, Arc<Vec<Winner>>>,
+    permits: Arc<Semaphore>,
+    parts: Option<mpsc::Sender<ResultPart>>,
+) -> Result<Vec<Winner>> {
+    run.emit(ProgressEvent::StageStarted {
+        stage: stage.id,
+        tasks: stage.task_count,
+    });
+    let template = Arc::new(stage_template(&run, &stage).await?);
+    let stage = Arc::new(stage);
+    let inputs = Arc::new(inputs);
+    let concurrency = run.backend.max_concurrency().max(1);
+    let mut done = futures::stream::iter(0..stage.task_count)
+        .map(|task| {
+            let (run, stage, template, inputs, permits) = (
+                run.clone(),
+                Arc::clone(&stage),
+                Arc::clone(&template),
+                Arc::clone(&inputs),
+                Arc::clone(&permits),
+            );
+            async move {
+                let _permit = permits
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closes");
+                // Fault tolerance adds retries here; every task has one attempt for now.
+                let attempt = 0;
+                let spec = task_spec(&stage, &template, &inputs, task, attempt).to_bytes();
+                let report_bytes =
+                    run.backend
+                        .invoke(spec)
+                        .await
+                        .map_err(|message| JobError::Backend {
+                            backend: run.backend.name().to_string(),
+                            stage: stage.id,
+                            task,
+                            message,
+                        })?;
+                let report =
+                    TaskReport::from_bytes(&report_bytes).map_err(|e| JobError::TaskFailed {
+                        stage: stage.id,
+                        task,
+                        message: e.to_string(),
+                    })?;
+                Ok::<_, JobError>((task, report))
+            }
+        })
+        .buffer_unordered(concurrency);
+
+    let mut winners: Vec<Option<Winner>> = vec![None; stage.task_count];
+    let mut pending_parts = BTreeMap::new();
+    let mut next_part = 0usize;
+    while let Some((task, report)) = done.try_next().await? {
+        let (index, rows) = match report.outcome {
+            TaskOutcome::Failed { message } => {
+                return Err(JobError::TaskFailed {
+                    stage: stage.id,
+                    task,
+                    message,
+                });
+            }
+            TaskOutcome::Exchange { index } => {
+                let rows = index.rows();
+                (index, rows)
+            }
+            TaskOutcome::Result { rows, .. } => (Default::default(), rows),
+        };
+        run.emit(ProgressEvent::TaskFinished {
+            stage: stage.id,
+            task,
+            output_rows: report.output_rows,
+            output_bytes: report.output_bytes,
+        });
+        if let Some(parts) = &parts {
+            pending_parts.insert(
+                task,
+                ResultPart {
+                    task,
+                    url: report.output_url.clone(),
+                    rows,
+                },
+            );
+            // Ordered results go out in task order; others as soon as they are done.
+            while let Some(part) = if run.graph.ordered {
+                pending_parts.remove(&next_part)
+            } else {
+                pending_parts.pop_first().map(|(_, p)| p)
+            } {
+                next_part += 1;
+                if parts.send(part).await.is_err() {
+                    // The client stopped reading; nothing more to do.
+                    return Ok(vec![]);
+                }
+            }
+        }
+        winners[task] = Some(Winner {
+            url: report.output_url,
+            index,
+        });
+    }
+    Ok(winners.into_iter().flatten().collect())
+}
+
+async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<StageTemplate> {
+    let bytes = encode_plan(Arc::clone(&stage.plan))?;
+    let prefix = run.scratch.clone();
+    let fragment = if bytes.len() > MAX_INLINE_FRAGMENT_BYTES {
+        let location = prefix.join(&keys::fragment_key(&run.query_id, stage.id));
+        let store = location.build_store()?;
+        store
+            .put(&location.path(), PutPayload::from(Bytes::from(bytes)))
+            .await
+            .map_err(|e| JobError::Storage {
+                url: location.to_string(),
+                message: e.to_string(),
+            })?;
+        FragmentRef::Stored {
+            url: location.to_string(),
+        }
+    } else {
+        FragmentRef::Inline { bytes }
+    };
+    Ok(StageTemplate {
+        query_id: run.query_id.clone(),
+        stage_id: stage.id,
+        fragment,
+        object_stores: stage_object_stores(stage, &run.scratch),
+        limits: run.limits.clone(),
+        scratch: run.scratch.clone(),
+        is_final: stage.is_final,
+    })
+}
+
+/// Deletes everything a query wrote below the scratch root.
+pub async fn delete_query_scratch(run: &QueryRun) -> Result<()> {
+    let prefix = run.query_prefix();
+    if let Some(dir) = prefix.local_path() {
+        return match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(JobError::Storage {
+                url: prefix.to_string(),
+                message: e.to_string(),
+            }),
+        };
+    }
+    let store = prefix.build_store()?;
+    let path = prefix.path();
+    let locations = store.list(Some(&path)).map_ok(|m| m.location).boxed();
+    store
+        .delete_stream(locations)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| JobError::Storage {
+            url: prefix.to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(())
+}

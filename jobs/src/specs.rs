@@ -1,0 +1,145 @@
+//! Building the [`TaskSpec`]s of a stage from the winners of its input stages.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::file_format::csv::CsvSink;
+use datafusion::datasource::file_format::json::JsonSink;
+use datafusion::datasource::file_format::parquet::ParquetSink;
+use datafusion::datasource::physical_plan::FileSink;
+use datafusion::datasource::sink::DataSinkExec;
+use squall_connectors::Location;
+use squall_planner::{ExchangeKind, Stage};
+use squall_shuffle::{ExchangeIndex, ObjectRange, keys};
+use squall_worker::spec::TASK_SPEC_VERSION;
+use squall_worker::{ExchangeInput, FragmentRef, ScanInput, TaskLimits, TaskSpec};
+
+/// Plan fragments larger than this travel by reference in the object store.
+pub const MAX_INLINE_FRAGMENT_BYTES: usize = 256 * 1024;
+
+/// The committed output of one task: the winning attempt's object and index.
+#[derive(Debug, Clone)]
+pub struct Winner {
+    pub url: String,
+    pub index: ExchangeIndex,
+}
+
+/// What every task of one stage shares.
+#[derive(Debug, Clone)]
+pub struct StageTemplate {
+    pub query_id: String,
+    pub stage_id: usize,
+    pub fragment: FragmentRef,
+    pub object_stores: Vec<String>,
+    pub limits: TaskLimits,
+    pub scratch: Location,
+    pub is_final: bool,
+}
+
+impl StageTemplate {
+    /// The URL a task attempt writes.
+    pub fn output_url(&self, task: usize, attempt: u32) -> String {
+        let key = if self.is_final {
+            keys::result_key(&self.query_id, self.stage_id, task, attempt)
+        } else {
+            keys::exchange_key(&self.query_id, self.stage_id, task, attempt)
+        };
+        self.scratch.join(&key).to_string()
+    }
+}
+
+/// `scheme://host/` of every store a stage touches: scratch, scans, sinks.
+pub fn stage_object_stores(stage: &Stage, scratch: &Location) -> Vec<String> {
+    let mut stores = BTreeSet::new();
+    stores.insert(scratch.store_url().as_str().to_string());
+    for scan in &stage.scans {
+        stores.insert(scan.store_url.clone());
+    }
+    let _ = stage.plan.apply(|node| {
+        if let Some(sink) = node.downcast_ref::<DataSinkExec>() {
+            let sink = sink.sink();
+            let url = if let Some(s) = sink.downcast_ref::<ParquetSink>() {
+                Some(s.config().object_store_url.clone())
+            } else if let Some(s) = sink.downcast_ref::<CsvSink>() {
+                Some(s.config().object_store_url.clone())
+            } else {
+                sink.downcast_ref::<JsonSink>()
+                    .map(|s| s.config().object_store_url.clone())
+            };
+            if let Some(url) = url {
+                stores.insert(url.as_str().to_string());
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    stores.into_iter().collect()
+}
+
+/// The spec of task `task`, attempt `attempt`, of `stage`.
+pub fn task_spec(
+    stage: &Stage,
+    template: &StageTemplate,
+    winners: &HashMap<usize, Arc<Vec<Winner>>>,
+    task: usize,
+    attempt: u32,
+) -> TaskSpec {
+    let scans = stage
+        .scans
+        .iter()
+        .map(|leaf| ScanInput {
+            ordinal: leaf.ordinal,
+            splits: leaf.tasks.get(task).cloned().unwrap_or_default(),
+        })
+        .collect();
+    let exchange_inputs = stage
+        .inputs
+        .iter()
+        .map(|input| {
+            let maps = winners
+                .get(&input.stage_id)
+                .map(|w| w.as_slice())
+                .unwrap_or_default();
+            let range = |w: &Winner, p: usize| {
+                w.index
+                    .partitions
+                    .get(p)
+                    .filter(|r| r.len_bytes > 0)
+                    .map(|r| ObjectRange {
+                        url: w.url.clone(),
+                        start: r.offset,
+                        end: r.offset + r.len_bytes,
+                    })
+            };
+            let partitions = match input.kind {
+                ExchangeKind::Hash => vec![maps.iter().filter_map(|w| range(w, task)).collect()],
+                ExchangeKind::Gather if task == 0 => {
+                    vec![maps.iter().filter_map(|w| range(w, 0)).collect()]
+                }
+                ExchangeKind::Gather => vec![vec![]],
+                ExchangeKind::Broadcast => vec![maps.iter().filter_map(|w| range(w, 0)).collect()],
+                ExchangeKind::Merge => maps
+                    .iter()
+                    .map(|w| range(w, 0).into_iter().collect())
+                    .collect(),
+            };
+            ExchangeInput {
+                stage_id: input.stage_id,
+                partitions,
+            }
+        })
+        .collect();
+    TaskSpec {
+        version: TASK_SPEC_VERSION,
+        query_id: template.query_id.clone(),
+        stage_id: stage.id,
+        task_index: task,
+        attempt,
+        fragment: template.fragment.clone(),
+        scans,
+        exchange_inputs,
+        output_url: template.output_url(task, attempt),
+        object_stores: template.object_stores.clone(),
+        limits: template.limits.clone(),
+    }
+}

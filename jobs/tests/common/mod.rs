@@ -1,0 +1,146 @@
+//! Shared test support: TPC-H scale 0.1 generated once per test binary.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use squall_connectors::Location;
+use squall_connectors::tpch::{TPCH_TABLES, generate_tpch};
+use squall_jobs::{LocalBackend, Session, SessionOptions};
+use squall_planner::PlannerConfig;
+use tokio::sync::OnceCell;
+
+pub struct TpchData {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+static DATA: OnceCell<TpchData> = OnceCell::const_new();
+
+/// TPC-H scale 0.1 as Parquet, two files per large table.
+pub async fn tpch_data() -> &'static TpchData {
+    DATA.get_or_init(|| async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        let out = Location::parse(root.to_str().expect("utf-8 path")).expect("location");
+        generate_tpch(0.1, &out, 2).await.expect("generate TPC-H");
+        TpchData { _dir: dir, root }
+    })
+    .await
+}
+
+/// The text of TPC-H query `n`.
+pub fn tpch_query(n: usize) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../benches/queries/tpch")
+        .join(format!("q{n}.sql"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A Squall session over the data with small tasks, so that stages have several.
+pub async fn squall_session(data: &TpchData, workers: usize) -> Session {
+    let planner = PlannerConfig {
+        target_task_bytes: 512 * 1024,
+        max_tasks_per_stage: 8,
+        ..PlannerConfig::default()
+    };
+    let session = Session::try_new(SessionOptions {
+        backend: Arc::new(LocalBackend::new(workers)),
+        planner,
+        ..SessionOptions::default()
+    })
+    .expect("session");
+    for t in TPCH_TABLES {
+        session
+            .register_table(t, data.root.join(t).to_str().expect("utf-8"), None)
+            .await
+            .expect("register");
+    }
+    session
+}
+
+/// Plain single-node DataFusion over the same files.
+pub async fn reference_context(data: &TpchData) -> SessionContext {
+    let ctx = SessionContext::new();
+    for t in TPCH_TABLES {
+        ctx.register_parquet(
+            t,
+            data.root.join(t).to_str().expect("utf-8"),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .expect("register reference");
+    }
+    ctx
+}
+
+/// Rows as comparable cells: floats as numbers, everything else as text.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum Cell {
+    Float(f64),
+    Text(String),
+}
+
+fn rows(batches: &[RecordBatch]) -> Vec<Vec<Cell>> {
+    let mut out = Vec::new();
+    let options = FormatOptions::default().with_null("NULL");
+    for b in batches {
+        let columns: Vec<_> = b.columns().iter().collect();
+        for row in 0..b.num_rows() {
+            out.push(
+                columns
+                    .iter()
+                    .map(|c| match c.data_type() {
+                        DataType::Float32 | DataType::Float64 if !c.is_null(row) => {
+                            let c = datafusion::arrow::compute::cast(c, &DataType::Float64)
+                                .expect("cast");
+                            Cell::Float(c.as_primitive::<Float64Type>().value(row))
+                        }
+                        _ => Cell::Text(
+                            ArrayFormatter::try_new(c.as_ref(), &options)
+                                .expect("formatter")
+                                .value(row)
+                                .to_string(),
+                        ),
+                    })
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+fn close(a: &Cell, b: &Cell) -> bool {
+    match (a, b) {
+        (Cell::Float(x), Cell::Float(y)) => {
+            x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()) || (x.is_nan() && y.is_nan())
+        }
+        _ => a == b,
+    }
+}
+
+/// Same multiset of rows (order ignored), floats to relative 1e-9.
+pub fn assert_same_rows(expected: &[RecordBatch], actual: &[RecordBatch]) -> Result<(), String> {
+    let mut e = rows(expected);
+    let mut a = rows(actual);
+    if e.len() != a.len() {
+        return Err(format!("expected {} rows, got {}", e.len(), a.len()));
+    }
+    let key = |r: &Vec<Cell>| format!("{r:?}");
+    e.sort_by_key(key);
+    a.sort_by_key(key);
+    for (i, (er, ar)) in e.iter().zip(&a).enumerate() {
+        if er.len() != ar.len() || !er.iter().zip(ar).all(|(x, y)| close(x, y)) {
+            return Err(format!(
+                "row {i} differs:\n expected {er:?}\n      got {ar:?}"
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The task contract: a task is a pure function of its spec bytes.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::{squall_session, tpch_data};
+use object_store::ObjectStoreExt;
+use squall_connectors::Location;
+use squall_jobs::specs::{StageTemplate, stage_object_stores, task_spec};
+use squall_shuffle::codec::encode_plan;
+use squall_worker::{FragmentRef, TaskLimits, TaskOutcome, TaskReport, run_task};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_spec_bytes_give_byte_identical_output() {
+    let data = tpch_data().await;
+    let session = squall_session(data, 2).await;
+    let graph = session
+        .plan_stages("SELECT l_returnflag, sum(l_quantity) FROM lineitem GROUP BY l_returnflag")
+        .await
+        .expect("plans");
+    let stage = graph
+        .stages
+        .iter()
+        .find(|s| !s.scans.is_empty())
+        .expect("a scan stage");
+    let scratch = tempfile::tempdir().unwrap();
+    let scratch = Location::parse(scratch.path().to_str().unwrap())
+        .unwrap()
+        .as_prefix();
+    let template = StageTemplate {
+        query_id: "determinism".into(),
+        stage_id: stage.id,
+        fragment: FragmentRef::Inline {
+            bytes: encode_plan(Arc::clone(&stage.plan)).unwrap(),
+        },
+        object_stores: stage_object_stores(stage, &scratch),
+        limits: TaskLimits::default(),
+        scratch: scratch.clone(),
+        is_final: stage.is_final,
+    };
+    let spec = task_spec(stage, &template, &HashMap::new(), 0, 0).to_bytes();
+
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let report = TaskReport::from_bytes(&run_task(&spec).await).unwrap();
+        assert!(
+            matches!(report.outcome, TaskOutcome::Exchange { .. }),
+            "{report:?}"
+        );
+        assert!(
+            report.input_rows > 0 && report.output_rows > 0,
+            "{report:?}"
+        );
+        assert!(
+            report.requests.get > 0 && report.requests.put + report.requests.multipart_put > 0,
+            "{report:?}"
+        );
+        let loc = Location::parse(&report.output_url).unwrap();
+        let bytes = loc
+            .build_store()
+            .unwrap()
+            .get(&loc.path())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        outputs.push(bytes);
+    }
+    assert_eq!(
+        outputs[0], outputs[1],
+        "two runs of the same spec wrote different bytes"
+    );
+}
+
+#[tokio::test]
+async fn garbage_spec_gives_a_failed_report() {
+    let report = TaskReport::from_bytes(&run_task(b"not json").await).unwrap();
+    assert!(
+        report.failure().unwrap().contains("invalid task spec"),
+        "{report:?}"
+    );
+}

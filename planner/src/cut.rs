@@ -1,0 +1,498 @@
+//! Cutting a physical plan into stages (see the crate docs for the rules).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::common::JoinType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::config::OptimizerOptions;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::physical_expr::{Distribution, PhysicalExpr};
+use datafusion::physical_optimizer::sanity_checker::check_plan_sanity;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, PartitionMode};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::{
+    ExecutionPlan, ExecutionPlanProperties, Partitioning, replace_children_if_necessary,
+};
+use squall_connectors::scan_leaf::bind_scan_splits;
+use squall_connectors::splits::assign_splits;
+use squall_shuffle::{
+    ExchangeReaderExec, ExchangeWriterExec, OutputPartitioning, ReadMode, ResultWriterExec,
+};
+
+use crate::config::PlannerConfig;
+use crate::error::{PlannerError, Result};
+use crate::scan::{ScanSplits, node_key, plan_scan_splits};
+use crate::stage::{ExchangeKind, ScanLeaf, Stage, StageGraph, StageInput};
+
+/// How the rows of a rewritten subtree are spread over the tasks of its stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dist {
+    /// The complete result, computed by a stage of one task.
+    Single,
+    /// Split over the tasks of the stage (file splits or hash partitions).
+    Multi,
+    /// The complete result, present in every task (broadcast).
+    Replicated,
+}
+
+#[derive(Debug, Clone)]
+enum DraftOutput {
+    Hash(Vec<Arc<dyn PhysicalExpr>>),
+    Single,
+    Result,
+}
+
+#[derive(Debug)]
+struct Draft {
+    root: Arc<dyn ExecutionPlan>,
+    output: DraftOutput,
+    inputs: Vec<StageInput>,
+    task_count: usize,
+    scans: Vec<ScanLeaf>,
+    scan_bytes: u64,
+    est_bytes: Option<u64>,
+    est_rows: Option<u64>,
+}
+
+struct Cutter<'a> {
+    config: &'a PlannerConfig,
+    /// Splits of the original plan's scans.
+    scans: HashMap<usize, ScanSplits>,
+    /// Splits of the placeholder scans put into fragments.
+    placeholders: HashMap<usize, ScanSplits>,
+    drafts: Vec<Draft>,
+}
+
+/// Cuts `plan` into a stage graph. Reads Parquet footers to size scan stages.
+pub async fn cut_into_stages(
+    plan: Arc<dyn ExecutionPlan>,
+    env: &RuntimeEnv,
+    config: &PlannerConfig,
+    optimizer: &OptimizerOptions,
+) -> Result<StageGraph> {
+    let scans = plan_scan_splits(&plan, env, config).await?;
+    let mut cutter = Cutter {
+        config,
+        scans,
+        placeholders: HashMap::new(),
+        drafts: Vec::new(),
+    };
+    let (root, dist) = cutter.rewrite(&plan)?;
+    cutter.add_stage(root, dist, DraftOutput::Result, &plan)?;
+    let ordered = plan.output_ordering().is_some();
+    cutter.finish(plan.schema(), ordered, optimizer)
+}
+
+fn is_reader(node: &Arc<dyn ExecutionPlan>, f: impl Fn(&ReadMode) -> bool) -> bool {
+    node.downcast_ref::<ExchangeReaderExec>()
+        .is_some_and(|r| f(r.mode()))
+}
+
+fn contains(node: &Arc<dyn ExecutionPlan>, f: impl Fn(&Arc<dyn ExecutionPlan>) -> bool) -> bool {
+    let mut found = false;
+    let _ = node.apply(|n| {
+        found = f(n);
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+fn reader(
+    stage: usize,
+    node: &Arc<dyn ExecutionPlan>,
+    mode: ReadMode,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    Ok(Arc::new(ExchangeReaderExec::try_new(
+        stage,
+        node.schema(),
+        mode,
+    )?))
+}
+
+impl Cutter<'_> {
+    fn rewrite(&mut self, node: &Arc<dyn ExecutionPlan>) -> Result<(Arc<dyn ExecutionPlan>, Dist)> {
+        if let Some(rep) = node.downcast_ref::<RepartitionExec>() {
+            let (child, dist) = self.rewrite(rep.input())?;
+            return match rep.partitioning() {
+                Partitioning::Hash(exprs, _) => {
+                    let id = self.add_stage(
+                        Arc::clone(&child),
+                        dist,
+                        DraftOutput::Hash(exprs.clone()),
+                        rep.input(),
+                    )?;
+                    Ok((
+                        reader(id, &child, ReadMode::Hash(exprs.clone()))?,
+                        Dist::Multi,
+                    ))
+                }
+                // Round-robin and other repartitions only add parallelism inside
+                // one machine; tasks are Squall's parallelism.
+                _ => Ok((child, dist)),
+            };
+        }
+        if let Some(coalesce) = node.downcast_ref::<CoalescePartitionsExec>() {
+            let (child, dist) = self.rewrite(coalesce.input())?;
+            if dist != Dist::Multi {
+                return Ok((
+                    replace_children_if_necessary(Arc::clone(node), vec![child])?,
+                    Dist::Single,
+                ));
+            }
+            let id = self.add_stage(
+                Arc::clone(&child),
+                dist,
+                DraftOutput::Single,
+                coalesce.input(),
+            )?;
+            let gathered = reader(id, &child, ReadMode::Gather)?;
+            if coalesce.fetch().is_none() {
+                return Ok((gathered, Dist::Single));
+            }
+            // Keep the coalesce for its fetch (LIMIT); it is a no-op on one partition.
+            return Ok((
+                replace_children_if_necessary(Arc::clone(node), vec![gathered])?,
+                Dist::Single,
+            ));
+        }
+        if let Some(spm) = node.downcast_ref::<SortPreservingMergeExec>() {
+            let (child, dist) = self.rewrite(spm.input())?;
+            if dist != Dist::Multi {
+                return Ok((
+                    replace_children_if_necessary(Arc::clone(node), vec![child])?,
+                    Dist::Single,
+                ));
+            }
+            // Each map task hands over one sorted stream.
+            let map_root: Arc<dyn ExecutionPlan> =
+                if child.output_partitioning().partition_count() > 1 {
+                    Arc::new(
+                        SortPreservingMergeExec::new(spm.expr().clone(), Arc::clone(&child))
+                            .with_fetch(spm.fetch()),
+                    )
+                } else {
+                    Arc::clone(&child)
+                };
+            let id = self.add_stage(map_root, dist, DraftOutput::Single, spm.input())?;
+            let mode = ReadMode::Merge {
+                map_tasks: self.drafts[id].task_count,
+                ordering: spm.expr().clone(),
+            };
+            let merged = reader(id, &child, mode)?;
+            return Ok((
+                replace_children_if_necessary(Arc::clone(node), vec![merged])?,
+                Dist::Single,
+            ));
+        }
+        if node.children().is_empty() {
+            if let Some(splits) = self.scans.get(&node_key(node)).cloned() {
+                let placeholder = bind_scan_splits(node, &[])?;
+                self.placeholders.insert(node_key(&placeholder), splits);
+                return Ok((placeholder, Dist::Multi));
+            }
+            return Ok((Arc::clone(node), Dist::Single));
+        }
+        self.rewrite_generic(node)
+    }
+
+    fn rewrite_generic(
+        &mut self,
+        node: &Arc<dyn ExecutionPlan>,
+    ) -> Result<(Arc<dyn ExecutionPlan>, Dist)> {
+        let originals: Vec<Arc<dyn ExecutionPlan>> = node.children().into_iter().cloned().collect();
+        let mut kids = Vec::with_capacity(originals.len());
+        for child in &originals {
+            kids.push(self.rewrite(child)?);
+        }
+        let reqs = node.input_distribution_requirements().into_per_child();
+        let is_subquery = node.is::<ScalarSubqueryExec>();
+        let whole_probe = build_side_depends_on_whole_probe(node);
+        // Children that each task must see whole: collect-left build sides,
+        // scalar subqueries, and the probe side of joins whose build-side
+        // output depends on every probe row.
+        let collected: Vec<bool> = (0..kids.len())
+            .map(|i| {
+                matches!(reqs.get(i), Some(Distribution::SinglePartition))
+                    || (is_subquery && i > 0)
+                    || (whole_probe && i == 1)
+            })
+            .collect();
+        let multi_free = (0..kids.len()).any(|i| !collected[i] && kids[i].1 == Dist::Multi);
+
+        for i in 0..kids.len() {
+            let (child, dist) = kids[i].clone();
+            if collected[i] {
+                if multi_free {
+                    let broadcast = if let Some(r) = child.downcast_ref::<ExchangeReaderExec>()
+                        && matches!(r.mode(), ReadMode::Gather)
+                    {
+                        Arc::new(r.with_mode(ReadMode::Broadcast)?) as Arc<dyn ExecutionPlan>
+                    } else if dist == Dist::Single
+                        && !contains(&child, |n| n.is::<ExchangeReaderExec>())
+                    {
+                        // Constants: every task computes the same.
+                        child
+                    } else {
+                        let id = self.add_stage(
+                            Arc::clone(&child),
+                            dist,
+                            DraftOutput::Single,
+                            &originals[i],
+                        )?;
+                        reader(id, &child, ReadMode::Broadcast)?
+                    };
+                    kids[i] = (broadcast, Dist::Replicated);
+                } else if dist == Dist::Multi {
+                    let id = self.add_stage(
+                        Arc::clone(&child),
+                        dist,
+                        DraftOutput::Single,
+                        &originals[i],
+                    )?;
+                    kids[i] = (reader(id, &child, ReadMode::Gather)?, Dist::Single);
+                }
+            } else if let Some(Distribution::KeyPartitioned(exprs)) = reqs.get(i)
+                && dist == Dist::Multi
+                && !contains(&child, |n| is_reader(n, |m| matches!(m, ReadMode::Hash(_))))
+            {
+                // Partitioned by keys, but not through an exchange: add one.
+                let id = self.add_stage(
+                    Arc::clone(&child),
+                    dist,
+                    DraftOutput::Hash(exprs.clone()),
+                    &originals[i],
+                )?;
+                kids[i] = (
+                    reader(id, &child, ReadMode::Hash(exprs.clone()))?,
+                    Dist::Multi,
+                );
+            }
+        }
+
+        let any_multi = (0..kids.len()).any(|i| !collected[i] && kids[i].1 == Dist::Multi);
+        if any_multi {
+            // A complete result next to split data (say UNION ALL of an aggregate
+            // and a scan) must be produced once, not once per task: it becomes
+            // its own stage, gathered by task 0 only.
+            for i in 0..kids.len() {
+                let (child, dist) = kids[i].clone();
+                if !collected[i]
+                    && dist == Dist::Single
+                    && !is_reader(&child, |m| matches!(m, ReadMode::Gather))
+                {
+                    let id = self.add_stage(
+                        Arc::clone(&child),
+                        dist,
+                        DraftOutput::Single,
+                        &originals[i],
+                    )?;
+                    kids[i] = (reader(id, &child, ReadMode::Gather)?, Dist::Single);
+                }
+            }
+        }
+        let children = kids.iter().map(|(c, _)| Arc::clone(c)).collect();
+        let new_node = replace_children_if_necessary(Arc::clone(node), children)?;
+        Ok((new_node, if any_multi { Dist::Multi } else { Dist::Single }))
+    }
+
+    /// Records a stage whose fragment is `root`; returns its id.
+    fn add_stage(
+        &mut self,
+        root: Arc<dyn ExecutionPlan>,
+        dist: Dist,
+        output: DraftOutput,
+        original: &Arc<dyn ExecutionPlan>,
+    ) -> Result<usize> {
+        let id = self.drafts.len();
+        let mut inputs = Vec::new();
+        let mut scan_splits = Vec::new();
+        root.apply(|n| {
+            if let Some(r) = n.downcast_ref::<ExchangeReaderExec>() {
+                let kind = match r.mode() {
+                    ReadMode::Hash(_) => ExchangeKind::Hash,
+                    ReadMode::Gather => ExchangeKind::Gather,
+                    ReadMode::Broadcast => ExchangeKind::Broadcast,
+                    ReadMode::Merge { .. } => ExchangeKind::Merge,
+                };
+                inputs.push(StageInput {
+                    stage_id: r.stage_id(),
+                    kind,
+                });
+            }
+            if n.children().is_empty()
+                && let Some(s) = self.placeholders.get(&node_key(n))
+            {
+                scan_splits.push(s.clone());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        let scan_bytes: u64 = scan_splits.iter().map(ScanSplits::total_bytes).sum();
+        let split_count: usize = scan_splits.iter().map(|s| s.splits.len()).sum();
+        let hash_input_bytes: Option<u64> = inputs
+            .iter()
+            .filter(|i| i.kind == ExchangeKind::Hash)
+            .map(|i| self.drafts[i.stage_id].est_or_input_bytes())
+            .reduce(|a, b| a + b);
+        let task_count = match (dist, hash_input_bytes) {
+            (Dist::Single | Dist::Replicated, _) => 1,
+            (Dist::Multi, Some(bytes)) => self.config.tasks_for_bytes(bytes),
+            (Dist::Multi, None) => self
+                .config
+                .tasks_for_bytes(scan_bytes)
+                .min(split_count.max(1)),
+        };
+        let scans = scan_splits
+            .into_iter()
+            .enumerate()
+            .map(|(ordinal, s)| ScanLeaf {
+                ordinal,
+                store_url: s.store_url,
+                tasks: assign_splits(s.splits, task_count),
+            })
+            .collect();
+        // DataFusion 55 moves statistics to `StatisticsContext`; this still answers the same.
+        #[allow(deprecated)]
+        let stats = original.partition_statistics(None).ok();
+        let est_bytes = stats
+            .as_ref()
+            .and_then(|s| s.total_byte_size.get_value().map(|v| *v as u64));
+        let est_rows = stats
+            .as_ref()
+            .and_then(|s| s.num_rows.get_value().map(|v| *v as u64));
+        let input_bytes: u64 = scan_bytes
+            + inputs
+                .iter()
+                .map(|i| self.drafts[i.stage_id].est_or_input_bytes())
+                .sum::<u64>();
+        self.drafts.push(Draft {
+            root,
+            output,
+            inputs,
+            task_count,
+            scans,
+            scan_bytes,
+            est_bytes: est_bytes.or(if input_bytes > 0 {
+                Some(input_bytes)
+            } else {
+                None
+            }),
+            est_rows,
+        });
+        Ok(id)
+    }
+
+    fn finish(
+        self,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+        ordered: bool,
+        optimizer: &OptimizerOptions,
+    ) -> Result<StageGraph> {
+        // A hash exchange has as many partitions as its reading stage has tasks.
+        let mut consumer_tasks = vec![1usize; self.drafts.len()];
+        for d in &self.drafts {
+            for input in &d.inputs {
+                consumer_tasks[input.stage_id] = d.task_count;
+            }
+        }
+        let last = self.drafts.len() - 1;
+        let mut stages = Vec::with_capacity(self.drafts.len());
+        for (id, d) in self.drafts.into_iter().enumerate() {
+            check_fragment(id, &d.root, optimizer)?;
+            let (plan, output_partitions): (Arc<dyn ExecutionPlan>, usize) = match &d.output {
+                DraftOutput::Hash(exprs) => {
+                    let n = consumer_tasks[id];
+                    let w = ExchangeWriterExec::try_new(
+                        d.root,
+                        id,
+                        OutputPartitioning::Hash(exprs.clone(), n),
+                    )?;
+                    (Arc::new(w), n)
+                }
+                DraftOutput::Single => (
+                    Arc::new(ExchangeWriterExec::try_new(
+                        d.root,
+                        id,
+                        OutputPartitioning::Single,
+                    )?),
+                    1,
+                ),
+                DraftOutput::Result => (Arc::new(ResultWriterExec::new(d.root, id)), 1),
+            };
+            stages.push(Stage {
+                id,
+                plan,
+                inputs: d.inputs,
+                task_count: d.task_count,
+                output_partitions,
+                scans: d.scans,
+                scan_bytes: d.scan_bytes,
+                est_output_bytes: d.est_bytes,
+                est_output_rows: d.est_rows,
+                is_final: id == last,
+            });
+        }
+        Ok(StageGraph {
+            stages,
+            schema,
+            ordered,
+        })
+    }
+}
+
+impl Draft {
+    fn est_or_input_bytes(&self) -> u64 {
+        self.est_bytes.unwrap_or(self.scan_bytes)
+    }
+}
+
+/// True for a collect-left join that emits build-side rows according to
+/// matches over *all* probe rows (left outer, semi, anti, mark, full). In one
+/// process DataFusion shares a bitmap of matched build rows between
+/// partitions; tasks cannot, so such a join must see its whole probe side in
+/// one task.
+fn build_side_depends_on_whole_probe(node: &Arc<dyn ExecutionPlan>) -> bool {
+    let join_type = if let Some(j) = node.downcast_ref::<HashJoinExec>() {
+        if *j.partition_mode() != PartitionMode::CollectLeft {
+            return false;
+        }
+        *j.join_type()
+    } else if let Some(j) = node.downcast_ref::<NestedLoopJoinExec>() {
+        *j.join_type()
+    } else {
+        return false;
+    };
+    matches!(
+        join_type,
+        JoinType::Left
+            | JoinType::LeftAnti
+            | JoinType::LeftSemi
+            | JoinType::LeftMark
+            | JoinType::Full
+    )
+}
+
+/// Runs DataFusion's sanity checker on every operator of a fragment, as each
+/// task will see it (one partition per scan and per hash or gather reader).
+fn check_fragment(
+    stage: usize,
+    root: &Arc<dyn ExecutionPlan>,
+    optimizer: &OptimizerOptions,
+) -> Result<()> {
+    root.apply(|node| {
+        check_plan_sanity(node, optimizer)?;
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(|e| PlannerError::InvalidStage {
+        stage,
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs Squall's whole test suite. Used by CI (.ci/run) and by developers.
+# Build artefacts go to $CARGO_TARGET_DIR, by default a cache folder outside
+# the checkout so that fresh clones reuse a warm build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/squall/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+cargo test --workspace --all-targets "$@"

@@ -1,0 +1,326 @@
+//! [`ExchangeReaderExec`]: reads one stage's output partitions back with ranged GETs.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::buffer::Buffer;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::reader::StreamDecoder;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+use futures::{StreamExt, TryStreamExt};
+use object_store::{GetOptions, GetRange};
+
+use crate::error::ShuffleError;
+use crate::format::ObjectRange;
+use crate::writer::split_object_url;
+
+/// Largest byte range fetched by one GET; larger partitions are read in chunks.
+pub const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+/// Ranged GETs in flight per reader partition.
+pub const MAX_GETS_IN_FLIGHT: usize = 16;
+
+/// What a reader partition reads from the map objects of its input stage.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadMode {
+    /// Partition `task index` of every map object (a hash exchange).
+    /// The reader declares hash partitioning on these expressions.
+    Hash(Vec<Arc<dyn PhysicalExpr>>),
+    /// The single partition of every map object, read by task 0 only (a gather).
+    Gather,
+    /// The single partition of every map object, read by every task (a broadcast).
+    Broadcast,
+    /// One reader partition per map object, each sorted by `ordering`
+    /// (feeds an order-preserving merge).
+    Merge {
+        map_tasks: usize,
+        ordering: LexOrdering,
+    },
+}
+
+impl ReadMode {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Hash(_) => "hash",
+            Self::Gather => "gather",
+            Self::Broadcast => "broadcast",
+            Self::Merge { .. } => "merge",
+        }
+    }
+}
+
+/// Reads exchange data written by [`crate::ExchangeWriterExec`] tasks of one
+/// input stage. It never lists: the worker binds, per reader partition, the
+/// exact byte ranges of the committed (winning) map objects. Ranges are fetched
+/// with at most [`MAX_GETS_IN_FLIGHT`] GETs of at most [`CHUNK_BYTES`] each, in
+/// order, and decoded incrementally, so memory stays bounded.
+#[derive(Debug)]
+pub struct ExchangeReaderExec {
+    stage_id: usize,
+    schema: SchemaRef,
+    mode: ReadMode,
+    /// Per output partition, the ranges to read; bound by the worker.
+    inputs: Option<Vec<Vec<ObjectRange>>>,
+    metrics: ExecutionPlanMetricsSet,
+    properties: Arc<PlanProperties>,
+}
+
+impl ExchangeReaderExec {
+    /// A reader of `stage_id` whose inputs are bound later.
+    pub fn try_new(stage_id: usize, schema: SchemaRef, mode: ReadMode) -> DFResult<Self> {
+        let (eq, partitioning) = match &mode {
+            ReadMode::Hash(exprs) => (
+                EquivalenceProperties::new(Arc::clone(&schema)),
+                Partitioning::Hash(exprs.clone(), 1),
+            ),
+            ReadMode::Gather | ReadMode::Broadcast => (
+                EquivalenceProperties::new(Arc::clone(&schema)),
+                Partitioning::UnknownPartitioning(1),
+            ),
+            ReadMode::Merge {
+                map_tasks,
+                ordering,
+            } => (
+                EquivalenceProperties::new_with_orderings(Arc::clone(&schema), [ordering.clone()]),
+                Partitioning::UnknownPartitioning((*map_tasks).max(1)),
+            ),
+        };
+        let properties = PlanProperties::new(
+            eq,
+            partitioning,
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            stage_id,
+            schema,
+            mode,
+            inputs: None,
+            metrics: ExecutionPlanMetricsSet::new(),
+            properties: Arc::new(properties),
+        })
+    }
+
+    /// The same reader reading `inputs` (one list of ranges per output partition).
+    pub fn with_inputs(&self, inputs: Vec<Vec<ObjectRange>>) -> DFResult<Self> {
+        let expected = self.partition_count();
+        if inputs.len() != expected {
+            return Err(DataFusionError::Internal(format!(
+                "reader of stage {} has {expected} partitions but was given {} input lists",
+                self.stage_id,
+                inputs.len()
+            )));
+        }
+        Ok(Self {
+            stage_id: self.stage_id,
+            schema: Arc::clone(&self.schema),
+            mode: self.mode.clone(),
+            inputs: Some(inputs),
+            metrics: ExecutionPlanMetricsSet::new(),
+            properties: Arc::clone(&self.properties),
+        })
+    }
+
+    /// The same reader with another mode (the planner turns gathers into broadcasts).
+    pub fn with_mode(&self, mode: ReadMode) -> DFResult<Self> {
+        Self::try_new(self.stage_id, Arc::clone(&self.schema), mode)
+    }
+
+    pub fn stage_id(&self) -> usize {
+        self.stage_id
+    }
+    pub fn mode(&self) -> &ReadMode {
+        &self.mode
+    }
+    pub fn partition_count(&self) -> usize {
+        self.properties.partitioning.partition_count()
+    }
+}
+
+impl DisplayAs for ExchangeReaderExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ExchangeReaderExec: stage={}, mode={}",
+            self.stage_id,
+            self.mode.name()
+        )?;
+        if let ReadMode::Hash(exprs) = &self.mode {
+            let exprs: Vec<String> = exprs.iter().map(|e| e.to_string()).collect();
+            write!(f, "([{}])", exprs.join(", "))?;
+        }
+        if let ReadMode::Merge { ordering, .. } = &self.mode {
+            write!(f, ", ordering=[{ordering}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for ExchangeReaderExec {
+    fn name(&self) -> &str {
+        "ExchangeReaderExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DFResult<TreeNodeRecursion>,
+    ) -> DFResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if !children.is_empty() {
+            return Err(DataFusionError::Internal(
+                "ExchangeReaderExec is a leaf".into(),
+            ));
+        }
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DFResult<SendableRecordBatchStream> {
+        let inputs = self.inputs.as_ref().ok_or(ShuffleError::Unbound {
+            operator: "ExchangeReaderExec",
+            stage: self.stage_id,
+        })?;
+        let ranges = inputs.get(partition).cloned().ok_or_else(|| {
+            DataFusionError::Internal(format!(
+                "reader of stage {} has no partition {partition}",
+                self.stage_id
+            ))
+        })?;
+        let bytes_read = MetricBuilder::new(&self.metrics).counter("bytes_read", partition);
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let schema = Arc::clone(&self.schema);
+        let stream = read_ranges(ranges, context, Arc::clone(&schema)).inspect_ok(move |b| {
+            output_rows.add(b.num_rows());
+            bytes_read.add(b.get_array_memory_size());
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// One GET: a chunk of range `range_idx`; `last` closes that range's IPC stream.
+struct Chunk {
+    range_idx: usize,
+    url: String,
+    start: u64,
+    end: u64,
+    last: bool,
+}
+
+fn chunks_of(ranges: &[ObjectRange]) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    for (range_idx, r) in ranges.iter().enumerate() {
+        let mut start = r.start;
+        while start < r.end {
+            let end = (start + CHUNK_BYTES).min(r.end);
+            chunks.push(Chunk {
+                range_idx,
+                url: r.url.clone(),
+                start,
+                end,
+                last: end == r.end,
+            });
+            start = end;
+        }
+    }
+    chunks
+}
+
+/// Streams the batches of `ranges`, in order, fetching ahead with bounded concurrency.
+fn read_ranges(
+    ranges: Vec<ObjectRange>,
+    context: Arc<TaskContext>,
+    schema: SchemaRef,
+) -> impl futures::Stream<Item = DFResult<RecordBatch>> + Send {
+    let chunks = chunks_of(&ranges);
+    let fetched = futures::stream::iter(chunks)
+        .map(move |chunk| {
+            let context = Arc::clone(&context);
+            async move {
+                let (store_url, path) = split_object_url(&chunk.url)?;
+                let store = context.runtime_env().object_store(&store_url)?;
+                let options = GetOptions {
+                    range: Some(GetRange::Bounded(chunk.start..chunk.end)),
+                    ..GetOptions::default()
+                };
+                let result = store.get_opts(&path, options).await.map_err(|source| {
+                    ShuffleError::ObjectStore {
+                        url: chunk.url.clone(),
+                        source,
+                    }
+                })?;
+                let bytes = result
+                    .bytes()
+                    .await
+                    .map_err(|source| ShuffleError::ObjectStore {
+                        url: chunk.url.clone(),
+                        source,
+                    })?;
+                Ok::<_, DataFusionError>((chunk, bytes))
+            }
+        })
+        .buffered(MAX_GETS_IN_FLIGHT);
+
+    let mut decoder: Option<(usize, StreamDecoder)> = None;
+    fetched
+        .map(move |fetched: DFResult<(Chunk, bytes::Bytes)>| {
+            let (chunk, bytes) = fetched?;
+            let ipc_err = |e: datafusion::arrow::error::ArrowError| ShuffleError::Ipc {
+                url: chunk.url.clone(),
+                reason: e.to_string(),
+            };
+            if decoder.as_ref().map(|(idx, _)| *idx) != Some(chunk.range_idx) {
+                decoder = Some((chunk.range_idx, StreamDecoder::new()));
+            }
+            let (_, dec) = decoder.as_mut().expect("just set");
+            let mut buffer = Buffer::from(bytes);
+            let mut batches = Vec::new();
+            while !buffer.is_empty() {
+                match dec.decode(&mut buffer).map_err(ipc_err)? {
+                    Some(batch) => batches.push(
+                        RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())
+                            .map_err(ipc_err)?,
+                    ),
+                    None => {}
+                }
+            }
+            if chunk.last {
+                dec.finish().map_err(ipc_err)?;
+                decoder = None;
+            }
+            Ok::<_, DataFusionError>(futures::stream::iter(
+                batches.into_iter().map(Ok::<_, DataFusionError>),
+            ))
+        })
+        .try_flatten()
+}

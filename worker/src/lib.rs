@@ -1,0 +1,21 @@
+//! The worker: runs one task from its serialized [`TaskSpec`], returns a serialized [`TaskReport`].
+//!
+//! [`run_task`] is a pure function of its input bytes plus the objects they
+//! name. It builds a fresh DataFusion context, registers only the object
+//! stores the spec names, decodes the stage's plan fragment, binds the task's
+//! own splits, exchange inputs and output location into it, executes it and
+//! reports what happened. Nothing survives the call: the same bytes run
+//! unchanged in-process (local backend), in a child process or in a cloud
+//! function.
+
+pub mod counting_store;
+pub mod error;
+pub mod peak_memory;
+pub mod report;
+pub mod run;
+pub mod spec;
+
+pub use error::{Result, WorkerError};
+pub use report::{RequestCounts, TaskOutcome, TaskReport};
+pub use run::{run_task, run_task_spec};
+pub use spec::{ExchangeInput, FragmentRef, ScanInput, TaskLimits, TaskSpec};

@@ -1,0 +1,86 @@
+//! [`TaskReport`]: what a task tells the coordinator, as JSON bytes.
+
+use serde::{Deserialize, Serialize};
+use squall_shuffle::ExchangeIndex;
+
+use crate::error::{Result, WorkerError};
+
+/// Object-store requests a task made, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCounts {
+    pub get: u64,
+    pub put: u64,
+    pub multipart_put: u64,
+    pub head: u64,
+    pub list: u64,
+    pub delete: u64,
+    pub copy: u64,
+}
+
+impl RequestCounts {
+    pub fn total(&self) -> u64 {
+        self.get + self.put + self.multipart_put + self.head + self.list + self.delete + self.copy
+    }
+
+    pub fn add(&mut self, other: &Self) {
+        self.get += other.get;
+        self.put += other.put;
+        self.multipart_put += other.multipart_put;
+        self.head += other.head;
+        self.list += other.list;
+        self.delete += other.delete;
+        self.copy += other.copy;
+    }
+}
+
+/// How the task ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum TaskOutcome {
+    /// Wrote an exchange object with this index.
+    Exchange { index: ExchangeIndex },
+    /// Wrote a result part.
+    Result { rows: u64, bytes: u64 },
+    /// Failed; nothing it wrote is visible.
+    Failed { message: String },
+}
+
+/// The report of one task attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub query_id: String,
+    pub stage_id: usize,
+    pub task_index: usize,
+    pub attempt: u32,
+    pub output_url: String,
+    pub outcome: TaskOutcome,
+    /// Bytes of input ranges assigned (file splits plus exchange ranges).
+    pub input_bytes: u64,
+    /// Rows produced by the fragment's leaves.
+    pub input_rows: u64,
+    pub output_rows: u64,
+    pub output_bytes: u64,
+    pub decode_ms: u64,
+    pub execute_ms: u64,
+    pub requests: RequestCounts,
+    /// Highest memory reserved through DataFusion's pool.
+    pub peak_memory_bytes: u64,
+}
+
+impl TaskReport {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a TaskReport always serializes")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| WorkerError::InvalidReport(e.to_string()))
+    }
+
+    /// The failure message, if the task failed.
+    pub fn failure(&self) -> Option<&str> {
+        match &self.outcome {
+            TaskOutcome::Failed { message } => Some(message),
+            _ => None,
+        }
+    }
+}

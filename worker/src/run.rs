@@ -1,0 +1,224 @@
+//! [`run_task`]: spec bytes in, report bytes out.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::TaskContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use object_store::ObjectStoreExt;
+use squall_connectors::scan_leaf::{bind_scan_splits, file_scan_config};
+use squall_connectors::store::build_store;
+use squall_shuffle::codec::decode_plan;
+use squall_shuffle::result_writer::result_summary_from_batch;
+use squall_shuffle::writer::{index_from_batch, split_object_url};
+use squall_shuffle::{ExchangeReaderExec, ExchangeWriterExec, ResultWriterExec};
+
+use crate::counting_store::{CountingStore, RequestCounters};
+use crate::peak_memory::PeakMemoryPool;
+use crate::report::{TaskOutcome, TaskReport};
+use crate::spec::{FragmentRef, TaskSpec};
+
+/// Runs the task described by `spec_bytes` and returns its report as bytes.
+/// Never panics on bad input: an unreadable spec yields a failed report.
+pub async fn run_task(spec_bytes: &[u8]) -> Vec<u8> {
+    match TaskSpec::from_bytes(spec_bytes) {
+        Ok(spec) => run_task_spec(&spec).await.to_bytes(),
+        Err(e) => TaskReport {
+            query_id: String::new(),
+            stage_id: 0,
+            task_index: 0,
+            attempt: 0,
+            output_url: String::new(),
+            outcome: TaskOutcome::Failed {
+                message: e.to_string(),
+            },
+            input_bytes: 0,
+            input_rows: 0,
+            output_rows: 0,
+            output_bytes: 0,
+            decode_ms: 0,
+            execute_ms: 0,
+            requests: Default::default(),
+            peak_memory_bytes: 0,
+        }
+        .to_bytes(),
+    }
+}
+
+/// Runs one task from a parsed spec.
+pub async fn run_task_spec(spec: &TaskSpec) -> TaskReport {
+    let counters = Arc::new(RequestCounters::default());
+    let pool = Arc::new(PeakMemoryPool::new(spec.limits.memory_bytes as usize));
+    let input_bytes = spec
+        .scans
+        .iter()
+        .flat_map(|s| &s.splits)
+        .map(|s| s.len_bytes())
+        .chain(
+            spec.exchange_inputs
+                .iter()
+                .flat_map(|e| e.partitions.iter().flatten())
+                .map(|r| r.len_bytes()),
+        )
+        .sum();
+    let mut report = TaskReport {
+        query_id: spec.query_id.clone(),
+        stage_id: spec.stage_id,
+        task_index: spec.task_index,
+        attempt: spec.attempt,
+        output_url: spec.output_url.clone(),
+        outcome: TaskOutcome::Failed {
+            message: String::new(),
+        },
+        input_bytes,
+        input_rows: 0,
+        output_rows: 0,
+        output_bytes: 0,
+        decode_ms: 0,
+        execute_ms: 0,
+        requests: Default::default(),
+        peak_memory_bytes: 0,
+    };
+    match execute(spec, &counters, &pool, &mut report).await {
+        Ok(outcome) => report.outcome = outcome,
+        Err(e) => {
+            report.outcome = TaskOutcome::Failed {
+                message: squall_connectors::table::one_line(&e.to_string()),
+            }
+        }
+    }
+    report.requests = counters.snapshot();
+    report.peak_memory_bytes = pool.peak_bytes() as u64;
+    report
+}
+
+async fn execute(
+    spec: &TaskSpec,
+    counters: &Arc<RequestCounters>,
+    pool: &Arc<PeakMemoryPool>,
+    report: &mut TaskReport,
+) -> DFResult<TaskOutcome> {
+    let started = Instant::now();
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::clone(pool) as _)
+        .build_arc()?;
+    for store_url in &spec.object_stores {
+        let url = url::Url::parse(store_url)
+            .map_err(|e| DataFusionError::Plan(format!("invalid store URL '{store_url}': {e}")))?;
+        let store = build_store(&url).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let counted = Arc::new(CountingStore::new(store, Arc::clone(counters)));
+        runtime.register_object_store(&url, counted);
+    }
+    let config = SessionConfig::new()
+        .with_batch_size(spec.limits.batch_size.max(1))
+        .with_target_partitions(1);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let task_ctx = ctx.task_ctx();
+
+    let fragment = match &spec.fragment {
+        FragmentRef::Inline { bytes } => bytes.clone(),
+        FragmentRef::Stored { url } => {
+            let (store_url, path) = split_object_url(url)?;
+            let store = task_ctx.runtime_env().object_store(&store_url)?;
+            store
+                .get(&path)
+                .await
+                .map_err(|e| {
+                    DataFusionError::Execution(format!("reading plan fragment {url}: {e}"))
+                })?
+                .bytes()
+                .await
+                .map_err(|e| {
+                    DataFusionError::Execution(format!("reading plan fragment {url}: {e}"))
+                })?
+                .to_vec()
+        }
+    };
+    let plan = decode_plan(&fragment, &task_ctx)?;
+    let plan = bind_task(plan, spec)?;
+    report.decode_ms = started.elapsed().as_millis() as u64;
+
+    let executing = Instant::now();
+    let batches = collect(Arc::clone(&plan), Arc::clone(&task_ctx) as Arc<TaskContext>).await?;
+    report.execute_ms = executing.elapsed().as_millis() as u64;
+    report.input_rows = leaf_output_rows(&plan);
+    let batch = batches
+        .first()
+        .ok_or_else(|| DataFusionError::Internal("task writer returned no summary".into()))?;
+    if plan.is::<ExchangeWriterExec>() {
+        let index = index_from_batch(batch)
+            .ok_or_else(|| DataFusionError::Internal("malformed exchange summary".into()))?;
+        report.output_rows = index.rows();
+        report.output_bytes = index.data_bytes();
+        Ok(TaskOutcome::Exchange { index })
+    } else {
+        let (rows, bytes) = result_summary_from_batch(batch)
+            .ok_or_else(|| DataFusionError::Internal("malformed result summary".into()))?;
+        report.output_rows = rows;
+        report.output_bytes = bytes;
+        Ok(TaskOutcome::Result { rows, bytes })
+    }
+}
+
+/// Binds this task's splits, exchange inputs and output URL into the shared fragment.
+fn bind_task(plan: Arc<dyn ExecutionPlan>, spec: &TaskSpec) -> DFResult<Arc<dyn ExecutionPlan>> {
+    let mut scan_ordinal = 0usize;
+    let bound = plan.transform_down(|node| {
+        if let Some(w) = node.downcast_ref::<ExchangeWriterExec>() {
+            return Ok(Transformed::yes(
+                Arc::new(w.with_output_url(&spec.output_url)) as _,
+            ));
+        }
+        if let Some(w) = node.downcast_ref::<ResultWriterExec>() {
+            return Ok(Transformed::yes(
+                Arc::new(w.with_output_url(&spec.output_url)) as _,
+            ));
+        }
+        if let Some(r) = node.downcast_ref::<ExchangeReaderExec>() {
+            let input = spec
+                .exchange_inputs
+                .iter()
+                .find(|i| i.stage_id == r.stage_id())
+                .ok_or_else(|| {
+                    DataFusionError::Plan(format!(
+                        "task spec has no inputs for stage {}",
+                        r.stage_id()
+                    ))
+                })?;
+            return Ok(Transformed::yes(
+                Arc::new(r.with_inputs(input.partitions.clone())?) as _,
+            ));
+        }
+        if node.children().is_empty() && file_scan_config(&node).is_some() {
+            let ordinal = scan_ordinal;
+            scan_ordinal += 1;
+            let scan = spec
+                .scans
+                .iter()
+                .find(|s| s.ordinal == ordinal)
+                .ok_or_else(|| {
+                    DataFusionError::Plan(format!("task spec has no splits for scan {ordinal}"))
+                })?;
+            return Ok(Transformed::yes(bind_scan_splits(&node, &scan.splits)?));
+        }
+        Ok(Transformed::no(node))
+    })?;
+    Ok(bound.data)
+}
+
+fn leaf_output_rows(plan: &Arc<dyn ExecutionPlan>) -> u64 {
+    let mut rows = 0u64;
+    let _ = plan.apply(|node| {
+        if node.children().is_empty()
+            && let Some(n) = node.metrics().and_then(|m| m.output_rows())
+        {
+            rows += n as u64;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    rows
+}
