@@ -119,7 +119,7 @@ pub async fn register_table(
         Some(f) => f,
         None => detect_format(ctx, &loc, &table_url)
             .await
-            .map_err(|reason| table_err(reason))?,
+            .map_err(&table_err)?,
     };
     let extension = if loc.is_prefix() || table_url.get_glob().is_some() {
         format.extension()

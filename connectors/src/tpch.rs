@@ -50,7 +50,7 @@ pub fn default_parts(scale: f64) -> usize {
 /// Generates all tables at `scale` under `out/{table}/part-{i}.parquet`.
 /// Nation and region are always one file; the others are cut into `parts`.
 pub async fn generate_tpch(scale: f64, out: &Location, parts: usize) -> Result<Vec<GeneratedFile>> {
-    if !(scale > 0.0) {
+    if scale.is_nan() || scale <= 0.0 {
         return Err(ConnectorError::InvalidLocation {
             location: out.to_string(),
             reason: format!("scale factor must be positive, got {scale}"),

@@ -153,15 +153,17 @@ impl Session {
         Ok(())
     }
 
-    /// Runs every statement of `sql`; returns the result of the last one.
+    /// Runs every statement of `sql` in order (each planned after the previous
+    /// one ran, so a script can create a table and then query it); returns the
+    /// result of the last one.
     pub async fn sql(&self, sql: &str) -> Result<StatementResult> {
-        let plans = self.parse(sql).await?;
+        let statements = self.parse(sql)?;
+        let count = statements.len();
         let mut last = StatementResult::Done;
-        let count = plans.len();
-        for (i, plan) in plans.into_iter().enumerate() {
+        for (i, statement) in statements.into_iter().enumerate() {
+            let plan = self.ctx.state().statement_to_plan(statement).await?;
             let result = self.run_logical(plan).await?;
             if i + 1 < count {
-                // Earlier statements run to completion before later ones plan.
                 if let StatementResult::Rows(stream) = result {
                     stream.collect().await?;
                 }
@@ -190,16 +192,18 @@ impl Session {
 
     /// The stage graph of the last statement of `sql` (earlier statements run first).
     pub async fn plan_stages(&self, sql: &str) -> Result<StageGraph> {
-        let mut plans = self.parse(sql).await?;
-        let last = plans
+        let mut statements = self.parse(sql)?;
+        let last = statements
             .pop()
             .ok_or_else(|| JobError::Plan("no SQL statement given".into()))?;
-        for plan in plans {
+        for statement in statements {
+            let plan = self.ctx.state().statement_to_plan(statement).await?;
             if let StatementResult::Rows(s) = self.run_logical(plan).await? {
                 s.collect().await?;
             }
         }
-        let physical = self.ctx.state().create_physical_plan(&last).await?;
+        let plan = self.ctx.state().statement_to_plan(last).await?;
+        let physical = self.ctx.state().create_physical_plan(&plan).await?;
         self.cut(physical).await
     }
 
@@ -208,7 +212,7 @@ impl Session {
         Ok(render_stage_graph(&self.plan_stages(sql).await?))
     }
 
-    async fn parse(&self, sql: &str) -> Result<Vec<LogicalPlan>> {
+    fn parse(&self, sql: &str) -> Result<Vec<datafusion::sql::parser::Statement>> {
         let dialect_name = self.ctx.state().config().options().sql_parser.dialect;
         let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(dialect_name)
             .ok_or_else(|| JobError::Plan(format!("unsupported SQL dialect {dialect_name}")))?;
@@ -220,11 +224,7 @@ impl Session {
         if statements.is_empty() {
             return Err(JobError::Plan("no SQL statement given".into()));
         }
-        let mut plans = Vec::with_capacity(statements.len());
-        for statement in statements {
-            plans.push(self.ctx.state().statement_to_plan(statement).await?);
-        }
-        Ok(plans)
+        Ok(statements.into_iter().collect())
     }
 
     async fn run_logical(&self, plan: LogicalPlan) -> Result<StatementResult> {

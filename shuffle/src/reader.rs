@@ -306,12 +306,11 @@ fn read_ranges(
             let mut buffer = Buffer::from(bytes);
             let mut batches = Vec::new();
             while !buffer.is_empty() {
-                match dec.decode(&mut buffer).map_err(ipc_err)? {
-                    Some(batch) => batches.push(
+                if let Some(batch) = dec.decode(&mut buffer).map_err(ipc_err)? {
+                    batches.push(
                         RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())
                             .map_err(ipc_err)?,
-                    ),
-                    None => {}
+                    );
                 }
             }
             if chunk.last {

@@ -144,3 +144,23 @@ pub fn assert_same_rows(expected: &[RecordBatch], actual: &[RecordBatch]) -> Res
     }
     Ok(())
 }
+
+/// Same rows in the same order, floats to relative 1e-9.
+pub fn assert_same_rows_in_order(
+    expected: &[RecordBatch],
+    actual: &[RecordBatch],
+) -> Result<(), String> {
+    let e = rows(expected);
+    let a = rows(actual);
+    if e.len() != a.len() {
+        return Err(format!("expected {} rows, got {}", e.len(), a.len()));
+    }
+    for (i, (er, ar)) in e.iter().zip(&a).enumerate() {
+        if er.len() != ar.len() || !er.iter().zip(ar).all(|(x, y)| close(x, y)) {
+            return Err(format!(
+                "row {i} out of order or different:\n expected {er:?}\n      got {ar:?}"
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! `squall sql --format ... -o ...` writes what it says, and `squall explain` prints stages.
+
+use std::path::Path;
+use std::process::Command;
+
+fn table(dir: &Path) -> String {
+    let path = dir.join("scores.csv");
+    std::fs::write(&path, "team,points\nred,3\nblue,5\nred,4\n").unwrap();
+    format!("scores={}", path.display())
+}
+
+fn squall(args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(args)
+        .arg("--no-progress")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "squall {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+const SQL: &str = "SELECT team, sum(points) AS total FROM scores GROUP BY team ORDER BY team";
+
+#[test]
+fn csv_has_a_header_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = squall(&[
+        "sql",
+        "--table",
+        &table(dir.path()),
+        "--format",
+        "csv",
+        "-c",
+        SQL,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "team,total\nblue,5\nred,7\n"
+    );
+}
+
+#[test]
+fn json_is_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = squall(&[
+        "sql",
+        "--table",
+        &table(dir.path()),
+        "--format",
+        "json",
+        "-c",
+        SQL,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"team\":\"blue\",\"total\":5}\n{\"team\":\"red\",\"total\":7}\n"
+    );
+}
+
+#[test]
+fn parquet_goes_to_the_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("result.parquet");
+    squall(&[
+        "sql",
+        "--table",
+        &table(dir.path()),
+        "--format",
+        "parquet",
+        "-o",
+        target.to_str().unwrap(),
+        "-c",
+        SQL,
+    ]);
+    let file = std::fs::File::open(&target).unwrap();
+    let reader =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 2);
+}
+
+#[test]
+fn table_output_counts_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = squall(&["sql", "--table", &table(dir.path()), "-c", SQL]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("| blue | 5     |"), "{text}");
+    assert!(text.trim_end().ends_with("2 rows"), "{text}");
+}
+
+#[test]
+fn explain_shows_stages_and_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = squall(&["explain", "--table", &table(dir.path()), SQL]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Squall plan: "), "{text}");
+    assert!(text.contains("Stage 0"), "{text}");
+    assert!(text.contains("(final)"), "{text}");
+    assert!(
+        text.contains("by hash exchange") || text.contains("by gather exchange"),
+        "{text}"
+    );
+}

@@ -1,0 +1,212 @@
+//! SQL and API features beyond plain queries: COPY TO, CREATE EXTERNAL TABLE,
+//! DataFrames, hive partitions, large plan fragments, output streaming.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{assert_same_rows, reference_context, squall_session, tpch_data};
+use datafusion::prelude::{ParquetReadOptions, SessionContext, col, lit};
+use squall_jobs::{LocalBackend, Session, SessionOptions, StatementResult};
+
+async fn rows_of(
+    session: &Session,
+    sql: &str,
+) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
+    match session
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    {
+        StatementResult::Rows(s) => s.collect().await.expect("runs"),
+        StatementResult::Done => panic!("{sql} returned no rows"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_to_writes_parquet_through_the_distributed_plan() {
+    let data = tpch_data().await;
+    let session = squall_session(data, 4).await;
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("big_orders");
+    let sql = format!(
+        "COPY (SELECT o_orderkey, o_totalprice FROM orders WHERE o_totalprice > 300000) TO '{}/' STORED AS PARQUET",
+        target.display()
+    );
+    let summary = rows_of(&session, &sql).await;
+    let written: u64 = summary
+        .iter()
+        .map(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+                .expect("count column")
+                .value(0)
+        })
+        .sum();
+    let check = SessionContext::new();
+    check
+        .register_parquet(
+            "copied",
+            target.to_str().unwrap(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+    let copied = check
+        .sql("SELECT * FROM copied")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let reference = reference_context(data).await;
+    let expected = reference
+        .sql("SELECT o_orderkey, o_totalprice FROM orders WHERE o_totalprice > 300000")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_same_rows(&expected, &copied).unwrap();
+    let expected_rows: usize = expected.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(written as usize, expected_rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_external_table_then_query_in_one_script() {
+    let data = tpch_data().await;
+    let session = Session::try_new(SessionOptions {
+        backend: Arc::new(LocalBackend::new(4)),
+        ..SessionOptions::default()
+    })
+    .unwrap();
+    let sql = format!(
+        "CREATE EXTERNAL TABLE n STORED AS PARQUET LOCATION '{}/';
+         SELECT n_regionkey, count(*) AS nations FROM n GROUP BY n_regionkey",
+        data.root.join("nation").display()
+    );
+    let actual = rows_of(&session, &sql).await;
+    let expected = reference_context(data)
+        .await
+        .sql("SELECT n_regionkey, count(*) AS nations FROM nation GROUP BY n_regionkey")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_same_rows(&expected, &actual).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataframe_programs_run_distributed() {
+    let data = tpch_data().await;
+    let session = squall_session(data, 4).await;
+    let df = session
+        .context()
+        .table("lineitem")
+        .await
+        .unwrap()
+        .filter(col("l_quantity").gt(lit(45)))
+        .unwrap()
+        .aggregate(
+            vec![col("l_returnflag")],
+            vec![datafusion::functions_aggregate::count::count(lit(1)).alias("n")],
+        )
+        .unwrap();
+    let actual = session
+        .execute_dataframe(df)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let expected = reference_context(data)
+        .await
+        .sql("SELECT l_returnflag, count(1) AS n FROM lineitem WHERE l_quantity > 45 GROUP BY l_returnflag")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_same_rows(&expected, &actual).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_plan_fragments_travel_by_reference() {
+    let data = tpch_data().await;
+    let session = squall_session(data, 4).await;
+    // An IN list of 40,000 keys makes the scan stage's fragment far larger than 256 KiB.
+    let keys: Vec<String> = (1..=40_000).map(|k| (k * 7).to_string()).collect();
+    let sql = format!(
+        "SELECT count(*), sum(o_totalprice) FROM orders WHERE o_orderkey IN ({})",
+        keys.join(",")
+    );
+    let actual = rows_of(&session, &sql).await;
+    let expected = reference_context(data)
+        .await
+        .sql(&sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_same_rows(&expected, &actual).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hive_partitioned_csv_table() {
+    let dir = tempfile::tempdir().unwrap();
+    for (year, rows) in [("2024", "1,a\n2,b\n"), ("2025", "3,c\n4,d\n5,e\n")] {
+        let d = dir.path().join(format!("year={year}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("part.csv"), format!("id,name\n{rows}")).unwrap();
+    }
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    session
+        .register_table("events", dir.path().to_str().unwrap(), None)
+        .await
+        .unwrap();
+    let actual = rows_of(
+        &session,
+        "SELECT year, count(*) AS n, sum(id) AS s FROM events GROUP BY year ORDER BY year",
+    )
+    .await;
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&actual)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("| 2024 | 2 | 3  |"), "{text}");
+    assert!(text.contains("| 2025 | 3 | 12 |"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_is_empty_after_a_query() {
+    let data = tpch_data().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let session = Session::try_new(SessionOptions {
+        backend: Arc::new(LocalBackend::new(4)),
+        scratch: Some(scratch.path().display().to_string()),
+        planner: squall_planner::PlannerConfig {
+            target_task_bytes: 1 << 20,
+            ..Default::default()
+        },
+        ..SessionOptions::default()
+    })
+    .unwrap();
+    session
+        .register_table(
+            "lineitem",
+            data.root.join("lineitem").to_str().unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    let rows = rows_of(
+        &session,
+        "SELECT l_suppkey, count(*) FROM lineitem GROUP BY l_suppkey",
+    )
+    .await;
+    assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 1000);
+    let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+    assert!(left.is_empty(), "scratch not cleaned: {left:?}");
+}
