@@ -9,7 +9,7 @@ use common::{squall_session, tpch_data, tpch_query};
 async fn explain_tpch_stage_graphs() {
     let data = tpch_data().await;
     let session = squall_session(data, 4).await;
-    for q in [1, 3, 6, 13, 18] {
+    for q in [1, 3, 6, 13, 18, 21] {
         let text = session.explain(&tpch_query(q)).await.expect("explain");
         insta::assert_snapshot!(format!("tpch_q{q}"), text);
     }

@@ -212,6 +212,13 @@ impl Cutter<'_> {
         for child in &originals {
             kids.push(self.rewrite(child)?);
         }
+        if let Some(join) = node.downcast_ref::<HashJoinExec>()
+            && build_side_depends_on_whole_probe(node)
+            && !join.null_aware
+            && kids.get(1).is_some_and(|(_, d)| *d == Dist::Multi)
+        {
+            return self.repartition_join(join, kids, &originals);
+        }
         let reqs = node.input_distribution_requirements().into_per_child();
         let is_subquery = node.is::<ScalarSubqueryExec>();
         let whole_probe = build_side_depends_on_whole_probe(node);
@@ -260,10 +267,12 @@ impl Cutter<'_> {
                     kids[i] = (reader(id, &child, ReadMode::Gather)?, Dist::Single);
                 }
             } else if let Some(Distribution::KeyPartitioned(exprs)) = reqs.get(i)
-                && dist == Dist::Multi
-                && !contains(&child, |n| is_reader(n, |m| matches!(m, ReadMode::Hash(_))))
+                && ((dist == Dist::Multi
+                    && !contains(&child, |n| is_reader(n, |m| matches!(m, ReadMode::Hash(_)))))
+                    || (dist == Dist::Single && multi_free))
             {
-                // Partitioned by keys, but not through an exchange: add one.
+                // Partitioned by keys, but not through an exchange (split data,
+                // or one complete partition next to split siblings): add one.
                 let id = self.add_stage(
                     Arc::clone(&child),
                     dist,
@@ -301,6 +310,51 @@ impl Cutter<'_> {
         let children = kids.iter().map(|(c, _)| Arc::clone(c)).collect();
         let new_node = replace_children_if_necessary(Arc::clone(node), children)?;
         Ok((new_node, if any_multi { Dist::Multi } else { Dist::Single }))
+    }
+
+    /// Turns a collect-left join whose build-side output depends on the whole
+    /// probe side (semi, anti, outer) into a partitioned join: both sides are
+    /// hash-exchanged on the join keys, so each task sees all rows of its keys.
+    fn repartition_join(
+        &mut self,
+        join: &HashJoinExec,
+        kids: Vec<(Arc<dyn ExecutionPlan>, Dist)>,
+        originals: &[Arc<dyn ExecutionPlan>],
+    ) -> Result<(Arc<dyn ExecutionPlan>, Dist)> {
+        let (left_keys, right_keys): (Vec<_>, Vec<_>) =
+            join.on().iter().map(|(l, r)| (Arc::clone(l), Arc::clone(r))).unzip();
+        let mut kids = kids.into_iter();
+        let (left, left_dist) = kids.next().expect("a join has two children");
+        let (right, right_dist) = kids.next().expect("a join has two children");
+        let left = self.hash_exchange(left, left_dist, left_keys, &originals[0])?;
+        let right = self.hash_exchange(right, right_dist, right_keys, &originals[1])?;
+        let partitioned = join
+            .builder()
+            .with_partition_mode(PartitionMode::Partitioned)
+            .with_new_children(vec![left, right])?
+            .recompute_properties()
+            .build_exec()?;
+        Ok((partitioned, Dist::Multi))
+    }
+
+    /// A hash-exchange reader of `child`'s rows on `keys`. A bare gather reader
+    /// becomes a hash reader of the same stage instead of costing another hop.
+    fn hash_exchange(
+        &mut self,
+        child: Arc<dyn ExecutionPlan>,
+        dist: Dist,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        original: &Arc<dyn ExecutionPlan>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if let Some(r) = child.downcast_ref::<ExchangeReaderExec>()
+            && matches!(r.mode(), ReadMode::Gather)
+        {
+            let id = r.stage_id();
+            self.drafts[id].output = DraftOutput::Hash(keys.clone());
+            return reader(id, &child, ReadMode::Hash(keys));
+        }
+        let id = self.add_stage(Arc::clone(&child), dist, DraftOutput::Hash(keys.clone()), original)?;
+        reader(id, &child, ReadMode::Hash(keys))
     }
 
     /// Records a stage whose fragment is `root`; returns its id.
