@@ -321,8 +321,11 @@ impl Cutter<'_> {
         kids: Vec<(Arc<dyn ExecutionPlan>, Dist)>,
         originals: &[Arc<dyn ExecutionPlan>],
     ) -> Result<(Arc<dyn ExecutionPlan>, Dist)> {
-        let (left_keys, right_keys): (Vec<_>, Vec<_>) =
-            join.on().iter().map(|(l, r)| (Arc::clone(l), Arc::clone(r))).unzip();
+        let (left_keys, right_keys): (Vec<_>, Vec<_>) = join
+            .on()
+            .iter()
+            .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
+            .unzip();
         let mut kids = kids.into_iter();
         let (left, left_dist) = kids.next().expect("a join has two children");
         let (right, right_dist) = kids.next().expect("a join has two children");
@@ -353,7 +356,12 @@ impl Cutter<'_> {
             self.drafts[id].output = DraftOutput::Hash(keys.clone());
             return reader(id, &child, ReadMode::Hash(keys));
         }
-        let id = self.add_stage(Arc::clone(&child), dist, DraftOutput::Hash(keys.clone()), original)?;
+        let id = self.add_stage(
+            Arc::clone(&child),
+            dist,
+            DraftOutput::Hash(keys.clone()),
+            original,
+        )?;
         reader(id, &child, ReadMode::Hash(keys))
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{RecordBatch, UInt32Array, UInt64Array};
+use datafusion::arrow::compute::BatchCoalescer;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::CompressionType;
 use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
@@ -305,6 +306,7 @@ impl WriteJob {
             &self.url,
             reservation,
             self.spill_threshold_bytes,
+            context.session_config().batch_size(),
         );
         let mut partitioner = match &self.partitioning {
             OutputPartitioning::Hash(exprs, n) => Some(BatchPartitioner::new_hash_partitioner(
@@ -329,10 +331,10 @@ impl WriteJob {
                 Some(p) => {
                     for part in p.partition_iter(batch)? {
                         let (i, b) = part?;
-                        buffers.push(i, &b)?;
+                        buffers.push(i, b)?;
                     }
                 }
-                None => buffers.push(0, &batch)?,
+                None => buffers.push(0, batch)?,
             }
         }
         let index = buffers.upload(store, path).await?;
@@ -365,6 +367,7 @@ struct PartitionBuffers {
     parts: Vec<PartBuffer>,
     buffered_bytes: usize,
     spill_threshold_bytes: usize,
+    target_batch_rows: usize,
     reservation: MemoryReservation,
     spill: Option<(std::fs::File, u64)>,
 }
@@ -372,6 +375,13 @@ struct PartitionBuffers {
 #[derive(Default)]
 struct PartBuffer {
     writer: Option<StreamWriter<Vec<u8>>>,
+    /// Rows hashed to this partition but not yet encoded. Hash partitioning
+    /// cuts every input batch into many small ones whose string views still
+    /// point into the whole input's buffers; the coalescer copies just their
+    /// bytes into batches of the session's batch size, so each IPC message is
+    /// full-sized and carries only its own data.
+    pending: Option<BatchCoalescer>,
+    pending_bytes: usize,
     rows: u64,
     /// `(offset, len)` segments of this partition in the spill file, in order.
     spilled: Vec<(u64, u64)>,
@@ -384,6 +394,7 @@ impl PartitionBuffers {
         url: &str,
         reservation: MemoryReservation,
         spill_threshold_bytes: usize,
+        target_batch_rows: usize,
     ) -> Self {
         let options = IpcWriteOptions::default()
             .try_with_compression(Some(CompressionType::LZ4_FRAME))
@@ -395,6 +406,7 @@ impl PartitionBuffers {
             parts: (0..n).map(|_| PartBuffer::default()).collect(),
             buffered_bytes: 0,
             spill_threshold_bytes,
+            target_batch_rows: target_batch_rows.max(1),
             reservation,
             spill: None,
         }
@@ -407,25 +419,16 @@ impl PartitionBuffers {
         }
     }
 
-    fn push(&mut self, partition: usize, batch: &RecordBatch) -> DFResult<()> {
+    fn push(&mut self, partition: usize, batch: RecordBatch) -> DFResult<()> {
         let part = &mut self.parts[partition];
-        if part.writer.is_none() {
-            let w =
-                StreamWriter::try_new_with_options(Vec::new(), &self.schema, self.options.clone())
-                    .map_err(|e| ShuffleError::Ipc {
-                        url: self.url.clone(),
-                        reason: e.to_string(),
-                    })?;
-            part.writer = Some(w);
-        }
-        let writer = part.writer.as_mut().expect("just created");
-        let before = writer.get_ref().len();
-        writer.write(batch).map_err(|e| ShuffleError::Ipc {
-            url: self.url.clone(),
-            reason: e.to_string(),
-        })?;
-        part.rows += batch.num_rows() as u64;
-        self.buffered_bytes += writer.get_ref().len() - before;
+        let coalescer = part.pending.get_or_insert_with(|| {
+            BatchCoalescer::new(Arc::clone(&self.schema), self.target_batch_rows)
+        });
+        coalescer.push_batch(batch)?;
+        let size = coalescer.size();
+        self.buffered_bytes = (self.buffered_bytes + size).saturating_sub(part.pending_bytes);
+        part.pending_bytes = size;
+        self.encode_completed(partition, false)?;
         if self.buffered_bytes > self.spill_threshold_bytes
             || self.reservation.try_resize(self.buffered_bytes).is_err()
         {
@@ -434,8 +437,48 @@ impl PartitionBuffers {
         Ok(())
     }
 
+    /// Encodes a partition's completed batches (all pending rows when `flush`).
+    fn encode_completed(&mut self, partition: usize, flush: bool) -> DFResult<()> {
+        let part = &mut self.parts[partition];
+        let Some(coalescer) = part.pending.as_mut() else {
+            return Ok(());
+        };
+        if flush {
+            coalescer.finish_buffered_batch()?;
+        }
+        while let Some(batch) = coalescer.next_completed_batch() {
+            if part.writer.is_none() {
+                let w = StreamWriter::try_new_with_options(
+                    Vec::new(),
+                    &self.schema,
+                    self.options.clone(),
+                )
+                .map_err(|e| ShuffleError::Ipc {
+                    url: self.url.clone(),
+                    reason: e.to_string(),
+                })?;
+                part.writer = Some(w);
+            }
+            let writer = part.writer.as_mut().expect("just created");
+            let before = writer.get_ref().len();
+            writer.write(&batch).map_err(|e| ShuffleError::Ipc {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?;
+            part.rows += batch.num_rows() as u64;
+            self.buffered_bytes += writer.get_ref().len() - before;
+        }
+        let size = coalescer.size();
+        self.buffered_bytes = (self.buffered_bytes + size).saturating_sub(part.pending_bytes);
+        part.pending_bytes = size;
+        Ok(())
+    }
+
     /// Moves every partition's buffered bytes to the spill file.
     fn spill(&mut self) -> DFResult<()> {
+        for p in 0..self.parts.len() {
+            self.encode_completed(p, true)?;
+        }
         if self.spill.is_none() {
             let file = tempfile::tempfile().map_err(ShuffleError::Spill)?;
             self.spill = Some((file, 0));
@@ -452,7 +495,7 @@ impl PartitionBuffers {
                 *len += bytes.len() as u64;
             }
         }
-        self.buffered_bytes = 0;
+        self.buffered_bytes = self.parts.iter().map(|p| p.pending_bytes).sum();
         self.reservation.free();
         Ok(())
     }
@@ -482,6 +525,9 @@ impl PartitionBuffers {
     }
 
     async fn write_all(&mut self, upload: &mut BufWriter) -> DFResult<ExchangeIndex> {
+        for p in 0..self.parts.len() {
+            self.encode_completed(p, true)?;
+        }
         let mut index = ExchangeIndex::default();
         let mut offset = 0u64;
         for i in 0..self.parts.len() {
