@@ -29,6 +29,9 @@ pub enum Command {
     /// Generate data sets.
     #[command(subcommand)]
     Gen(GenCommand),
+    /// Run one task: TaskSpec bytes on stdin, TaskReport bytes on stdout.
+    /// Used by the process backend; not meant to be typed by hand.
+    Worker,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +48,15 @@ pub enum GenCommand {
         #[arg(long)]
         parts: Option<usize>,
     },
+}
+
+/// Where tasks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// Tokio tasks in this process.
+    Local,
+    /// A fresh `squall worker` process per task.
+    Process,
 }
 
 /// How results are printed.
@@ -83,9 +95,10 @@ pub struct QueryArgs {
     /// File format of --table locations when the extension does not tell (parquet, csv, json).
     #[arg(long, value_name = "FORMAT")]
     pub table_format: Option<TableFormat>,
-    /// Where tasks run. Only `local` (tasks in this process) is available now.
-    #[arg(long, default_value = "local")]
-    pub backend: String,
+    /// Where tasks run: `local` (tokio tasks in this process) or `process`
+    /// (every task a fresh `squall worker` process).
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    pub backend: BackendKind,
     /// Most tasks running at once (default: number of cores).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,

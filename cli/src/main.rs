@@ -7,13 +7,13 @@ mod progress;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
 use squall_connectors::Location;
-use squall_jobs::{LocalBackend, Session, SessionOptions, StatementResult};
+use squall_jobs::{LocalBackend, ProcessBackend, Session, SessionOptions, StatementResult};
 use squall_planner::PlannerConfig;
 
-use crate::args::{Cli, Command, GenCommand, QueryArgs};
+use crate::args::{BackendKind, Cli, Command, GenCommand, QueryArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -47,6 +47,20 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{}", session.explain(&sql).await?);
             Ok(())
         }
+        Command::Worker => {
+            use std::io::{Read, Write};
+            let mut spec = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut spec)
+                .context("reading the task spec from stdin")?;
+            let report = squall_worker::run_task(&spec).await;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&report)
+                .context("writing the task report")?;
+            stdout.flush()?;
+            Ok(())
+        }
         Command::Gen(GenCommand::Tpch { scale, out, parts }) => {
             let location = Location::parse(&out)?;
             let parts = parts.unwrap_or_else(|| squall_connectors::tpch::default_parts(scale));
@@ -78,15 +92,16 @@ async fn run_sql(args: QueryArgs) -> Result<()> {
 
 async fn open_session(args: &QueryArgs, progress: bool) -> Result<(Session, String)> {
     let sql = args.sql_text()?;
-    if args.backend != "local" {
-        bail!(
-            "backend '{}' is not available in this build (available: local)",
-            args.backend
-        );
-    }
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let backend: Arc<dyn squall_jobs::Backend> = match args.backend {
+        BackendKind::Local => Arc::new(LocalBackend::new(workers)),
+        BackendKind::Process => Arc::new(
+            ProcessBackend::current_exe(workers)
+                .context("cannot find the squall binary to run workers")?,
+        ),
+    };
     let mut planner = PlannerConfig::default();
     if let Some(n) = args.max_tasks_per_stage {
         planner.max_tasks_per_stage = n;
@@ -95,7 +110,7 @@ async fn open_session(args: &QueryArgs, progress: bool) -> Result<(Session, Stri
         planner.target_task_bytes = b;
     }
     let options = SessionOptions {
-        backend: Arc::new(LocalBackend::new(workers)),
+        backend,
         planner,
         scratch: args.scratch.clone(),
         keep_scratch: args.keep_scratch,

@@ -12,7 +12,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use squall_connectors::Location;
 use squall_connectors::tpch::{TPCH_TABLES, generate_tpch};
-use squall_jobs::{LocalBackend, Session, SessionOptions};
+use squall_jobs::{Backend, LocalBackend, Session, SessionOptions};
 use squall_planner::PlannerConfig;
 use tokio::sync::OnceCell;
 
@@ -45,13 +45,18 @@ pub fn tpch_query(n: usize) -> String {
 
 /// A Squall session over the data with small tasks, so that stages have several.
 pub async fn squall_session(data: &TpchData, workers: usize) -> Session {
+    squall_session_on(data, Arc::new(LocalBackend::new(workers))).await
+}
+
+/// The same, on any backend.
+pub async fn squall_session_on(data: &TpchData, backend: Arc<dyn Backend>) -> Session {
     let planner = PlannerConfig {
         target_task_bytes: 512 * 1024,
         max_tasks_per_stage: 8,
         ..PlannerConfig::default()
     };
     let session = Session::try_new(SessionOptions {
-        backend: Arc::new(LocalBackend::new(workers)),
+        backend,
         planner,
         ..SessionOptions::default()
     })
@@ -63,6 +68,44 @@ pub async fn squall_session(data: &TpchData, workers: usize) -> Session {
             .expect("register");
     }
     session
+}
+
+/// Runs all 22 TPC-H queries on `session` and compares each with single-node
+/// DataFusion; returns one line per query that differs or fails.
+pub async fn tpch_differences(session: &Session, data: &TpchData) -> Vec<String> {
+    let reference = reference_context(data).await;
+    let mut failures = Vec::new();
+    for q in 1..=22 {
+        let sql = tpch_query(q);
+        let actual = match session.query(&sql).await {
+            Ok(stream) => stream.collect().await,
+            Err(e) => Err(e),
+        };
+        let actual = match actual {
+            Ok(a) => a,
+            Err(e) => {
+                failures.push(format!("q{q}: {e}"));
+                continue;
+            }
+        };
+        let expected = reference
+            .sql(&sql)
+            .await
+            .expect("reference plans")
+            .collect()
+            .await
+            .expect("reference runs");
+        if let Err(diff) = assert_same_rows(&expected, &actual) {
+            failures.push(format!("q{q}: {diff}"));
+        } else if sql.to_lowercase().contains("order by") {
+            // The ORDER BY keys of the TPC-H queries order every row at this
+            // scale, so the order must match too.
+            if let Err(diff) = assert_same_rows_in_order(&expected, &actual) {
+                failures.push(format!("q{q} (order): {diff}"));
+            }
+        }
+    }
+    failures
 }
 
 /// Plain single-node DataFusion over the same files.

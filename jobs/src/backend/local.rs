@@ -1,24 +1,8 @@
-//! Backends run task spec bytes and return report bytes.
-//!
-//! The contract is bytes in, bytes out, even in-process, so that any task runs
-//! unchanged on any backend. The scheduler bounds concurrency with
-//! [`Backend::max_concurrency`].
-
-use std::fmt::Debug;
+//! [`LocalBackend`]: tasks as tokio tasks in this process, still bytes in and bytes out.
 
 use async_trait::async_trait;
 
-/// Runs tasks somewhere.
-#[async_trait]
-pub trait Backend: Debug + Send + Sync {
-    /// Short name for messages (`local`, `process`, `lambda`).
-    fn name(&self) -> &str;
-    /// Most tasks this backend should run at once.
-    fn max_concurrency(&self) -> usize;
-    /// Runs one task. `Err` means the backend could not run it at all
-    /// (a task that ran and failed returns a report saying so).
-    async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String>;
-}
+use super::Backend;
 
 /// Runs tasks as tokio tasks in this process.
 #[derive(Debug, Clone)]
