@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use object_store::aws::AmazonS3ConfigKey;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ClientOptions, ObjectStore, RetryConfig};
+use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 use url::Url;
 
 use crate::error::{ConnectorError, Result};
@@ -173,11 +174,15 @@ pub fn build_store(url: &Url) -> Result<Arc<dyn ObjectStore>> {
                 retry_timeout: RETRY_TIMEOUT,
                 ..RetryConfig::default()
             };
-            let client = ClientOptions::new().with_connect_timeout(CONNECT_TIMEOUT);
+            // Set the timeout as a config key: `with_client_options` would replace
+            // the client options read from the environment (AWS_ALLOW_HTTP, proxies).
             let store = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(host)
                 .with_retry(retry)
-                .with_client_options(client)
+                .with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                    format!("{}s", CONNECT_TIMEOUT.as_secs()),
+                )
                 .build()
                 .map_err(|e| ConnectorError::StoreConfig {
                     url: url.to_string(),
