@@ -1,0 +1,68 @@
+//! Plan shapes beyond TPC-H, each checked against single-node DataFusion:
+//! unions of complete and split results, outer and null-aware joins, window
+//! functions, limits, distinct, constants.
+
+mod common;
+
+use common::{assert_same_rows, reference_context, squall_session, tpch_data};
+
+const QUERIES: &[&str] = &[
+    // A complete aggregate next to split scan rows: produced once, not per task.
+    "SELECT 'total' AS k, count(*) AS n FROM lineitem UNION ALL SELECT l_returnflag, count(*) FROM lineitem GROUP BY l_returnflag",
+    "SELECT n_name FROM nation UNION ALL SELECT 'extra' UNION ALL SELECT r_name FROM region",
+    "SELECT DISTINCT l_shipmode FROM lineitem",
+    "SELECT o_orderpriority, count(DISTINCT o_custkey) FROM orders GROUP BY o_orderpriority",
+    // Outer joins in every direction, and a full join.
+    "SELECT c_custkey, count(o_orderkey) FROM customer LEFT JOIN orders ON c_custkey = o_custkey AND o_comment LIKE '%special%' GROUP BY c_custkey",
+    "SELECT count(*), count(c_custkey) FROM orders RIGHT JOIN customer ON c_custkey = o_custkey",
+    "SELECT count(*), count(s_suppkey), count(c_custkey) FROM supplier FULL JOIN customer ON s_nationkey = c_nationkey AND s_suppkey = c_custkey",
+    // NOT IN is a null-aware anti join; NOT EXISTS a plain one.
+    "SELECT count(*) FROM part WHERE p_partkey NOT IN (SELECT ps_partkey FROM partsupp WHERE ps_availqty < 100)",
+    "SELECT count(*) FROM customer WHERE NOT EXISTS (SELECT 1 FROM orders WHERE o_custkey = c_custkey)",
+    "SELECT count(*) FROM customer WHERE EXISTS (SELECT 1 FROM orders WHERE o_custkey = c_custkey AND o_totalprice > 400000)",
+    // Window functions: partitioned by key, and over everything.
+    "SELECT o_custkey, o_orderkey, rank() OVER (PARTITION BY o_custkey ORDER BY o_totalprice DESC) AS r FROM orders WHERE o_custkey < 200",
+    "SELECT n_nationkey, sum(n_regionkey) OVER (ORDER BY n_nationkey) AS running FROM nation",
+    // Limits with and without order; a limit of a split scan is global.
+    "SELECT count(*) FROM (SELECT l_orderkey FROM lineitem LIMIT 1234)",
+    "SELECT l_orderkey, l_linenumber FROM lineitem ORDER BY l_orderkey DESC, l_linenumber LIMIT 7",
+    // Cross join with a scalar aggregate; constants only.
+    "SELECT count(*) FROM nation, (SELECT max(r_regionkey) AS m FROM region) t WHERE n_regionkey < t.m",
+    "SELECT 1 AS one, 'two' AS two",
+    "SELECT count(*) FROM lineitem WHERE l_orderkey = -1",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_shapes_match_single_node_datafusion() {
+    let data = tpch_data().await;
+    let session = squall_session(data, 4).await;
+    let reference = reference_context(data).await;
+    let mut failures = Vec::new();
+    for sql in QUERIES {
+        let actual = match session.query(sql).await {
+            Ok(s) => s.collect().await,
+            Err(e) => Err(e),
+        };
+        let expected = reference
+            .sql(sql)
+            .await
+            .expect("reference plans")
+            .collect()
+            .await
+            .expect("reference runs");
+        match actual {
+            Err(e) => failures.push(format!("{sql}\n  error: {e}")),
+            Ok(actual) => {
+                if let Err(diff) = assert_same_rows(&expected, &actual) {
+                    failures.push(format!("{sql}\n  {diff}"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} queries differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
