@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{assert_same_rows, reference_context, squall_session, tpch_data};
+use common::{assert_same_rows, reference_rows, squall_session, tpch_data};
 use datafusion::prelude::{ParquetReadOptions, SessionContext, col, lit};
 use squall_jobs::{LocalBackend, Session, SessionOptions, StatementResult};
 
@@ -60,14 +60,11 @@ async fn copy_to_writes_parquet_through_the_distributed_plan() {
         .collect()
         .await
         .unwrap();
-    let reference = reference_context(data).await;
-    let expected = reference
-        .sql("SELECT o_orderkey, o_totalprice FROM orders WHERE o_totalprice > 300000")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let expected = reference_rows(
+        data,
+        "SELECT o_orderkey, o_totalprice FROM orders WHERE o_totalprice > 300000",
+    )
+    .await;
     assert_same_rows(&expected, &copied).unwrap();
     let expected_rows: usize = expected.iter().map(|b| b.num_rows()).sum();
     assert_eq!(written as usize, expected_rows);
@@ -87,14 +84,11 @@ async fn create_external_table_then_query_in_one_script() {
         data.root.join("nation").display()
     );
     let actual = rows_of(&session, &sql).await;
-    let expected = reference_context(data)
-        .await
-        .sql("SELECT n_regionkey, count(*) AS nations FROM nation GROUP BY n_regionkey")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let expected = reference_rows(
+        data,
+        "SELECT n_regionkey, count(*) AS nations FROM nation GROUP BY n_regionkey",
+    )
+    .await;
     assert_same_rows(&expected, &actual).unwrap();
 }
 
@@ -121,14 +115,7 @@ async fn dataframe_programs_run_distributed() {
         .collect()
         .await
         .unwrap();
-    let expected = reference_context(data)
-        .await
-        .sql("SELECT l_returnflag, count(1) AS n FROM lineitem WHERE l_quantity > 45 GROUP BY l_returnflag")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let expected = reference_rows(data, "SELECT l_returnflag, count(1) AS n FROM lineitem WHERE l_quantity > 45 GROUP BY l_returnflag").await;
     assert_same_rows(&expected, &actual).unwrap();
 }
 
@@ -143,14 +130,7 @@ async fn large_plan_fragments_travel_by_reference() {
         keys.join(",")
     );
     let actual = rows_of(&session, &sql).await;
-    let expected = reference_context(data)
-        .await
-        .sql(&sql)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let expected = reference_rows(data, &sql).await;
     assert_same_rows(&expected, &actual).unwrap();
 }
 

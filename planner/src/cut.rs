@@ -123,14 +123,10 @@ impl Cutter<'_> {
             let (child, dist) = self.rewrite(rep.input())?;
             return match rep.partitioning() {
                 Partitioning::Hash(exprs, _) => {
-                    let id = self.add_stage(
-                        Arc::clone(&child),
-                        dist,
-                        DraftOutput::Hash(exprs.clone()),
-                        rep.input(),
-                    )?;
+                    let output = DraftOutput::Hash(exprs.clone());
+                    let mode = ReadMode::Hash(exprs.clone());
                     Ok((
-                        reader(id, &child, ReadMode::Hash(exprs.clone()))?,
+                        self.cut(&child, dist, output, mode, rep.input())?,
                         Dist::Multi,
                     ))
                 }
@@ -147,13 +143,13 @@ impl Cutter<'_> {
                     Dist::Single,
                 ));
             }
-            let id = self.add_stage(
-                Arc::clone(&child),
+            let gathered = self.cut(
+                &child,
                 dist,
                 DraftOutput::Single,
+                ReadMode::Gather,
                 coalesce.input(),
             )?;
-            let gathered = reader(id, &child, ReadMode::Gather)?;
             if coalesce.fetch().is_none() {
                 return Ok((gathered, Dist::Single));
             }
@@ -248,23 +244,26 @@ impl Cutter<'_> {
                         // Constants: every task computes the same.
                         child
                     } else {
-                        let id = self.add_stage(
-                            Arc::clone(&child),
+                        self.cut(
+                            &child,
                             dist,
                             DraftOutput::Single,
+                            ReadMode::Broadcast,
                             &originals[i],
-                        )?;
-                        reader(id, &child, ReadMode::Broadcast)?
+                        )?
                     };
                     kids[i] = (broadcast, Dist::Replicated);
                 } else if dist == Dist::Multi {
-                    let id = self.add_stage(
-                        Arc::clone(&child),
-                        dist,
-                        DraftOutput::Single,
-                        &originals[i],
-                    )?;
-                    kids[i] = (reader(id, &child, ReadMode::Gather)?, Dist::Single);
+                    kids[i] = (
+                        self.cut(
+                            &child,
+                            dist,
+                            DraftOutput::Single,
+                            ReadMode::Gather,
+                            &originals[i],
+                        )?,
+                        Dist::Single,
+                    );
                 }
             } else if let Some(Distribution::KeyPartitioned(exprs)) = reqs.get(i)
                 && ((dist == Dist::Multi
@@ -273,14 +272,10 @@ impl Cutter<'_> {
             {
                 // Partitioned by keys, but not through an exchange (split data,
                 // or one complete partition next to split siblings): add one.
-                let id = self.add_stage(
-                    Arc::clone(&child),
-                    dist,
-                    DraftOutput::Hash(exprs.clone()),
-                    &originals[i],
-                )?;
+                let output = DraftOutput::Hash(exprs.clone());
+                let mode = ReadMode::Hash(exprs.clone());
                 kids[i] = (
-                    reader(id, &child, ReadMode::Hash(exprs.clone()))?,
+                    self.cut(&child, dist, output, mode, &originals[i])?,
                     Dist::Multi,
                 );
             }
@@ -297,13 +292,16 @@ impl Cutter<'_> {
                     && dist == Dist::Single
                     && !is_reader(&child, |m| matches!(m, ReadMode::Gather))
                 {
-                    let id = self.add_stage(
-                        Arc::clone(&child),
-                        dist,
-                        DraftOutput::Single,
-                        &originals[i],
-                    )?;
-                    kids[i] = (reader(id, &child, ReadMode::Gather)?, Dist::Single);
+                    kids[i] = (
+                        self.cut(
+                            &child,
+                            dist,
+                            DraftOutput::Single,
+                            ReadMode::Gather,
+                            &originals[i],
+                        )?,
+                        Dist::Single,
+                    );
                 }
             }
         }
@@ -356,13 +354,26 @@ impl Cutter<'_> {
             self.drafts[id].output = DraftOutput::Hash(keys.clone());
             return reader(id, &child, ReadMode::Hash(keys));
         }
-        let id = self.add_stage(
-            Arc::clone(&child),
+        self.cut(
+            &child,
             dist,
             DraftOutput::Hash(keys.clone()),
+            ReadMode::Hash(keys),
             original,
-        )?;
-        reader(id, &child, ReadMode::Hash(keys))
+        )
+    }
+
+    /// Makes `child` a stage of its own; returns a reader of it.
+    fn cut(
+        &mut self,
+        child: &Arc<dyn ExecutionPlan>,
+        dist: Dist,
+        output: DraftOutput,
+        mode: ReadMode,
+        original: &Arc<dyn ExecutionPlan>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let id = self.add_stage(Arc::clone(child), dist, output, original)?;
+        reader(id, child, mode)
     }
 
     /// Records a stage whose fragment is `root`; returns its id.

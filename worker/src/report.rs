@@ -68,6 +68,34 @@ pub struct TaskReport {
 }
 
 impl TaskReport {
+    /// A report of nothing done yet, for the task attempt named.
+    pub fn new(
+        query_id: &str,
+        stage_id: usize,
+        task_index: usize,
+        attempt: u32,
+        output_url: &str,
+    ) -> Self {
+        Self {
+            query_id: query_id.to_string(),
+            stage_id,
+            task_index,
+            attempt,
+            output_url: output_url.to_string(),
+            outcome: TaskOutcome::Failed {
+                message: String::new(),
+            },
+            input_bytes: 0,
+            input_rows: 0,
+            output_rows: 0,
+            output_bytes: 0,
+            decode_ms: 0,
+            execute_ms: 0,
+            requests: RequestCounts::default(),
+            peak_memory_bytes: 0,
+        }
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a TaskReport always serializes")
     }

@@ -28,22 +28,10 @@ pub async fn run_task(spec_bytes: &[u8]) -> Vec<u8> {
     match TaskSpec::from_bytes(spec_bytes) {
         Ok(spec) => run_task_spec(&spec).await.to_bytes(),
         Err(e) => TaskReport {
-            query_id: String::new(),
-            stage_id: 0,
-            task_index: 0,
-            attempt: 0,
-            output_url: String::new(),
             outcome: TaskOutcome::Failed {
                 message: e.to_string(),
             },
-            input_bytes: 0,
-            input_rows: 0,
-            output_rows: 0,
-            output_bytes: 0,
-            decode_ms: 0,
-            execute_ms: 0,
-            requests: Default::default(),
-            peak_memory_bytes: 0,
+            ..TaskReport::new("", 0, 0, 0, "")
         }
         .to_bytes(),
     }
@@ -66,22 +54,14 @@ pub async fn run_task_spec(spec: &TaskSpec) -> TaskReport {
         )
         .sum();
     let mut report = TaskReport {
-        query_id: spec.query_id.clone(),
-        stage_id: spec.stage_id,
-        task_index: spec.task_index,
-        attempt: spec.attempt,
-        output_url: spec.output_url.clone(),
-        outcome: TaskOutcome::Failed {
-            message: String::new(),
-        },
         input_bytes,
-        input_rows: 0,
-        output_rows: 0,
-        output_bytes: 0,
-        decode_ms: 0,
-        execute_ms: 0,
-        requests: Default::default(),
-        peak_memory_bytes: 0,
+        ..TaskReport::new(
+            &spec.query_id,
+            spec.stage_id,
+            spec.task_index,
+            spec.attempt,
+            &spec.output_url,
+        )
     };
     match execute(spec, &counters, &pool, &mut report).await {
         Ok(outcome) => report.outcome = outcome,

@@ -123,6 +123,18 @@ pub async fn reference_context(data: &TpchData) -> SessionContext {
     ctx
 }
 
+/// The rows single-node DataFusion returns for `sql` over the data.
+pub async fn reference_rows(data: &TpchData, sql: &str) -> Vec<RecordBatch> {
+    reference_context(data)
+        .await
+        .sql(sql)
+        .await
+        .expect("reference plans")
+        .collect()
+        .await
+        .expect("reference runs")
+}
+
 /// Rows as comparable cells: floats as numbers, everything else as text.
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
 enum Cell {
