@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the tests need besides Rust: moto's S3 server (PyPI), used by
-# the S3 end-to-end tests on 127.0.0.1. Idempotent and quick when present.
+# Installs what the tests need besides Rust, from PyPI: moto's S3 server (S3
+# end-to-end tests) and cargo-lambda (its Lambda emulator serves the Invoke and
+# Runtime APIs for the lambda backend tests). Everything runs on 127.0.0.1.
+# Idempotent and quick when present.
 set -euo pipefail
 if ! python3 -c "import moto.server, flask, flask_cors" >/dev/null 2>&1; then
   echo "installing moto[server] for the S3 tests" >&2
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+fi
+if ! command -v cargo-lambda >/dev/null 2>&1; then
+  echo "installing cargo-lambda for the Lambda tests" >&2
+  python3 -m pip install --quiet --disable-pip-version-check 'cargo-lambda==1.9.2'
 fi

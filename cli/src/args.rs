@@ -57,6 +57,8 @@ pub enum BackendKind {
     Local,
     /// A fresh `squall worker` process per task.
     Process,
+    /// An AWS Lambda invocation per task.
+    Lambda,
 }
 
 /// How results are printed.
@@ -95,13 +97,26 @@ pub struct QueryArgs {
     /// File format of --table locations when the extension does not tell (parquet, csv, json).
     #[arg(long, value_name = "FORMAT")]
     pub table_format: Option<TableFormat>,
-    /// Where tasks run: `local` (tokio tasks in this process) or `process`
-    /// (every task a fresh `squall worker` process).
+    /// Where tasks run: `local` (tokio tasks in this process), `process`
+    /// (every task a fresh `squall worker` process) or `lambda` (every task an
+    /// AWS Lambda invocation of a function deployed with `squall deploy lambda`).
     #[arg(long, value_enum, default_value_t = BackendKind::Local)]
     pub backend: BackendKind,
-    /// Most tasks running at once (default: number of cores).
+    /// Most tasks running at once (default: number of cores; 64 on lambda).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Lambda function running the workers (lambda backend).
+    #[arg(long, value_name = "NAME", env = "SQUALL_LAMBDA_FUNCTION")]
+    pub function: Option<String>,
+    /// Version or alias of the function.
+    #[arg(long, value_name = "QUALIFIER", env = "SQUALL_LAMBDA_QUALIFIER")]
+    pub qualifier: Option<String>,
+    /// AWS region of the function (default: AWS_REGION or the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Lambda Invoke API endpoint, for emulators (default: AWS_ENDPOINT_URL_LAMBDA, else AWS).
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL_LAMBDA")]
+    pub lambda_endpoint: Option<String>,
     /// Most tasks in any one stage.
     #[arg(long, value_name = "N")]
     pub max_tasks_per_stage: Option<usize>,

@@ -1,6 +1,7 @@
 //! `squall`: run SQL over a data lake on stateless tasks.
 
 mod args;
+mod lambda_worker;
 mod output;
 mod progress;
 
@@ -10,12 +11,36 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use squall_connectors::Location;
-use squall_jobs::{LocalBackend, ProcessBackend, Session, SessionOptions, StatementResult};
+use squall_jobs::{
+    LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend, Session, SessionOptions,
+    StatementResult,
+};
+
+/// Invocations in flight on the lambda backend unless --workers says otherwise.
+const DEFAULT_LAMBDA_WORKERS: usize = 64;
 use squall_planner::PlannerConfig;
 
 use crate::args::{BackendKind, Cli, Command, GenCommand, QueryArgs};
 
 fn main() -> ExitCode {
+    if lambda_worker::started_by_lambda() {
+        return match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => match rt.block_on(lambda_worker::serve()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: lambda runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -101,6 +126,20 @@ async fn open_session(args: &QueryArgs, progress: bool) -> Result<(Session, Stri
             ProcessBackend::current_exe(workers)
                 .context("cannot find the squall binary to run workers")?,
         ),
+        BackendKind::Lambda => {
+            let options = LambdaOptions {
+                function_name: args.function.clone().unwrap_or_default(),
+                qualifier: args.qualifier.clone(),
+                region: args.region.clone(),
+                endpoint_url: args.lambda_endpoint.clone(),
+                workers: args.workers.unwrap_or(DEFAULT_LAMBDA_WORKERS),
+            };
+            Arc::new(
+                LambdaBackend::try_new(options)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
     };
     let mut planner = PlannerConfig::default();
     if let Some(n) = args.max_tasks_per_stage {

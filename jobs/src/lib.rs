@@ -18,7 +18,7 @@ pub mod scheduler;
 pub mod session;
 pub mod specs;
 
-pub use backend::{Backend, LocalBackend, ProcessBackend};
+pub use backend::{Backend, LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend};
 pub use error::{JobError, Result};
 pub use progress::{ProgressEvent, ProgressListener};
 pub use results::QueryStream;

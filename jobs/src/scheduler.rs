@@ -147,7 +147,12 @@ async fn run_stage(
                     .expect("semaphore never closes");
                 // Fault tolerance adds retries here; every task has one attempt for now.
                 let attempt = 0;
-                let spec = task_spec(&stage, &template, &inputs, task, attempt).to_bytes();
+                let mut spec = task_spec(&stage, &template, &inputs, task, attempt).to_bytes();
+                if let Some(limit) = run.backend.max_payload_bytes()
+                    && spec.len() > limit
+                {
+                    spec = store_spec(&run, stage.id, task, attempt, spec).await?;
+                }
                 let report_bytes =
                     run.backend
                         .invoke(spec)
@@ -251,6 +256,29 @@ async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<StageTemplate> 
         scratch: run.scratch.clone(),
         is_final: stage.is_final,
     })
+}
+
+/// Stores a spec too large for the backend under the query's scratch prefix
+/// and returns the small envelope the worker resolves: `{"spec_url": ...}`.
+async fn store_spec(
+    run: &QueryRun,
+    stage: usize,
+    task: usize,
+    attempt: u32,
+    spec: Vec<u8>,
+) -> Result<Vec<u8>> {
+    let location = run
+        .scratch
+        .join(&keys::spec_key(&run.query_id, stage, task, attempt));
+    let store = location.build_store()?;
+    store
+        .put(&location.path(), PutPayload::from(Bytes::from(spec)))
+        .await
+        .map_err(|e| JobError::Storage {
+            url: location.to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(serde_json::to_vec(&serde_json::json!({ "spec_url": location.to_string() })).expect("JSON"))
 }
 
 /// Deletes everything a query wrote below the scratch root.

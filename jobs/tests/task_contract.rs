@@ -83,3 +83,51 @@ async fn garbage_spec_gives_a_failed_report() {
         "{report:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_stored_in_object_storage_runs_by_reference() {
+    let data = tpch_data().await;
+    let session = squall_session(data, 2).await;
+    let graph = session
+        .plan_stages("SELECT n_regionkey, count(*) FROM nation GROUP BY n_regionkey")
+        .await
+        .expect("plans");
+    let stage = graph
+        .stages
+        .iter()
+        .find(|s| !s.scans.is_empty())
+        .expect("a scan stage");
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = Location::parse(dir.path().to_str().unwrap())
+        .unwrap()
+        .as_prefix();
+    let template = StageTemplate {
+        query_id: "by-reference".into(),
+        stage_id: stage.id,
+        fragment: FragmentRef::Inline {
+            bytes: encode_plan(Arc::clone(&stage.plan)).unwrap(),
+        },
+        object_stores: stage_object_stores(stage, &scratch),
+        limits: TaskLimits::default(),
+        scratch: scratch.clone(),
+        is_final: stage.is_final,
+    };
+    let spec = task_spec(stage, &template, &HashMap::new(), 0, 0).to_bytes();
+    let spec_path = dir.path().join("spec.json");
+    std::fs::write(&spec_path, &spec).unwrap();
+    let envelope = format!("{{\"spec_url\": \"file://{}\"}}", spec_path.display());
+    let report = TaskReport::from_bytes(&run_task(envelope.as_bytes()).await).unwrap();
+    assert!(
+        matches!(report.outcome, TaskOutcome::Exchange { .. }),
+        "{report:?}"
+    );
+    assert_eq!(report.input_rows, 25);
+
+    let missing =
+        TaskReport::from_bytes(&run_task(br#"{"spec_url": "file:///no/such/spec.json"}"#).await)
+            .unwrap();
+    assert!(
+        missing.failure().unwrap().contains("/no/such/spec.json"),
+        "{missing:?}"
+    );
+}

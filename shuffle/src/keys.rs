@@ -36,6 +36,11 @@ pub fn result_key(query_id: &str, stage: usize, task: usize, attempt: u32) -> St
     )
 }
 
+/// Relative key of a task spec too large for its backend's payload limit.
+pub fn spec_key(query_id: &str, stage: usize, task: usize, attempt: u32) -> String {
+    format!("{query_id}/s{stage}/specs/t{task}-a{attempt}.json")
+}
+
 /// Relative key of a plan fragment too large to travel inside a TaskSpec.
 pub fn fragment_key(query_id: &str, stage: usize) -> String {
     format!("{query_id}/s{stage}/fragment.bin")

@@ -22,9 +22,33 @@ use crate::peak_memory::PeakMemoryPool;
 use crate::report::{TaskOutcome, TaskReport};
 use crate::spec::{FragmentRef, TaskSpec};
 
-/// Runs the task described by `spec_bytes` and returns its report as bytes.
-/// Never panics on bad input: an unreadable spec yields a failed report.
+/// A spec stored in object storage because it is too large for the backend's payload.
+#[derive(serde::Deserialize)]
+struct SpecByReference {
+    spec_url: String,
+}
+
+/// Runs the task described by `spec_bytes` (a TaskSpec, or `{"spec_url": ...}`
+/// naming one in object storage) and returns its report as bytes. Never panics
+/// on bad input: an unreadable spec yields a failed report.
 pub async fn run_task(spec_bytes: &[u8]) -> Vec<u8> {
+    let fetched;
+    let spec_bytes = match serde_json::from_slice::<SpecByReference>(spec_bytes) {
+        Ok(reference) => match fetch_spec(&reference.spec_url).await {
+            Ok(bytes) => {
+                fetched = bytes;
+                &fetched[..]
+            }
+            Err(message) => {
+                return TaskReport {
+                    outcome: TaskOutcome::Failed { message },
+                    ..TaskReport::new("", 0, 0, 0, "")
+                }
+                .to_bytes();
+            }
+        },
+        Err(_) => spec_bytes,
+    };
     match TaskSpec::from_bytes(spec_bytes) {
         Ok(spec) => run_task_spec(&spec).await.to_bytes(),
         Err(e) => TaskReport {
@@ -35,6 +59,19 @@ pub async fn run_task(spec_bytes: &[u8]) -> Vec<u8> {
         }
         .to_bytes(),
     }
+}
+
+async fn fetch_spec(url: &str) -> Result<Vec<u8>, String> {
+    let location = squall_connectors::Location::parse(url).map_err(|e| e.to_string())?;
+    let store = location.build_store().map_err(|e| e.to_string())?;
+    let bytes = store
+        .get(&location.path())
+        .await
+        .map_err(|e| format!("reading task spec {url}: {e}"))?
+        .bytes()
+        .await
+        .map_err(|e| format!("reading task spec {url}: {e}"))?;
+    Ok(bytes.to_vec())
 }
 
 /// Runs one task from a parsed spec.

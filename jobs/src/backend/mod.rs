@@ -8,9 +8,11 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
+mod lambda;
 mod local;
 mod process;
 
+pub use lambda::{LambdaBackend, LambdaOptions, MAX_SYNC_PAYLOAD_BYTES};
 pub use local::LocalBackend;
 pub use process::ProcessBackend;
 
@@ -21,6 +23,11 @@ pub trait Backend: Debug + Send + Sync {
     fn name(&self) -> &str;
     /// Most tasks this backend should run at once.
     fn max_concurrency(&self) -> usize;
+    /// Largest spec this backend carries; larger specs are stored under the
+    /// query's scratch prefix and sent as `{"spec_url": ...}`.
+    fn max_payload_bytes(&self) -> Option<usize> {
+        None
+    }
     /// Runs one task. `Err` means the backend could not run it at all
     /// (a task that ran and failed returns a report saying so).
     async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String>;

@@ -1,0 +1,26 @@
+//! The worker as an AWS Lambda function (`provided.al2023`, binary `bootstrap`).
+//!
+//! When the Lambda runtime starts `squall` (AWS_LAMBDA_RUNTIME_API is set and
+//! there are no arguments), it serves the Runtime API: each event is a
+//! TaskSpec (or `{"spec_url": ...}`), each response the TaskReport. Nothing
+//! is set up before the first event arrives beyond the runtime client, so
+//! the function is ready within milliseconds of starting.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+/// True when this process was started by the Lambda runtime.
+pub fn started_by_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() && std::env::args_os().len() == 1
+}
+
+/// Serves task invocations until the runtime stops the process.
+pub async fn serve() -> Result<(), Error> {
+    lambda_runtime::run(service_fn(handle)).await
+}
+
+async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let spec = serde_json::to_vec(&event.payload)?;
+    let report = squall_worker::run_task(&spec).await;
+    Ok(serde_json::from_slice(&report)?)
+}

@@ -1,0 +1,200 @@
+//! [`LambdaBackend`]: one synchronous AWS Lambda `Invoke` per task.
+//!
+//! The payload is the TaskSpec JSON; the response is the TaskReport JSON.
+//! Throttling (429 `TooManyRequestsException`) and server errors (5xx) are
+//! retried with exponential backoff and full jitter, a bounded number of
+//! times. A function error (unhandled panic, timeout, out of memory) comes
+//! back with the function's error message and the tail of its log.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_lambda::Client;
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{InvocationType, LogType};
+use base64::Engine;
+use rand::Rng;
+
+use super::Backend;
+
+/// Synchronous invocation payloads are limited to 6 MB; larger specs travel by reference.
+pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024 - 64 * 1024;
+/// Retries of one invocation after throttling or a server error.
+const MAX_INVOKE_RETRIES: u32 = 8;
+const BACKOFF_BASE_MS: u64 = 100;
+const BACKOFF_CAP_MS: u64 = 20_000;
+
+/// Where and how to invoke the worker function.
+#[derive(Debug, Clone, Default)]
+pub struct LambdaOptions {
+    /// Function name or ARN.
+    pub function_name: String,
+    /// Version or alias.
+    pub qualifier: Option<String>,
+    /// Region; default from the environment (AWS_REGION, profile).
+    pub region: Option<String>,
+    /// Invoke API endpoint (an emulator); default from AWS_ENDPOINT_URL_LAMBDA or AWS.
+    pub endpoint_url: Option<String>,
+    /// Most invocations in flight.
+    pub workers: usize,
+}
+
+/// Runs tasks as invocations of a Lambda function serving `squall` workers.
+#[derive(Debug, Clone)]
+pub struct LambdaBackend {
+    client: Client,
+    options: LambdaOptions,
+}
+
+impl LambdaBackend {
+    /// A backend for `options`, with credentials and region from the usual AWS sources.
+    pub async fn try_new(options: LambdaOptions) -> Result<Self, String> {
+        if options.function_name.trim().is_empty() {
+            return Err(
+                "the lambda backend needs a function name (--function or SQUALL_LAMBDA_FUNCTION)"
+                    .into(),
+            );
+        }
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &options.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let sdk_config = loader.load().await;
+        if sdk_config.region().is_none() {
+            return Err("no AWS region: set AWS_REGION or pass --region".into());
+        }
+        let mut config = aws_sdk_lambda::config::Builder::from(&sdk_config)
+            // The SDK's own retries would multiply ours.
+            .retry_config(aws_config::retry::RetryConfig::disabled());
+        if let Some(endpoint) = &options.endpoint_url {
+            config = config.endpoint_url(endpoint.clone());
+        }
+        Ok(Self {
+            client: Client::from_conf(config.build()),
+            options,
+        })
+    }
+
+    async fn invoke_once(&self, spec: &[u8]) -> Result<Vec<u8>, Attempt> {
+        let response = self
+            .client
+            .invoke()
+            .function_name(&self.options.function_name)
+            .set_qualifier(self.options.qualifier.clone())
+            .invocation_type(InvocationType::RequestResponse)
+            .log_type(LogType::Tail)
+            .payload(Blob::new(spec.to_vec()))
+            .send()
+            .await;
+        let output = match response {
+            Ok(o) => o,
+            Err(e) => return Err(classify(&e)),
+        };
+        let payload = output
+            .payload()
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default();
+        if let Some(kind) = output.function_error() {
+            let message = String::from_utf8_lossy(&payload).to_string();
+            let logs = output
+                .log_result()
+                .and_then(|l| base64::engine::general_purpose::STANDARD.decode(l).ok())
+                .map(|l| tail(&String::from_utf8_lossy(&l), 1024))
+                .unwrap_or_default();
+            return Err(Attempt::Final(format!(
+                "function error ({kind}): {}; log tail: {}",
+                tail(&message, 1024),
+                if logs.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    logs
+                }
+            )));
+        }
+        Ok(payload)
+    }
+}
+
+/// Whether a failed attempt may be retried.
+enum Attempt {
+    Retry(String),
+    Final(String),
+}
+
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: &SdkError<E, R>,
+) -> Attempt
+where
+    SdkError<E, R>: std::error::Error,
+{
+    let status = match e {
+        SdkError::ServiceError(s) => Some(s.raw()),
+        _ => None,
+    };
+    let message = format!("{}", aws_sdk_lambda::error::DisplayErrorContext(e));
+    let code = e.code().unwrap_or_default().to_string();
+    let retryable = matches!(
+        e,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
+    ) || code == "TooManyRequestsException"
+        || code.ends_with("ThrottledException")
+        || code == "ServiceException"
+        || code == "ResourceNotReadyException"
+        || status.is_some_and(|_| message.contains("status code: 5") || message.contains("429"));
+    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if retryable {
+        Attempt::Retry(message)
+    } else {
+        Attempt::Final(message)
+    }
+}
+
+fn tail(s: &str, max_chars: usize) -> String {
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let skip = s.chars().count().saturating_sub(max_chars);
+    s.chars().skip(skip).collect()
+}
+
+#[async_trait]
+impl Backend for LambdaBackend {
+    fn name(&self) -> &str {
+        "lambda"
+    }
+
+    fn max_concurrency(&self) -> usize {
+        self.options.workers.max(1)
+    }
+
+    fn max_payload_bytes(&self) -> Option<usize> {
+        Some(MAX_SYNC_PAYLOAD_BYTES)
+    }
+
+    async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {
+        let mut retries = 0;
+        loop {
+            match self.invoke_once(&spec).await {
+                Ok(report) => return Ok(report),
+                Err(Attempt::Final(message)) => {
+                    return Err(format!(
+                        "function {}: {message}",
+                        self.options.function_name
+                    ));
+                }
+                Err(Attempt::Retry(message)) if retries >= MAX_INVOKE_RETRIES => {
+                    return Err(format!(
+                        "function {}: gave up after {} retries: {message}",
+                        self.options.function_name, retries
+                    ));
+                }
+                Err(Attempt::Retry(_)) => {
+                    // Exponential backoff with full jitter.
+                    let cap = (BACKOFF_BASE_MS << retries.min(16)).min(BACKOFF_CAP_MS);
+                    let wait = rand::rng().random_range(0..=cap);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    retries += 1;
+                }
+            }
+        }
+    }
+}
