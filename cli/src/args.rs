@@ -29,6 +29,9 @@ pub enum Command {
     /// Generate data sets.
     #[command(subcommand)]
     Gen(GenCommand),
+    /// Deploy the worker to a cloud.
+    #[command(subcommand)]
+    Deploy(DeployCommand),
     /// Run one task: TaskSpec bytes on stdin, TaskReport bytes on stdout.
     /// Used by the process backend; not meant to be typed by hand.
     Worker,
@@ -48,6 +51,62 @@ pub enum GenCommand {
         #[arg(long)]
         parts: Option<usize>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Package `squall` as a Lambda function (provided.al2023) and create or update it.
+    ///
+    /// Examples:
+    ///   squall deploy lambda --name squall-worker --role arn:aws:iam::123456789012:role/squall --arch arm64
+    ///   squall deploy lambda --print-policy --bucket lake --scratch s3://scratch-bucket/squall/
+    #[command(verbatim_doc_comment)]
+    Lambda(DeployLambdaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployLambdaArgs {
+    /// Function name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// IAM role the function runs as (see --print-policy).
+    #[arg(long, value_name = "ARN")]
+    pub role: Option<String>,
+    /// Memory in MB (Lambda gives one vCPU per 1,769 MB).
+    #[arg(long = "memory", value_name = "MB", default_value_t = 3538)]
+    pub memory_mb: u32,
+    /// Instruction set of the binary.
+    #[arg(long, value_enum, default_value_t = LambdaArch::X86_64)]
+    pub arch: LambdaArch,
+    /// Timeout of one task, in seconds (at most 900).
+    #[arg(long = "timeout", value_name = "S", default_value_t = 900)]
+    pub timeout_s: u32,
+    /// Binary to package (default: this squall). It must be built for Linux on --arch.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// AWS region (default: AWS_REGION or the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Lambda API endpoint, for emulators (default: AWS_ENDPOINT_URL_LAMBDA, else AWS).
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL_LAMBDA")]
+    pub lambda_endpoint: Option<String>,
+    /// Print the least-privilege IAM policy of the worker instead of deploying.
+    #[arg(long)]
+    pub print_policy: bool,
+    /// Input bucket the worker reads (with --print-policy; repeatable).
+    #[arg(long = "bucket", value_name = "BUCKET")]
+    pub buckets: Vec<String>,
+    /// Scratch location the worker writes (with --print-policy).
+    #[arg(long, value_name = "URL")]
+    pub scratch: Option<String>,
+}
+
+/// Lambda instruction sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LambdaArch {
+    #[value(name = "x86_64")]
+    X86_64,
+    Arm64,
 }
 
 /// Where tasks run.

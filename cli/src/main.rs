@@ -1,6 +1,7 @@
 //! `squall`: run SQL over a data lake on stateless tasks.
 
 mod args;
+mod deploy;
 mod lambda_worker;
 mod output;
 mod progress;
@@ -20,7 +21,7 @@ use squall_jobs::{
 const DEFAULT_LAMBDA_WORKERS: usize = 64;
 use squall_planner::PlannerConfig;
 
-use crate::args::{BackendKind, Cli, Command, GenCommand, QueryArgs};
+use crate::args::{BackendKind, Cli, Command, DeployCommand, GenCommand, QueryArgs};
 
 fn main() -> ExitCode {
     if lambda_worker::started_by_lambda() {
@@ -72,6 +73,7 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{}", session.explain(&sql).await?);
             Ok(())
         }
+        Command::Deploy(DeployCommand::Lambda(args)) => deploy::deploy_lambda(&args).await,
         Command::Worker => {
             use std::io::{Read, Write};
             let mut spec = Vec::new();

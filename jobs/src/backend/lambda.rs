@@ -132,8 +132,11 @@ where
         SdkError::ServiceError(s) => Some(s.raw()),
         _ => None,
     };
-    let message = format!("{}", aws_sdk_lambda::error::DisplayErrorContext(e));
     let code = e.code().unwrap_or_default().to_string();
+    let message = match e.message() {
+        Some(m) if !code.is_empty() => format!("{code}: {m}"),
+        _ => format!("{}", aws_sdk_lambda::error::DisplayErrorContext(e)),
+    };
     let retryable = matches!(
         e,
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)

@@ -1,0 +1,233 @@
+//! `squall deploy lambda`: package the worker and create or update the function.
+//!
+//! The package is a zip holding the binary as `bootstrap` (the
+//! `provided.al2023` custom runtime). An existing function gets its code and
+//! then its configuration updated; a missing one is created. Either way the
+//! command waits, bounded, until the function is Active and its last update
+//! succeeded, so that the next `squall sql --backend lambda` can use it.
+
+use std::io::{Cursor, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_lambda::Client;
+use aws_sdk_lambda::error::ProvideErrorMetadata;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Architecture, FunctionCode, LastUpdateStatus, Runtime, State};
+
+use crate::args::{DeployLambdaArgs, LambdaArch};
+
+/// How long to wait for a function to become Active after a change.
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Runs `squall deploy lambda`.
+pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
+    if args.print_policy {
+        println!("{}", policy(&args.buckets, args.scratch.as_deref())?);
+        return Ok(());
+    }
+    let name = args
+        .name
+        .as_deref()
+        .context("--name is required to deploy (or use --print-policy)")?;
+    let role = args
+        .role
+        .as_deref()
+        .context("--role ARN is required to deploy")?;
+    let binary = match &args.binary {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().context("cannot find the squall binary to package")?,
+    };
+    let zip = package(&binary)?;
+    let zip_bytes = zip.len();
+    let client = client(args.region.as_deref(), args.lambda_endpoint.as_deref()).await;
+    let arch = match args.arch {
+        LambdaArch::X86_64 => Architecture::X8664,
+        LambdaArch::Arm64 => Architecture::Arm64,
+    };
+    let exists = match client.get_function().function_name(name).send().await {
+        Ok(_) => true,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            false
+        }
+        Err(e) => bail!("cannot look up function {name}: {}", aws_error(&e)),
+    };
+    if exists {
+        client
+            .update_function_code()
+            .function_name(name)
+            .zip_file(Blob::new(zip))
+            .architectures(arch)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("updating the code of {name}: {}", aws_error(&e)))?;
+        wait_ready(&client, name).await?;
+        client
+            .update_function_configuration()
+            .function_name(name)
+            .role(role)
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .memory_size(args.memory_mb as i32)
+            .timeout(args.timeout_s as i32)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("updating the configuration of {name}: {}", aws_error(&e))
+            })?;
+    } else {
+        client
+            .create_function()
+            .function_name(name)
+            .role(role)
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .architectures(arch)
+            .memory_size(args.memory_mb as i32)
+            .timeout(args.timeout_s as i32)
+            .description("Squall worker")
+            .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("creating {name}: {}", aws_error(&e)))?;
+    }
+    wait_ready(&client, name).await?;
+    eprintln!(
+        "{} function {name}: {} MiB memory, {} s timeout, {:?}, package {:.1} MiB",
+        if exists { "updated" } else { "created" },
+        args.memory_mb,
+        args.timeout_s,
+        args.arch,
+        zip_bytes as f64 / (1024.0 * 1024.0)
+    );
+    Ok(())
+}
+
+/// An AWS error as one short line: its code and message when the service sent them.
+fn aws_error<E, R>(e: &aws_sdk_lambda::error::SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => squall_connectors::table::one_line(
+            &aws_sdk_lambda::error::DisplayErrorContext(e).to_string(),
+        ),
+    }
+}
+
+async fn client(region: Option<&str>, endpoint: Option<&str>) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r.to_string()));
+    }
+    let sdk = loader.load().await;
+    let mut config = aws_sdk_lambda::config::Builder::from(&sdk);
+    if let Some(e) = endpoint {
+        config = config.endpoint_url(e);
+    }
+    Client::from_conf(config.build())
+}
+
+/// A zip with `binary` stored as an executable `bootstrap`.
+pub fn package(binary: &Path) -> Result<Vec<u8>> {
+    let bytes =
+        std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o755);
+    zip.start_file("bootstrap", options)?;
+    zip.write_all(&bytes)?;
+    Ok(zip.finish()?.into_inner())
+}
+
+async fn wait_ready(client: &Client, name: &str) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let f = client
+            .get_function()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("waiting for {name}: {}", aws_error(&e)))?;
+        let config = f.configuration();
+        let state = config.and_then(|c| c.state());
+        let update = config.and_then(|c| c.last_update_status());
+        match (state, update) {
+            (Some(State::Failed), _) | (_, Some(LastUpdateStatus::Failed)) => {
+                let reason = config
+                    .and_then(|c| c.state_reason().or(c.last_update_status_reason()))
+                    .unwrap_or("no reason given");
+                bail!("function {name} failed to become active: {reason}");
+            }
+            (Some(State::Active) | None, None | Some(LastUpdateStatus::Successful)) => {
+                return Ok(());
+            }
+            _ if started.elapsed() > ACTIVE_TIMEOUT => {
+                bail!(
+                    "function {name} was not active after {} s",
+                    ACTIVE_TIMEOUT.as_secs()
+                )
+            }
+            _ => tokio::time::sleep(POLL_INTERVAL).await,
+        }
+    }
+}
+
+/// The least-privilege IAM policy of the worker function.
+pub fn policy(buckets: &[String], scratch: Option<&str>) -> Result<String> {
+    let scratch =
+        scratch.context("--scratch s3://bucket/prefix/ is required for --print-policy")?;
+    let url =
+        url::Url::parse(scratch).with_context(|| format!("invalid --scratch URL '{scratch}'"))?;
+    if url.scheme() != "s3" {
+        bail!("--scratch must be an s3:// URL, got '{scratch}'");
+    }
+    let scratch_bucket = url
+        .host_str()
+        .context("--scratch has no bucket")?
+        .to_string();
+    let prefix = url.path().trim_start_matches('/').to_string();
+    let mut statements = vec![
+        serde_json::json!({
+            "Sid": "ReadInputs",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:ListBucket"],
+            "Resource": buckets.iter().flat_map(|b| [format!("arn:aws:s3:::{b}"), format!("arn:aws:s3:::{b}/*")]).collect::<Vec<_>>(),
+        }),
+        serde_json::json!({
+            "Sid": "Scratch",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            "Resource": [format!("arn:aws:s3:::{scratch_bucket}/{prefix}*")],
+        }),
+        serde_json::json!({
+            "Sid": "ListScratch",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [format!("arn:aws:s3:::{scratch_bucket}")],
+            "Condition": {"StringLike": {"s3:prefix": [format!("{prefix}*")]}},
+        }),
+        serde_json::json!({
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": ["arn:aws:logs:*:*:*"],
+        }),
+    ];
+    if buckets.is_empty() {
+        statements.remove(0);
+    }
+    Ok(serde_json::to_string_pretty(&serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": statements,
+    }))?)
+}

@@ -1,0 +1,222 @@
+//! `squall deploy lambda` against moto's Lambda and IAM APIs on 127.0.0.1
+//! (moto installed by scripts/install-test-deps.sh, started by the test).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m moto.server (run scripts/install-test-deps.sh)");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, port }
+    }
+
+    /// An unsigned request routed to `service` by the credential scope (moto checks no signature).
+    fn request(&self, service: &str, method: &str, path: &str, body: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn deploy(moto: &Moto, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["deploy", "lambda"])
+        .args(args)
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", moto.port),
+        )
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap()
+}
+
+fn field(json: &str, name: &str) -> String {
+    let at = json
+        .find(&format!("\"{name}\""))
+        .unwrap_or_else(|| panic!("{name} not in {json}"));
+    let rest = &json[at + name.len() + 2..];
+    let rest = rest.trim_start_matches([':', ' ']);
+    rest.chars()
+        .take_while(|c| *c != ',' && *c != '}')
+        .collect::<String>()
+        .trim_matches('"')
+        .to_string()
+}
+
+#[test]
+fn deploy_creates_then_updates_the_function() {
+    let moto = Moto::start();
+    let role = moto.request(
+        "iam",
+        "POST",
+        "/",
+        "Action=CreateRole&Version=2010-05-08&RoleName=squall-worker&AssumeRolePolicyDocument=%7B%7D",
+    );
+    assert!(
+        role.contains("arn:aws:iam::123456789012:role/squall-worker"),
+        "{role}"
+    );
+    let binary = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(binary.path(), vec![7u8; 4096]).unwrap();
+    let bin = binary.path().to_str().unwrap();
+    let role_arn = "arn:aws:iam::123456789012:role/squall-worker";
+
+    let out = deploy(
+        &moto,
+        &[
+            "--name",
+            "squall-worker",
+            "--role",
+            role_arn,
+            "--arch",
+            "arm64",
+            "--memory",
+            "3008",
+            "--timeout",
+            "600",
+            "--binary",
+            bin,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("created function squall-worker"));
+    let function = moto.request("lambda", "GET", "/2015-03-31/functions/squall-worker", "");
+    assert_eq!(field(&function, "Runtime"), "provided.al2023");
+    assert_eq!(field(&function, "Handler"), "bootstrap");
+    assert_eq!(field(&function, "MemorySize"), "3008");
+    assert_eq!(field(&function, "Timeout"), "600");
+    assert!(function.contains("arm64"), "{function}");
+    let code_size: u64 = field(&function, "CodeSize").parse().unwrap();
+    assert!(
+        code_size > 0 && code_size < 4096,
+        "zipped 4 KiB of one byte value: {code_size}"
+    );
+
+    let out = deploy(
+        &moto,
+        &[
+            "--name",
+            "squall-worker",
+            "--role",
+            role_arn,
+            "--memory",
+            "1769",
+            "--binary",
+            bin,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("updated function squall-worker"));
+    let function = moto.request("lambda", "GET", "/2015-03-31/functions/squall-worker", "");
+    assert_eq!(field(&function, "MemorySize"), "1769");
+    assert_eq!(field(&function, "Timeout"), "900");
+}
+
+#[test]
+fn deploy_with_a_role_lambda_cannot_assume_fails_in_one_line() {
+    let moto = Moto::start();
+    let binary = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(binary.path(), b"x").unwrap();
+    let out = deploy(
+        &moto,
+        &[
+            "--name",
+            "f",
+            "--role",
+            "arn:aws:iam::123456789012:role/missing",
+            "--binary",
+            binary.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("creating f") && stderr.contains("role"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn print_policy_is_least_privilege_json() {
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args([
+            "deploy",
+            "lambda",
+            "--print-policy",
+            "--bucket",
+            "lake",
+            "--scratch",
+            "s3://tmp-bucket/squall/",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = policy.to_string();
+    assert!(text.contains("arn:aws:s3:::lake/*"), "{text}");
+    assert!(text.contains("arn:aws:s3:::tmp-bucket/squall/*"), "{text}");
+    assert!(
+        !text.contains("s3:*") && !text.contains("\"*\""),
+        "no wildcards on actions or resources: {text}"
+    );
+    assert!(text.contains("s3:DeleteObject"), "{text}");
+}
