@@ -176,6 +176,10 @@ pub struct QueryArgs {
     /// Lambda Invoke API endpoint, for emulators (default: AWS_ENDPOINT_URL_LAMBDA, else AWS).
     #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL_LAMBDA")]
     pub lambda_endpoint: Option<String>,
+    /// Stages with more tasks than this are launched through at most this many
+    /// launcher invocations, each invoking its share (lambda backend; 0: never).
+    #[arg(long, value_name = "N", default_value_t = squall_jobs::DEFAULT_LAUNCHER_THRESHOLD)]
+    pub launcher_threshold: usize,
     /// Most tasks in any one stage.
     #[arg(long, value_name = "N")]
     pub max_tasks_per_stage: Option<usize>,

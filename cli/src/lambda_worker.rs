@@ -20,6 +20,14 @@ pub async fn serve() -> Result<(), Error> {
 }
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    if let Some(launch) = event.payload.get("launch") {
+        // A launcher: invoke every task of its share, return their reports.
+        let request: squall_jobs::LaunchRequest = serde_json::from_value(launch.clone())?;
+        eprintln!("squall launcher: invoking {} tasks", request.specs.len());
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_LAMBDA").ok();
+        let response = squall_jobs::run_launcher(request, endpoint).await?;
+        return Ok(serde_json::from_slice(&response)?);
+    }
     let spec = serde_json::to_vec(&event.payload)?;
     let report = squall_worker::run_task(&spec).await;
     Ok(serde_json::from_slice(&report)?)

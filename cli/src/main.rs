@@ -135,6 +135,7 @@ async fn open_session(args: &QueryArgs, progress: bool) -> Result<(Session, Stri
                 region: args.region.clone(),
                 endpoint_url: args.lambda_endpoint.clone(),
                 workers: args.workers.unwrap_or(DEFAULT_LAMBDA_WORKERS),
+                launcher_threshold: args.launcher_threshold,
             };
             Arc::new(
                 LambdaBackend::try_new(options)

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const WORKER_PROCESSES: usize = 3;
+const WORKER_PROCESSES: usize = 8;
 
 struct Processes(Vec<Child>);
 
@@ -31,7 +31,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_emulator_and_workers() -> (Processes, u16) {
+fn start_emulator_and_workers(worker_log: &Path) -> (Processes, u16) {
     let port = free_port();
     let mut children = Vec::new();
     children.push(
@@ -69,8 +69,22 @@ fn start_emulator_and_workers() -> (Processes, u16) {
                 .env("AWS_LAMBDA_FUNCTION_NAME", "_")
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
                 .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
+                // A launcher invokes its share of tasks on the same emulator.
+                .env(
+                    "AWS_ENDPOINT_URL_LAMBDA",
+                    format!("http://127.0.0.1:{port}"),
+                )
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_REGION", "us-east-1")
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(worker_log)
+                        .unwrap(),
+                )
                 .spawn()
                 .unwrap(),
         );
@@ -89,7 +103,9 @@ fn squall(args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
 
 #[test]
 fn queries_on_the_lambda_backend_match_the_local_backend() {
-    let (_processes, port) = start_emulator_and_workers();
+    let log_dir = tempfile::tempdir().unwrap();
+    let worker_log = log_dir.path().join("workers.log");
+    let (_processes, port) = start_emulator_and_workers(&worker_log);
     let envs = [
         ("AWS_ACCESS_KEY_ID", "testing".to_string()),
         ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
@@ -138,6 +154,8 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
             String::from_utf8_lossy(&expected.stderr)
         );
         let mut lambda = local.clone();
+        // Q3 and Q18 go through launchers (threshold 2), the others invoke tasks directly.
+        let threshold = if q == 3 || q == 18 { "2" } else { "0" };
         lambda.extend([
             "--backend",
             "lambda",
@@ -146,7 +164,9 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
             "--lambda-endpoint",
             &endpoint,
             "--workers",
-            "3",
+            "2",
+            "--launcher-threshold",
+            threshold,
         ]);
         let actual = squall(&lambda, &envs);
         assert!(
@@ -160,6 +180,11 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
             "q{q}: lambda and local results differ"
         );
     }
+    let log = std::fs::read_to_string(&worker_log).unwrap_or_default();
+    assert!(
+        log.contains("squall launcher: invoking"),
+        "the launcher path did not run: {log}"
+    );
 }
 
 #[test]

@@ -131,8 +131,9 @@ async fn run_stage(
     let stage = Arc::new(stage);
     let inputs = Arc::new(inputs);
     let concurrency = run.backend.max_concurrency().max(1);
-    let mut done = futures::stream::iter(0..stage.task_count)
-        .map(|task| {
+    let groups = launch_groups(stage.task_count, run.backend.launcher_threshold());
+    let mut done = futures::stream::iter(groups)
+        .map(|group| {
             let (run, stage, template, inputs, permits) = (
                 run.clone(),
                 Arc::clone(&stage),
@@ -147,32 +148,55 @@ async fn run_stage(
                     .expect("semaphore never closes");
                 // Fault tolerance adds retries here; every task has one attempt for now.
                 let attempt = 0;
-                let mut spec = task_spec(&stage, &template, &inputs, task, attempt).to_bytes();
-                if let Some(limit) = run.backend.max_payload_bytes()
-                    && spec.len() > limit
-                {
-                    spec = store_spec(&run, stage.id, task, attempt, spec).await?;
+                let mut specs = Vec::with_capacity(group.len());
+                for &task in &group {
+                    let mut spec = task_spec(&stage, &template, &inputs, task, attempt).to_bytes();
+                    if let Some(limit) = run.backend.max_payload_bytes()
+                        && spec.len() > limit
+                    {
+                        spec = match store_spec(&run, stage.id, task, attempt, spec).await {
+                            Ok(s) => s,
+                            Err(e) => return vec![Err(e)],
+                        };
+                    }
+                    specs.push(spec);
                 }
-                let report_bytes =
-                    run.backend
-                        .invoke(spec)
-                        .await
-                        .map_err(|message| JobError::Backend {
+                let results = if group.len() == 1 {
+                    vec![run.backend.invoke(specs.pop().expect("one spec")).await]
+                } else {
+                    match run.backend.invoke_group(specs).await {
+                        Ok(results) if results.len() == group.len() => results,
+                        Ok(results) => vec![Err(format!(
+                            "launcher returned {} reports for {} tasks",
+                            results.len(),
+                            group.len()
+                        ))],
+                        Err(message) => vec![Err(message)],
+                    }
+                };
+                group
+                    .iter()
+                    .zip(results)
+                    .map(|(&task, result)| {
+                        let bytes = result.map_err(|message| JobError::Backend {
                             backend: run.backend.name().to_string(),
                             stage: stage.id,
                             task,
                             message,
                         })?;
-                let report =
-                    TaskReport::from_bytes(&report_bytes).map_err(|e| JobError::TaskFailed {
-                        stage: stage.id,
-                        task,
-                        message: e.to_string(),
-                    })?;
-                Ok::<_, JobError>((task, report))
+                        let report =
+                            TaskReport::from_bytes(&bytes).map_err(|e| JobError::TaskFailed {
+                                stage: stage.id,
+                                task,
+                                message: e.to_string(),
+                            })?;
+                        Ok::<_, JobError>((task, report))
+                    })
+                    .collect::<Vec<_>>()
             }
         })
-        .buffer_unordered(concurrency);
+        .buffer_unordered(concurrency)
+        .flat_map(futures::stream::iter);
 
     let mut winners: Vec<Option<Winner>> = vec![None; stage.task_count];
     let mut pending_parts = BTreeMap::new();
@@ -226,6 +250,22 @@ async fn run_stage(
         });
     }
     Ok(winners.into_iter().flatten().collect())
+}
+
+/// Tasks per invocation: one each, or, when the backend fans out through
+/// launchers and the stage has more tasks than its threshold, at most
+/// `threshold` groups that each launcher invokes in turn.
+fn launch_groups(tasks: usize, threshold: Option<usize>) -> Vec<Vec<usize>> {
+    match threshold {
+        Some(t) if t > 0 && tasks > t => {
+            let mut groups = vec![Vec::new(); t];
+            for task in 0..tasks {
+                groups[task % t].push(task);
+            }
+            groups
+        }
+        _ => (0..tasks).map(|t| vec![t]).collect(),
+    }
 }
 
 async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<StageTemplate> {
@@ -306,4 +346,20 @@ pub async fn delete_query_scratch(run: &QueryRun) -> Result<()> {
             message: e.to_string(),
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::launch_groups;
+
+    #[test]
+    fn groups_cover_every_task_once_and_respect_the_threshold() {
+        assert_eq!(launch_groups(3, Some(32)), vec![vec![0], vec![1], vec![2]]);
+        let groups = launch_groups(100, Some(8));
+        assert_eq!(groups.len(), 8);
+        let mut all: Vec<usize> = groups.into_iter().flatten().collect();
+        all.sort();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert_eq!(launch_groups(5, None).len(), 5);
+    }
 }

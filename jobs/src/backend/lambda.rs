@@ -38,6 +38,67 @@ pub struct LambdaOptions {
     pub endpoint_url: Option<String>,
     /// Most invocations in flight.
     pub workers: usize,
+    /// Stages with more tasks than this go through at most this many launcher
+    /// invocations, each invoking its share of the tasks (0: never).
+    pub launcher_threshold: usize,
+}
+
+/// Default launcher threshold: a stage of up to 32 tasks is invoked directly.
+pub const DEFAULT_LAUNCHER_THRESHOLD: usize = 32;
+/// Sub-invocations a launcher keeps in flight.
+const LAUNCHER_CONCURRENCY: usize = 64;
+
+/// What a launcher invocation carries.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct LaunchRequest {
+    pub function: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+    pub specs: Vec<serde_json::Value>,
+}
+
+/// One sub-invocation's outcome in a launcher's response.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaunchResult {
+    Report(serde_json::Value),
+    Error(String),
+}
+
+/// Runs a launcher request: invokes every spec on its function, at most
+/// [`LAUNCHER_CONCURRENCY`] at once; returns the JSON response.
+pub async fn run_launcher(
+    request: LaunchRequest,
+    endpoint_url: Option<String>,
+) -> Result<Vec<u8>, String> {
+    use futures::StreamExt;
+    let backend = LambdaBackend::try_new(LambdaOptions {
+        function_name: request.function.clone(),
+        qualifier: request.qualifier.clone(),
+        region: None,
+        endpoint_url,
+        workers: LAUNCHER_CONCURRENCY,
+        launcher_threshold: 0,
+    })
+    .await?;
+    let results: Vec<LaunchResult> = futures::stream::iter(request.specs)
+        .map(|spec| {
+            let backend = backend.clone();
+            async move {
+                let spec = serde_json::to_vec(&spec).unwrap_or_default();
+                match backend.invoke(spec).await {
+                    Ok(report) => match serde_json::from_slice::<serde_json::Value>(&report) {
+                        Ok(raw) => LaunchResult::Report(raw),
+                        Err(e) => LaunchResult::Error(format!("report is not JSON: {e}")),
+                    },
+                    Err(e) => LaunchResult::Error(e),
+                }
+            }
+        })
+        .buffered(LAUNCHER_CONCURRENCY)
+        .collect()
+        .await;
+    serde_json::to_vec(&serde_json::json!({ "results": results })).map_err(|e| e.to_string())
 }
 
 /// Runs tasks as invocations of a Lambda function serving `squall` workers.
@@ -171,6 +232,61 @@ impl Backend for LambdaBackend {
 
     fn max_payload_bytes(&self) -> Option<usize> {
         Some(MAX_SYNC_PAYLOAD_BYTES)
+    }
+
+    fn launcher_threshold(&self) -> Option<usize> {
+        (self.options.launcher_threshold > 0).then_some(self.options.launcher_threshold)
+    }
+
+    async fn invoke_group(
+        &self,
+        specs: Vec<Vec<u8>>,
+    ) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+        let specs = specs
+            .into_iter()
+            .map(|s| {
+                serde_json::from_slice::<serde_json::Value>(&s)
+                    .map_err(|e| format!("spec is not JSON: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let request = LaunchRequest {
+            function: self.options.function_name.clone(),
+            qualifier: self.options.qualifier.clone(),
+            specs,
+        };
+        let payload = serde_json::to_vec(&serde_json::json!({ "launch": request }))
+            .map_err(|e| e.to_string())?;
+        if payload.len() > MAX_SYNC_PAYLOAD_BYTES {
+            // Too large for one launcher payload: invoke directly instead.
+            let request: LaunchRequest = serde_json::from_slice::<serde_json::Value>(&payload)
+                .ok()
+                .and_then(|v| serde_json::from_value(v["launch"].clone()).ok())
+                .ok_or("launcher payload does not round-trip")?;
+            return Ok(futures::future::join_all(
+                request
+                    .specs
+                    .into_iter()
+                    .map(|s| self.invoke(serde_json::to_vec(&s).unwrap_or_default())),
+            )
+            .await);
+        }
+        let response = self.invoke(payload).await?;
+        #[derive(serde::Deserialize)]
+        struct LaunchResponse {
+            results: Vec<LaunchResult>,
+        }
+        let response: LaunchResponse = serde_json::from_slice(&response)
+            .map_err(|e| format!("launcher response is not valid: {e}"))?;
+        Ok(response
+            .results
+            .into_iter()
+            .map(|r| match r {
+                LaunchResult::Report(report) => {
+                    serde_json::to_vec(&report).map_err(|e| e.to_string())
+                }
+                LaunchResult::Error(e) => Err(format!("via launcher: {e}")),
+            })
+            .collect())
     }
 
     async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {

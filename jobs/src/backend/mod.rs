@@ -12,7 +12,10 @@ mod lambda;
 mod local;
 mod process;
 
-pub use lambda::{LambdaBackend, LambdaOptions, MAX_SYNC_PAYLOAD_BYTES};
+pub use lambda::{
+    DEFAULT_LAUNCHER_THRESHOLD, LambdaBackend, LambdaOptions, LaunchRequest,
+    MAX_SYNC_PAYLOAD_BYTES, run_launcher,
+};
 pub use local::LocalBackend;
 pub use process::ProcessBackend;
 
@@ -27,6 +30,19 @@ pub trait Backend: Debug + Send + Sync {
     /// query's scratch prefix and sent as `{"spec_url": ...}`.
     fn max_payload_bytes(&self) -> Option<usize> {
         None
+    }
+    /// Stages with more tasks than this are run through launcher invocations
+    /// (see [`Backend::invoke_group`]); `None`: every task is invoked directly.
+    fn launcher_threshold(&self) -> Option<usize> {
+        None
+    }
+    /// Runs several tasks through one launcher invocation that invokes each of
+    /// them; returns one result per spec, in order.
+    async fn invoke_group(
+        &self,
+        specs: Vec<Vec<u8>>,
+    ) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+        Ok(futures::future::join_all(specs.into_iter().map(|s| self.invoke(s))).await)
     }
     /// Runs one task. `Err` means the backend could not run it at all
     /// (a task that ran and failed returns a report saying so).
