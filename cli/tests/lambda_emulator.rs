@@ -5,6 +5,8 @@
 //! runtime starts them (no arguments, AWS_LAMBDA_RUNTIME_API set) serve the
 //! invocations. Results must equal the local backend's.
 
+mod support;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -31,7 +33,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_emulator_and_workers(worker_log: &Path) -> (Processes, u16) {
+fn start_emulator_and_workers(
+    worker_log: &Path,
+    extra_env: &[(&'static str, String)],
+) -> (Processes, u16) {
     let port = free_port();
     let mut children = Vec::new();
     children.push(
@@ -77,6 +82,7 @@ fn start_emulator_and_workers(worker_log: &Path) -> (Processes, u16) {
                 .env("AWS_ACCESS_KEY_ID", "testing")
                 .env("AWS_SECRET_ACCESS_KEY", "testing")
                 .env("AWS_REGION", "us-east-1")
+                .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
                 .stdout(Stdio::null())
                 .stderr(
                     std::fs::OpenOptions::new()
@@ -105,7 +111,7 @@ fn squall(args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
 fn queries_on_the_lambda_backend_match_the_local_backend() {
     let log_dir = tempfile::tempdir().unwrap();
     let worker_log = log_dir.path().join("workers.log");
-    let (_processes, port) = start_emulator_and_workers(&worker_log);
+    let (_processes, port) = start_emulator_and_workers(&worker_log, &[]);
     let envs = [
         ("AWS_ACCESS_KEY_ID", "testing".to_string()),
         ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
@@ -196,4 +202,90 @@ fn lambda_backend_without_a_function_name_says_what_to_do() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--function"), "{stderr}");
+}
+
+#[test]
+fn tpch_on_lambda_with_s3_inputs_and_scratch() {
+    let s3 = support::S3Server::start();
+    for bucket in ["lake", "scratch"] {
+        assert!(
+            s3.http("PUT", &format!("/{bucket}"))
+                .starts_with("HTTP/1.1 200")
+        );
+    }
+    let s3_env = s3.envs();
+    let log_dir = tempfile::tempdir().unwrap();
+    // Workers reach S3 through AWS_ENDPOINT_URL and the emulator through
+    // AWS_ENDPOINT_URL_LAMBDA, as a deployed function reaches both through AWS.
+    let (_processes, port) =
+        start_emulator_and_workers(&log_dir.path().join("workers.log"), &s3_env);
+    let generated = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["gen", "tpch", "--scale", "0.01", "--out", "s3://lake/tpch"])
+        .envs(s3_env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let tables: Vec<String> = [
+        "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
+    ]
+    .iter()
+    .flat_map(|t| ["--table".to_string(), format!("{t}=s3://lake/tpch/{t}/")])
+    .collect();
+    for q in [3, 5, 10] {
+        let sql =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../benches/queries/tpch/q{q}.sql"));
+        let mut args: Vec<String> = vec![
+            "sql".into(),
+            "--format".into(),
+            "csv".into(),
+            "--target-task-bytes".into(),
+            "64KiB".into(),
+        ];
+        args.extend(tables.iter().cloned());
+        args.extend([
+            "--scratch".into(),
+            "s3://scratch/squall/".into(),
+            "-f".into(),
+            sql.display().to_string(),
+        ]);
+        let local_args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let expected = squall(&local_args, &s3_env);
+        assert!(
+            expected.status.success(),
+            "{}",
+            String::from_utf8_lossy(&expected.stderr)
+        );
+        let mut lambda_args = local_args.clone();
+        lambda_args.extend([
+            "--backend",
+            "lambda",
+            "--function",
+            "_",
+            "--lambda-endpoint",
+            &endpoint,
+            "--workers",
+            "4",
+        ]);
+        let actual = squall(&lambda_args, &s3_env);
+        assert!(
+            actual.status.success(),
+            "q{q} on lambda: {}",
+            String::from_utf8_lossy(&actual.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&actual.stdout),
+            String::from_utf8_lossy(&expected.stdout),
+            "q{q}"
+        );
+    }
+    let listing = s3.http("GET", "/scratch?list-type=2");
+    assert!(
+        !listing.contains("<Key>"),
+        "scratch must be empty: {listing}"
+    );
 }
