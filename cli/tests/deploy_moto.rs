@@ -1,67 +1,13 @@
 //! `squall deploy lambda` against moto's Lambda and IAM APIs on 127.0.0.1
 //! (moto installed by scripts/install-test-deps.sh, started by the test).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-struct Moto {
-    child: Child,
-    port: u16,
-}
+use std::process::Command;
 
-impl Moto {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m moto.server (run scripts/install-test-deps.sh)");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self { child, port }
-    }
+use support::S3Server;
 
-    /// An unsigned request routed to `service` by the credential scope (moto checks no signature).
-    fn request(&self, service: &str, method: &str, path: &str, body: &str) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn deploy(moto: &Moto, args: &[&str]) -> std::process::Output {
+fn deploy(moto: &S3Server, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_squall"))
         .args(["deploy", "lambda"])
         .args(args)
@@ -91,7 +37,7 @@ fn field(json: &str, name: &str) -> String {
 
 #[test]
 fn deploy_creates_then_updates_the_function() {
-    let moto = Moto::start();
+    let moto = S3Server::start();
     let role = moto.request(
         "iam",
         "POST",
@@ -168,7 +114,7 @@ fn deploy_creates_then_updates_the_function() {
 
 #[test]
 fn deploy_with_a_role_lambda_cannot_assume_fails_in_one_line() {
-    let moto = Moto::start();
+    let moto = S3Server::start();
     let binary = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(binary.path(), b"x").unwrap();
     let out = deploy(

@@ -12,35 +12,42 @@ use squall_jobs::specs::{StageTemplate, stage_object_stores, task_spec};
 use squall_shuffle::codec::encode_plan;
 use squall_worker::{FragmentRef, TaskLimits, TaskOutcome, TaskReport, run_task};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn same_spec_bytes_give_byte_identical_output() {
+/// The spec bytes of task 0 of the first scan stage of `sql`, writing below `scratch_dir`.
+async fn first_scan_task_spec(sql: &str, query_id: &str, scratch_dir: &std::path::Path) -> Vec<u8> {
     let data = tpch_data().await;
     let session = squall_session(data, 2).await;
-    let graph = session
-        .plan_stages("SELECT l_returnflag, sum(l_quantity) FROM lineitem GROUP BY l_returnflag")
-        .await
-        .expect("plans");
+    let graph = session.plan_stages(sql).await.expect("plans");
     let stage = graph
         .stages
         .iter()
         .find(|s| !s.scans.is_empty())
         .expect("a scan stage");
-    let scratch = tempfile::tempdir().unwrap();
-    let scratch = Location::parse(scratch.path().to_str().unwrap())
+    let scratch = Location::parse(scratch_dir.to_str().unwrap())
         .unwrap()
         .as_prefix();
     let template = StageTemplate {
-        query_id: "determinism".into(),
+        query_id: query_id.into(),
         stage_id: stage.id,
         fragment: FragmentRef::Inline {
             bytes: encode_plan(Arc::clone(&stage.plan)).unwrap(),
         },
         object_stores: stage_object_stores(stage, &scratch),
         limits: TaskLimits::default(),
-        scratch: scratch.clone(),
+        scratch,
         is_final: stage.is_final,
     };
-    let spec = task_spec(stage, &template, &HashMap::new(), 0, 0).to_bytes();
+    task_spec(stage, &template, &HashMap::new(), 0, 0).to_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_spec_bytes_give_byte_identical_output() {
+    let scratch = tempfile::tempdir().unwrap();
+    let spec = first_scan_task_spec(
+        "SELECT l_returnflag, sum(l_quantity) FROM lineitem GROUP BY l_returnflag",
+        "determinism",
+        scratch.path(),
+    )
+    .await;
 
     let mut outputs = Vec::new();
     for _ in 0..2 {
@@ -86,33 +93,13 @@ async fn garbage_spec_gives_a_failed_report() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spec_stored_in_object_storage_runs_by_reference() {
-    let data = tpch_data().await;
-    let session = squall_session(data, 2).await;
-    let graph = session
-        .plan_stages("SELECT n_regionkey, count(*) FROM nation GROUP BY n_regionkey")
-        .await
-        .expect("plans");
-    let stage = graph
-        .stages
-        .iter()
-        .find(|s| !s.scans.is_empty())
-        .expect("a scan stage");
     let dir = tempfile::tempdir().unwrap();
-    let scratch = Location::parse(dir.path().to_str().unwrap())
-        .unwrap()
-        .as_prefix();
-    let template = StageTemplate {
-        query_id: "by-reference".into(),
-        stage_id: stage.id,
-        fragment: FragmentRef::Inline {
-            bytes: encode_plan(Arc::clone(&stage.plan)).unwrap(),
-        },
-        object_stores: stage_object_stores(stage, &scratch),
-        limits: TaskLimits::default(),
-        scratch: scratch.clone(),
-        is_final: stage.is_final,
-    };
-    let spec = task_spec(stage, &template, &HashMap::new(), 0, 0).to_bytes();
+    let spec = first_scan_task_spec(
+        "SELECT n_regionkey, count(*) FROM nation GROUP BY n_regionkey",
+        "by-reference",
+        dir.path(),
+    )
+    .await;
     let spec_path = dir.path().join("spec.json");
     std::fs::write(&spec_path, &spec).unwrap();
     let envelope = format!("{{\"spec_url\": \"file://{}\"}}", spec_path.display());

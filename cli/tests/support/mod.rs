@@ -1,4 +1,4 @@
-//! Test support shared by the CLI tests: moto's S3 server on 127.0.0.1.
+//! Test support shared by the CLI tests: moto's server (S3, IAM, Lambda APIs) on 127.0.0.1.
 
 #![allow(dead_code)]
 
@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// moto's S3 server on a free loopback port, stopped on drop.
+/// moto's server on a free loopback port, stopped on drop.
 pub struct S3Server {
     child: Child,
     pub port: u16,
@@ -48,6 +48,21 @@ impl S3Server {
     pub fn http(&self, method: &str, path: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    /// An unsigned request routed to `service` (iam, lambda, ...) by the
+    /// credential scope; moto checks no signature.
+    pub fn request(&self, service: &str, method: &str, path: &str, body: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
