@@ -107,6 +107,55 @@ fn squall(args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
         .unwrap()
 }
 
+/// `squall sql` arguments for TPC-H query `q` over tables below `root`, CSV out, small tasks.
+fn query_args(root: &str, scratch: Option<&str>, q: usize) -> Vec<String> {
+    let sql =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../benches/queries/tpch/q{q}.sql"));
+    let mut args: Vec<String> = ["sql", "--format", "csv", "--target-task-bytes", "64KiB"]
+        .map(String::from)
+        .to_vec();
+    for t in [
+        "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
+    ] {
+        args.extend(["--table".to_string(), format!("{t}={root}/{t}/")]);
+    }
+    if let Some(s) = scratch {
+        args.extend(["--scratch".to_string(), s.to_string()]);
+    }
+    args.extend(["-f".to_string(), sql.display().to_string()]);
+    args
+}
+
+/// Runs `args` on the local backend and again with `lambda` appended; the outputs must match.
+fn assert_lambda_matches_local(
+    args: &[String],
+    lambda: &[&str],
+    local_env: &[(&str, String)],
+    lambda_env: &[(&str, String)],
+    q: usize,
+) {
+    let local: Vec<&str> = args.iter().map(String::as_str).collect();
+    let expected = squall(&local, local_env);
+    assert!(
+        expected.status.success(),
+        "q{q} locally: {}",
+        String::from_utf8_lossy(&expected.stderr)
+    );
+    let mut on_lambda = local.clone();
+    on_lambda.extend(lambda);
+    let actual = squall(&on_lambda, lambda_env);
+    assert!(
+        actual.status.success(),
+        "q{q} on lambda: {}",
+        String::from_utf8_lossy(&actual.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&actual.stdout),
+        String::from_utf8_lossy(&expected.stdout),
+        "q{q}: lambda and local results differ"
+    );
+}
+
 #[test]
 fn queries_on_the_lambda_backend_match_the_local_backend() {
     let log_dir = tempfile::tempdir().unwrap();
@@ -135,34 +184,11 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
         String::from_utf8_lossy(&out.stderr)
     );
     let endpoint = format!("http://127.0.0.1:{port}");
+    let root = data.path().display().to_string();
     for q in [1, 3, 6, 13, 18] {
-        let sql =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../benches/queries/tpch/q{q}.sql"));
-        let mut args: Vec<String> = vec![
-            "sql".into(),
-            "--format".into(),
-            "csv".into(),
-            "--target-task-bytes".into(),
-            "64KiB".into(),
-        ];
-        for t in [
-            "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
-        ] {
-            args.push("--table".into());
-            args.push(format!("{t}={}/{t}", data.path().display()));
-        }
-        args.extend(["-f".into(), sql.display().to_string()]);
-        let local: Vec<&str> = args.iter().map(String::as_str).collect();
-        let expected = squall(&local, &[]);
-        assert!(
-            expected.status.success(),
-            "{}",
-            String::from_utf8_lossy(&expected.stderr)
-        );
-        let mut lambda = local.clone();
         // Q3 and Q18 go through launchers (threshold 2), the others invoke tasks directly.
         let threshold = if q == 3 || q == 18 { "2" } else { "0" };
-        lambda.extend([
+        let lambda = [
             "--backend",
             "lambda",
             "--function",
@@ -173,18 +199,8 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
             "2",
             "--launcher-threshold",
             threshold,
-        ]);
-        let actual = squall(&lambda, &envs);
-        assert!(
-            actual.status.success(),
-            "q{q} on lambda: {}",
-            String::from_utf8_lossy(&actual.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&actual.stdout),
-            String::from_utf8_lossy(&expected.stdout),
-            "q{q}: lambda and local results differ"
-        );
+        ];
+        assert_lambda_matches_local(&query_args(&root, None, q), &lambda, &[], &envs, q);
     }
     let log = std::fs::read_to_string(&worker_log).unwrap_or_default();
     assert!(
@@ -230,38 +246,8 @@ fn tpch_on_lambda_with_s3_inputs_and_scratch() {
         String::from_utf8_lossy(&generated.stderr)
     );
     let endpoint = format!("http://127.0.0.1:{port}");
-    let tables: Vec<String> = [
-        "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
-    ]
-    .iter()
-    .flat_map(|t| ["--table".to_string(), format!("{t}=s3://lake/tpch/{t}/")])
-    .collect();
     for q in [3, 5, 10] {
-        let sql =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../benches/queries/tpch/q{q}.sql"));
-        let mut args: Vec<String> = vec![
-            "sql".into(),
-            "--format".into(),
-            "csv".into(),
-            "--target-task-bytes".into(),
-            "64KiB".into(),
-        ];
-        args.extend(tables.iter().cloned());
-        args.extend([
-            "--scratch".into(),
-            "s3://scratch/squall/".into(),
-            "-f".into(),
-            sql.display().to_string(),
-        ]);
-        let local_args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let expected = squall(&local_args, &s3_env);
-        assert!(
-            expected.status.success(),
-            "{}",
-            String::from_utf8_lossy(&expected.stderr)
-        );
-        let mut lambda_args = local_args.clone();
-        lambda_args.extend([
+        let lambda = [
             "--backend",
             "lambda",
             "--function",
@@ -270,18 +256,9 @@ fn tpch_on_lambda_with_s3_inputs_and_scratch() {
             &endpoint,
             "--workers",
             "4",
-        ]);
-        let actual = squall(&lambda_args, &s3_env);
-        assert!(
-            actual.status.success(),
-            "q{q} on lambda: {}",
-            String::from_utf8_lossy(&actual.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&actual.stdout),
-            String::from_utf8_lossy(&expected.stdout),
-            "q{q}"
-        );
+        ];
+        let args = query_args("s3://lake/tpch", Some("s3://scratch/squall/"), q);
+        assert_lambda_matches_local(&args, &lambda, &s3_env, &s3_env, q);
     }
     let listing = s3.http("GET", "/scratch?list-type=2");
     assert!(

@@ -270,17 +270,9 @@ fn launch_groups(tasks: usize, threshold: Option<usize>) -> Vec<Vec<usize>> {
 
 async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<StageTemplate> {
     let bytes = encode_plan(Arc::clone(&stage.plan))?;
-    let prefix = run.scratch.clone();
     let fragment = if bytes.len() > MAX_INLINE_FRAGMENT_BYTES {
-        let location = prefix.join(&keys::fragment_key(&run.query_id, stage.id));
-        let store = location.build_store()?;
-        store
-            .put(&location.path(), PutPayload::from(Bytes::from(bytes)))
-            .await
-            .map_err(|e| JobError::Storage {
-                url: location.to_string(),
-                message: e.to_string(),
-            })?;
+        let location =
+            put_scratch(run, &keys::fragment_key(&run.query_id, stage.id), bytes).await?;
         FragmentRef::Stored {
             url: location.to_string(),
         }
@@ -298,6 +290,20 @@ async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<StageTemplate> 
     })
 }
 
+/// Writes `bytes` at `key` below the scratch root; returns where.
+async fn put_scratch(run: &QueryRun, key: &str, bytes: Vec<u8>) -> Result<Location> {
+    let location = run.scratch.join(key);
+    let store = location.build_store()?;
+    store
+        .put(&location.path(), PutPayload::from(Bytes::from(bytes)))
+        .await
+        .map_err(|e| JobError::Storage {
+            url: location.to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(location)
+}
+
 /// Stores a spec too large for the backend under the query's scratch prefix
 /// and returns the small envelope the worker resolves: `{"spec_url": ...}`.
 async fn store_spec(
@@ -307,17 +313,12 @@ async fn store_spec(
     attempt: u32,
     spec: Vec<u8>,
 ) -> Result<Vec<u8>> {
-    let location = run
-        .scratch
-        .join(&keys::spec_key(&run.query_id, stage, task, attempt));
-    let store = location.build_store()?;
-    store
-        .put(&location.path(), PutPayload::from(Bytes::from(spec)))
-        .await
-        .map_err(|e| JobError::Storage {
-            url: location.to_string(),
-            message: e.to_string(),
-        })?;
+    let location = put_scratch(
+        run,
+        &keys::spec_key(&run.query_id, stage, task, attempt),
+        spec,
+    )
+    .await?;
     Ok(serde_json::to_vec(&serde_json::json!({ "spec_url": location.to_string() })).expect("JSON"))
 }
 
