@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests need besides Rust, from PyPI: moto's S3 server (S3
+# Installs what the tests need besides Rust: from PyPI, moto's S3 server (S3
 # end-to-end tests) and cargo-lambda (its Lambda emulator serves the Invoke and
-# Runtime APIs for the lambda backend tests). Everything runs on 127.0.0.1.
+# Runtime APIs for the lambda backend tests); from npm, Azurite (Azure blob
+# storage). Everything runs on 127.0.0.1.
 # Idempotent and quick when present.
 set -euo pipefail
 if ! python3 -c "import moto.server, flask, flask_cors" >/dev/null 2>&1; then
@@ -11,4 +12,12 @@ fi
 if ! command -v cargo-lambda >/dev/null 2>&1; then
   echo "installing cargo-lambda for the Lambda tests" >&2
   python3 -m pip install --quiet --disable-pip-version-check 'cargo-lambda==1.9.2'
+fi
+# Azurite (npm) serves Azure blob storage for the az:// tests, installed in a
+# cache folder outside the checkout (SQUALL_AZURITE overrides the binary).
+AZURITE_DIR="$HOME/.cache/squall/azurite"
+if [ -z "${SQUALL_AZURITE:-}" ] && [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
+  echo "installing azurite for the Azure tests" >&2
+  mkdir -p "$AZURITE_DIR"
+  (cd "$AZURITE_DIR" && npm install --silent --no-audit --no-fund azurite@3.35.0 >&2)
 fi

@@ -16,6 +16,10 @@ use squall_connectors::TableFormat;
 #[derive(Debug, Parser)]
 #[command(name = "squall", version, about, long_about, verbatim_doc_comment)]
 pub struct Cli {
+    /// Config file with defaults for flags ([query] and [lambda] sections;
+    /// see the README). Default: ~/.config/squall/config.toml if it exists.
+    #[arg(long, global = true, value_name = "FILE", env = "SQUALL_CONFIG")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -110,7 +114,8 @@ pub enum LambdaArch {
 }
 
 /// Where tasks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Tokio tasks in this process.
     Local,
@@ -159,14 +164,25 @@ pub struct QueryArgs {
     /// Where tasks run: `local` (tokio tasks in this process), `process`
     /// (every task a fresh `squall worker` process) or `lambda` (every task an
     /// AWS Lambda invocation of a function deployed with `squall deploy lambda`).
-    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
-    pub backend: BackendKind,
-    /// Most tasks running at once (default: number of cores; 64 on lambda).
+    /// Default: local.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// Most tasks of the query running at once (default: number of cores; 64 on lambda).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
-    /// Lambda function running the workers (lambda backend).
-    #[arg(long, value_name = "NAME", env = "SQUALL_LAMBDA_FUNCTION")]
-    pub function: Option<String>,
+    /// Most tasks of one stage running at once (default: --workers).
+    #[arg(long, value_name = "N")]
+    pub stage_workers: Option<usize>,
+    /// Lambda function running the workers (lambda backend). Several names or
+    /// aliases, comma-separated, spread each stage over them: each function
+    /// scales at its own rate.
+    #[arg(
+        long,
+        value_name = "NAME[,NAME...]",
+        env = "SQUALL_LAMBDA_FUNCTION",
+        value_delimiter = ','
+    )]
+    pub function: Vec<String>,
     /// Version or alias of the function.
     #[arg(long, value_name = "QUALIFIER", env = "SQUALL_LAMBDA_QUALIFIER")]
     pub qualifier: Option<String>,
@@ -177,9 +193,16 @@ pub struct QueryArgs {
     #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL_LAMBDA")]
     pub lambda_endpoint: Option<String>,
     /// Stages with more tasks than this are launched through at most this many
-    /// launcher invocations, each invoking its share (lambda backend; 0: never).
-    #[arg(long, value_name = "N", default_value_t = squall_jobs::DEFAULT_LAUNCHER_THRESHOLD)]
-    pub launcher_threshold: usize,
+    /// launcher invocations, each invoking its share (lambda backend; 0: never;
+    /// default 32).
+    #[arg(long, value_name = "N")]
+    pub launcher_threshold: Option<usize>,
+    /// New invocations in flight each function may add per 10 seconds: Lambda
+    /// adds 1,000 execution environments per function per 10 s, and
+    /// invocations beyond that are throttled (lambda backend; 0: no pacing;
+    /// default 1000).
+    #[arg(long, value_name = "N")]
+    pub scaling_rate: Option<usize>,
     /// Most tasks in any one stage.
     #[arg(long, value_name = "N")]
     pub max_tasks_per_stage: Option<usize>,
@@ -204,6 +227,10 @@ pub struct QueryArgs {
     /// Do not show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Print totals over all tasks to stderr at the end: task-seconds, bytes
+    /// read and written, object-store requests (what a serverless run is billed for).
+    #[arg(long)]
+    pub stats: bool,
 }
 
 impl QueryArgs {

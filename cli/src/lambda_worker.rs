@@ -29,6 +29,21 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         return Ok(serde_json::from_slice(&response)?);
     }
     let spec = serde_json::to_vec(&event.payload)?;
-    let report = squall_worker::run_task(&spec).await;
-    Ok(serde_json::from_slice(&report)?)
+    let report: Value = serde_json::from_slice(&squall_worker::run_task(&spec).await)?;
+    // One line per task in the function's log (CloudWatch, and the log tail
+    // an invocation returns): which task ran here and how it ended.
+    let field = |name: &str| report.get(name).cloned().unwrap_or(Value::Null);
+    eprintln!(
+        "squall worker: {} query {} stage {} task {} attempt {}: {}",
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+        field("query_id").as_str().unwrap_or("?"),
+        field("stage_id"),
+        field("task_index"),
+        field("attempt"),
+        report
+            .pointer("/outcome/status")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+    );
+    Ok(report)
 }

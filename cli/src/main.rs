@@ -1,10 +1,12 @@
 //! `squall`: run SQL over a data lake on stateless tasks.
 
 mod args;
+mod config;
 mod deploy;
 mod lambda_worker;
 mod output;
 mod progress;
+mod stats;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,11 +19,17 @@ use squall_jobs::{
     StatementResult,
 };
 
-/// Invocations in flight on the lambda backend unless --workers says otherwise.
-const DEFAULT_LAMBDA_WORKERS: usize = 64;
 use squall_planner::PlannerConfig;
 
+/// Invocations in flight on the lambda backend unless --workers says otherwise.
+const DEFAULT_LAMBDA_WORKERS: usize = 64;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 use crate::args::{BackendKind, Cli, Command, DeployCommand, GenCommand, QueryArgs};
+use crate::config::Config;
 
 fn main() -> ExitCode {
     if lambda_worker::started_by_lambda() {
@@ -66,14 +74,29 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Sql(args) => run_sql(args).await,
+        Command::Sql(args) => run_sql(args, &config).await,
         Command::Explain(args) => {
-            let (session, sql) = open_session(&args, false).await?;
+            let (session, sql) = open_session(&args, &config, false, None).await?;
             print!("{}", session.explain(&sql).await?);
             Ok(())
         }
-        Command::Deploy(DeployCommand::Lambda(args)) => deploy::deploy_lambda(&args).await,
+        Command::Deploy(DeployCommand::Lambda(mut args)) => {
+            if args.name.is_none()
+                && let Some(functions) = config.lambda.function.clone()
+            {
+                match functions.into_vec().as_slice() {
+                    [one] => args.name = Some(one.clone()),
+                    _ => anyhow::bail!(
+                        "the config file names several functions: pass --name to say which to deploy"
+                    ),
+                }
+            }
+            args.region = args.region.or(config.lambda.region.clone());
+            args.lambda_endpoint = args.lambda_endpoint.or(config.lambda.endpoint.clone());
+            deploy::deploy_lambda(&args).await
+        }
         Command::Worker => {
             use std::io::{Read, Write};
             let mut spec = Vec::new();
@@ -103,39 +126,70 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn run_sql(args: QueryArgs) -> Result<()> {
-    let (session, sql) = open_session(&args, !args.no_progress).await?;
+async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
+    let stats = args.stats.then(stats::StatsCollector::default);
+    let (session, sql) = open_session(&args, config, !args.no_progress, stats.as_ref()).await?;
     if args.explain {
         eprint!("{}", session.explain(&sql).await?);
         eprintln!();
     }
     match session.sql(&sql).await? {
-        StatementResult::Done => Ok(()),
+        StatementResult::Done => {}
         StatementResult::Rows(stream) => {
-            output::write_result(stream, args.format, args.output.as_deref()).await
+            output::write_result(stream, args.format, args.output.as_deref()).await?;
         }
     }
+    if let Some(stats) = stats {
+        eprintln!("{}", stats.summary());
+    }
+    Ok(())
 }
 
-async fn open_session(args: &QueryArgs, progress: bool) -> Result<(Session, String)> {
+async fn open_session(
+    args: &QueryArgs,
+    config: &Config,
+    progress: bool,
+    stats: Option<&stats::StatsCollector>,
+) -> Result<(Session, String)> {
     let sql = args.sql_text()?;
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let backend: Arc<dyn squall_jobs::Backend> = match args.backend {
-        BackendKind::Local => Arc::new(LocalBackend::new(workers)),
+    // Flags (and their environment variables) first, then the config file.
+    let defaults = &config.query;
+    let lambda = &config.lambda;
+    let workers = args.workers.or(defaults.workers);
+    let backend_kind = args
+        .backend
+        .or(defaults.backend)
+        .unwrap_or(BackendKind::Local);
+    let backend: Arc<dyn squall_jobs::Backend> = match backend_kind {
+        BackendKind::Local => Arc::new(LocalBackend::new(workers.unwrap_or_else(cores))),
         BackendKind::Process => Arc::new(
-            ProcessBackend::current_exe(workers)
+            ProcessBackend::current_exe(workers.unwrap_or_else(cores))
                 .context("cannot find the squall binary to run workers")?,
         ),
         BackendKind::Lambda => {
+            let functions = if args.function.is_empty() {
+                lambda
+                    .function
+                    .clone()
+                    .map(|f| f.into_vec())
+                    .unwrap_or_default()
+            } else {
+                args.function.clone()
+            };
             let options = LambdaOptions {
-                function_name: args.function.clone().unwrap_or_default(),
-                qualifier: args.qualifier.clone(),
-                region: args.region.clone(),
-                endpoint_url: args.lambda_endpoint.clone(),
-                workers: args.workers.unwrap_or(DEFAULT_LAMBDA_WORKERS),
-                launcher_threshold: args.launcher_threshold,
+                functions,
+                qualifier: args.qualifier.clone().or(lambda.qualifier.clone()),
+                region: args.region.clone().or(lambda.region.clone()),
+                endpoint_url: args.lambda_endpoint.clone().or(lambda.endpoint.clone()),
+                workers: workers.unwrap_or(DEFAULT_LAMBDA_WORKERS),
+                launcher_threshold: args
+                    .launcher_threshold
+                    .or(lambda.launcher_threshold)
+                    .unwrap_or(squall_jobs::DEFAULT_LAUNCHER_THRESHOLD),
+                scaling_rate: args
+                    .scaling_rate
+                    .or(lambda.scaling_rate)
+                    .unwrap_or(squall_jobs::LAMBDA_SCALING_RATE),
             };
             Arc::new(
                 LambdaBackend::try_new(options)
@@ -145,18 +199,26 @@ async fn open_session(args: &QueryArgs, progress: bool) -> Result<(Session, Stri
         }
     };
     let mut planner = PlannerConfig::default();
-    if let Some(n) = args.max_tasks_per_stage {
+    if let Some(n) = args.max_tasks_per_stage.or(defaults.max_tasks_per_stage) {
         planner.max_tasks_per_stage = n;
     }
-    if let Some(b) = args.target_task_bytes {
+    let config_task_bytes = match &defaults.target_task_bytes {
+        Some(s) => Some(args::parse_bytes(s).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    if let Some(b) = args.target_task_bytes.or(config_task_bytes) {
         planner.target_task_bytes = b;
     }
     let options = SessionOptions {
         backend,
         planner,
-        scratch: args.scratch.clone(),
+        scratch: args.scratch.clone().or(defaults.scratch.clone()),
         keep_scratch: args.keep_scratch,
-        progress: if progress { progress::listener() } else { None },
+        stage_workers: args.stage_workers.or(defaults.stage_workers),
+        progress: stats::both(
+            if progress { progress::listener() } else { None },
+            stats.map(stats::StatsCollector::listener),
+        ),
         ..SessionOptions::default()
     };
     let session = Session::try_new(options)?;

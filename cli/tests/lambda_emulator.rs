@@ -12,7 +12,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Worker processes serving the default function `_`, and the second function
+/// `squall` (the emulator serves only the project's binary names besides `_`).
 const WORKER_PROCESSES: usize = 8;
+const SECOND_FUNCTION_PROCESSES: usize = 4;
 
 struct Processes(Vec<Child>);
 
@@ -64,14 +67,18 @@ fn start_emulator_and_workers(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    for _ in 0..WORKER_PROCESSES {
+    let functions = std::iter::repeat_n(("_", ""), WORKER_PROCESSES).chain(std::iter::repeat_n(
+        ("squall", "/squall"),
+        SECOND_FUNCTION_PROCESSES,
+    ));
+    for (function, path) in functions {
         children.push(
             Command::new(env!("CARGO_BIN_EXE_squall"))
                 .env(
                     "AWS_LAMBDA_RUNTIME_API",
-                    format!("http://127.0.0.1:{port}/.rt"),
+                    format!("http://127.0.0.1:{port}/.rt{path}"),
                 )
-                .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+                .env("AWS_LAMBDA_FUNCTION_NAME", function)
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
                 .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
                 // A launcher invokes its share of tasks on the same emulator.
@@ -188,11 +195,13 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
     for q in [1, 3, 6, 13, 18] {
         // Q3 and Q18 go through launchers (threshold 2), the others invoke tasks directly.
         let threshold = if q == 3 || q == 18 { "2" } else { "0" };
+        // Q1 and Q18 spread their stages over two functions.
+        let functions = if q == 1 || q == 18 { "_,squall" } else { "_" };
         let lambda = [
             "--backend",
             "lambda",
             "--function",
-            "_",
+            functions,
             "--lambda-endpoint",
             &endpoint,
             "--workers",
@@ -206,6 +215,32 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
     assert!(
         log.contains("squall launcher: invoking"),
         "the launcher path did not run: {log}"
+    );
+    for function in ["_", "squall"] {
+        assert!(
+            log.contains(&format!("squall worker: {function} query")),
+            "function {function} ran no task: {log}"
+        );
+    }
+
+    // The same settings from a config file instead of flags.
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[query]\nbackend = \"lambda\"\nworkers = 3\nstage_workers = 2\n\n\
+             [lambda]\nfunction = [\"squall\"]\nendpoint = \"{endpoint}\"\nlauncher_threshold = 2\n"
+        ),
+    )
+    .unwrap();
+    let before = log.matches("squall worker: squall query").count();
+    let config_arg = ["--config", config.to_str().unwrap()];
+    assert_lambda_matches_local(&query_args(&root, None, 3), &config_arg, &[], &envs, 3);
+    let log = std::fs::read_to_string(&worker_log).unwrap_or_default();
+    assert!(
+        log.matches("squall worker: squall query").count() > before,
+        "the config file's function ran no task: {log}"
     );
 }
 

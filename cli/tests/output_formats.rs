@@ -108,3 +108,43 @@ fn explain_shows_stages_and_tasks() {
         "{text}"
     );
 }
+
+#[test]
+fn stats_sum_the_tasks_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = squall(&[
+        "sql",
+        "--table",
+        &table(dir.path()),
+        "--format",
+        "csv",
+        "--stats",
+        "-c",
+        SQL,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "team,total\nblue,5\nred,7\n",
+        "the result is unchanged"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("stats: "))
+        .unwrap_or_else(|| panic!("no stats line: {stderr}"));
+    // Two stages (aggregate, then the final merge), each with at least one task
+    // that read its input and wrote its output through the store.
+    let number_before = |what: &str| -> u64 {
+        let at = line.find(what).unwrap_or_else(|| panic!("{what}: {line}"));
+        line[..at]
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(number_before(" stages") >= 2, "{line}");
+    assert!(number_before(" tasks") >= 2, "{line}");
+    assert!(number_before(" GET") > 0, "{line}");
+    assert!(number_before(" PUT") > 0, "{line}");
+}

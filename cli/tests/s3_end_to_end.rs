@@ -5,76 +5,12 @@
 
 mod support;
 
-use std::path::Path;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::process::Command;
 
 use support::S3Server;
-
-const TABLES: [&str; 8] = [
-    "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
-];
-
-fn squall(args: &[String], envs: &[(&'static str, String)]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(args)
-        .arg("--no-progress")
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "squall {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn generate(out: &str, envs: &[(&'static str, String)]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args([
-            "gen", "tpch", "--scale", "0.1", "--parts", "2", "--out", out,
-        ])
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "gen {out:?}");
-}
-
-fn query_args(root: &str, backend: &str, scratch: Option<&str>, q: usize) -> Vec<String> {
-    let sql =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../benches/queries/tpch/q{q}.sql"));
-    let mut args = vec![
-        "sql".to_string(),
-        "--backend".into(),
-        backend.into(),
-        "--format".into(),
-        "csv".into(),
-    ];
-    args.extend([
-        "--target-task-bytes".into(),
-        "1MiB".into(),
-        "--workers".into(),
-        "4".into(),
-    ]);
-    for t in TABLES {
-        args.push("--table".into());
-        args.push(format!("{t}={root}/{t}/"));
-    }
-    if let Some(s) = scratch {
-        args.extend(["--scratch".into(), s.into()]);
-    }
-    args.extend(["-f".into(), sql.display().to_string()]);
-    args
-}
-
-/// Rows of an unordered result compare as a sorted list; ordered ones as they are.
-fn normalized(csv: &str, ordered: bool) -> Vec<String> {
-    let mut lines: Vec<String> = csv.lines().map(String::from).collect();
-    if !ordered && lines.len() > 1 {
-        lines[1..].sort();
-    }
-    lines
-}
+use support::tpch::{generate, normalized, query_args, query_is_ordered, squall};
 
 #[test]
 fn tpch_with_s3_inputs_scratch_and_results_equals_local_files() {
@@ -93,12 +29,7 @@ fn tpch_with_s3_inputs_scratch_and_results_equals_local_files() {
     generate("s3://lake/tpch", &envs);
 
     for q in 1..=22 {
-        let ordered = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../benches/queries/tpch/q{q}.sql")),
-        )
-        .unwrap()
-        .to_lowercase()
-        .contains("order by");
+        let ordered = query_is_ordered(q);
         let expected = squall(&query_args(&local_root, "local", None, q), &[]);
         // Odd queries on the local backend, even ones on worker processes.
         let backend = if q % 2 == 1 { "local" } else { "process" };
@@ -146,4 +77,70 @@ fn tpch_with_s3_inputs_scratch_and_results_equals_local_files() {
         names,
         "n_name\nARGENTINA\nBRAZIL\nCANADA\nPERU\nUNITED STATES\n"
     );
+}
+
+/// The first request's headers on a one-shot listener that answers 403.
+fn capture_one_request(listener: TcpListener) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        let _ = stream
+            .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        String::from_utf8_lossy(&request).into_owned()
+    })
+}
+
+#[test]
+fn s3_requests_are_signed_with_the_aws_profile() {
+    // Credentials and region only in profile files, as `aws configure` writes them.
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config");
+    let credentials = home.path().join("credentials");
+    std::fs::write(&config, "[profile analytics]\nregion = eu-north-1\n").unwrap();
+    std::fs::write(
+        &credentials,
+        "[analytics]\naws_access_key_id = AKIDFROMPROFILE\naws_secret_access_key = secret\n",
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let request = capture_one_request(listener);
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args([
+            "sql",
+            "--no-progress",
+            "--table",
+            "t=s3://lake/t/",
+            "-c",
+            "SELECT * FROM t",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("AWS_PROFILE", "analytics")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .output()
+        .unwrap();
+    let request = request.join().unwrap();
+    assert!(
+        request.contains("Credential=AKIDFROMPROFILE/") && request.contains("/eu-north-1/s3/"),
+        "the request must be signed with the profile's key for its region: {request}"
+    );
+    // The 403 is reported on one line, naming the location.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("s3://lake/t/"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }

@@ -8,10 +8,12 @@
 //! workers agree on how a URL maps to a store: a worker rebuilds its stores
 //! from the URLs in its TaskSpec, never from shared objects.
 
+pub mod aws_credentials;
 pub mod error;
 pub mod scan_leaf;
 pub mod splits;
 pub mod store;
+pub mod store_builder;
 pub mod table;
 pub mod tpch;
 

@@ -1,36 +1,25 @@
 //! Object-store locations: parsing what the user typed, and building stores.
 //!
 //! A [`Location`] is always an absolute URL (`file:///abs/dir/`, `s3://bucket/key`,
-//! `memory://name/key`). Stores are built from the URL alone plus the process
+//! `gs://bucket/key`, `az://container/key`, `memory://name/key`). Stores are built from the URL alone plus the process
 //! environment (AWS_ENDPOINT_URL, AWS_REGION, credentials, ...), so a worker in a
 //! different process or a cloud function builds the same store the coordinator
 //! did without any credentials travelling inside a task.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use object_store::aws::AmazonS3ConfigKey;
-use object_store::local::LocalFileSystem;
-use object_store::memory::InMemory;
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 use url::Url;
 
 use crate::error::{ConnectorError, Result};
+pub use crate::store_builder::build_store;
 
-/// Retries of one object-store request: few and short, so that an unreachable
-/// endpoint fails in seconds with a clear error instead of hanging for minutes.
-const MAX_REQUEST_RETRIES: usize = 3;
-const RETRY_TIMEOUT: Duration = Duration::from_secs(20);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `memory://` stores are process-wide so that tasks of the local backend share them.
-static MEMORY_STORES: LazyLock<Mutex<HashMap<String, Arc<InMemory>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// The URL schemes Squall reads and writes, for messages.
+pub const SUPPORTED_SCHEMES: &str = "file://, s3://, gs://, az://, memory://";
 
 /// An absolute, normalized storage location.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -70,14 +59,14 @@ impl Location {
         };
         match url.scheme() {
             "file" => {}
-            "s3" | "s3a" | "memory" => {
+            "s3" | "s3a" | "gs" | "az" | "azure" | "memory" => {
                 if url.host_str().unwrap_or("").is_empty() {
                     return Err(invalid("the URL has no bucket name"));
                 }
             }
             other => {
                 return Err(invalid(&format!(
-                    "unsupported scheme '{other}://' (supported: local paths, file://, s3://, memory://)"
+                    "unsupported scheme '{other}://' (supported: local paths, {SUPPORTED_SCHEMES})"
                 )));
             }
         }
@@ -155,48 +144,6 @@ impl std::fmt::Display for Location {
     }
 }
 
-/// Builds the object store for a URL. Credentials and endpoints come from the environment.
-pub fn build_store(url: &Url) -> Result<Arc<dyn ObjectStore>> {
-    let host = url.host_str().unwrap_or("").to_string();
-    match url.scheme() {
-        "file" => Ok(Arc::new(LocalFileSystem::new())),
-        "memory" => {
-            let mut stores = MEMORY_STORES.lock().unwrap_or_else(|e| e.into_inner());
-            let store = stores
-                .entry(host)
-                .or_insert_with(|| Arc::new(InMemory::new()))
-                .clone();
-            Ok(store)
-        }
-        "s3" | "s3a" => {
-            let retry = RetryConfig {
-                max_retries: MAX_REQUEST_RETRIES,
-                retry_timeout: RETRY_TIMEOUT,
-                ..RetryConfig::default()
-            };
-            // Set the timeout as a config key: `with_client_options` would replace
-            // the client options read from the environment (AWS_ALLOW_HTTP, proxies).
-            let store = object_store::aws::AmazonS3Builder::from_env()
-                .with_bucket_name(host)
-                .with_retry(retry)
-                .with_config(
-                    AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                    format!("{}s", CONNECT_TIMEOUT.as_secs()),
-                )
-                .build()
-                .map_err(|e| ConnectorError::StoreConfig {
-                    url: url.to_string(),
-                    reason: e.to_string(),
-                })?;
-            Ok(Arc::new(store))
-        }
-        other => Err(ConnectorError::InvalidLocation {
-            location: url.to_string(),
-            reason: format!("unsupported scheme '{other}://'"),
-        }),
-    }
-}
-
 /// Registers the store of `location` with a DataFusion runtime, unless one is there already.
 pub fn register_object_store(env: &RuntimeEnv, location: &Location) -> Result<()> {
     let store_url = location.store_url();
@@ -236,6 +183,18 @@ mod tests {
     fn unsupported_scheme_is_named() {
         let err = Location::parse("ftp://host/x").unwrap_err().to_string();
         assert!(err.contains("ftp://"), "{err}");
+    }
+
+    #[test]
+    fn gcs_and_azure_urls_name_their_bucket_or_container() {
+        let gs = Location::parse("gs://lake/tpch/orders/").unwrap();
+        assert_eq!(gs.store_url().as_str(), "gs://lake/");
+        assert_eq!(gs.path().as_ref(), "tpch/orders");
+        let az = Location::parse("az://container/a/b.parquet").unwrap();
+        assert_eq!(az.store_url().as_str(), "az://container/");
+        assert!(!az.is_prefix());
+        let err = Location::parse("gs:///x").unwrap_err().to_string();
+        assert!(err.contains("bucket"), "{err}");
     }
 
     #[test]

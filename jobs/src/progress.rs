@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use squall_worker::RequestCounts;
+
 /// Something the scheduler did.
 #[derive(Debug, Clone)]
 pub enum ProgressEvent {
@@ -13,8 +15,14 @@ pub enum ProgressEvent {
     TaskFinished {
         stage: usize,
         task: usize,
+        input_bytes: u64,
         output_rows: u64,
         output_bytes: u64,
+        /// Time the worker spent decoding and running the task: what a
+        /// cloud function bills, less its start-up.
+        busy_ms: u64,
+        /// Object-store requests the task made.
+        requests: RequestCounts,
     },
     /// All tasks of a stage finished.
     StageFinished { stage: usize },

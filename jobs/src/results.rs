@@ -15,6 +15,7 @@ use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
+use object_store::ObjectStoreExt;
 use squall_connectors::Location;
 use tokio::sync::mpsc;
 
@@ -174,8 +175,15 @@ async fn open_part(part: &ResultPart) -> Result<BoxStream<'static, Result<Record
     };
     let location = Location::parse(&part.url).map_err(|e| storage_err(e.to_string()))?;
     let store = location.build_store()?;
+    // With the size known, the footer is read with a bounded range: Azure does
+    // not serve the suffix ranges a reader without it asks for.
+    let size_bytes = store
+        .head(&location.path())
+        .await
+        .map_err(|e| storage_err(e.to_string()))?
+        .size;
     #[allow(deprecated)]
-    let reader = ParquetObjectReader::new(store, location.path());
+    let reader = ParquetObjectReader::new(store, location.path()).with_file_size(size_bytes);
     let stream = ParquetRecordBatchStreamBuilder::new(reader)
         .await
         .map_err(|e| storage_err(e.to_string()))?

@@ -1,9 +1,11 @@
 //! The scheduler: runs a stage graph on a backend.
 //!
 //! A stage starts when all of its inputs are complete; independent stages run
-//! at the same time. Every invocation holds a permit of one query-wide
-//! semaphore sized by the backend's concurrency, and each stage keeps at most
-//! that many task futures alive, so queues are bounded whatever the task
+//! at the same time. Every running task holds a permit of one query-wide
+//! semaphore sized by the backend's concurrency (`--workers`) and one of its
+//! stage's semaphore (`--stage-workers`); a launcher invocation holds one pair
+//! per task it keeps in flight and is told that number. Each stage keeps at
+//! most that many task futures alive, so queues are bounded whatever the task
 //! count. The first failed task fails the query, naming stage, task and cause;
 //! the other tasks are cancelled.
 
@@ -45,6 +47,8 @@ pub struct QueryRun {
     pub scratch: Location,
     pub backend: Arc<dyn Backend>,
     pub limits: TaskLimits,
+    /// Most tasks of one stage running at once; `None`: the backend's concurrency.
+    pub stage_workers: Option<usize>,
     pub progress: Option<ProgressListener>,
 }
 
@@ -130,20 +134,35 @@ async fn run_stage(
     let template = Arc::new(stage_template(&run, &stage).await?);
     let stage = Arc::new(stage);
     let inputs = Arc::new(inputs);
-    let concurrency = run.backend.max_concurrency().max(1);
+    let query_workers = run.backend.max_concurrency().max(1);
+    let concurrency = run
+        .stage_workers
+        .unwrap_or(query_workers)
+        .clamp(1, query_workers);
+    let stage_permits = Arc::new(Semaphore::new(concurrency));
     let groups = launch_groups(stage.task_count, run.backend.launcher_threshold());
     let mut done = futures::stream::iter(groups)
         .map(|group| {
-            let (run, stage, template, inputs, permits) = (
+            let (run, stage, template, inputs, permits, stage_permits) = (
                 run.clone(),
                 Arc::clone(&stage),
                 Arc::clone(&template),
                 Arc::clone(&inputs),
                 Arc::clone(&permits),
+                Arc::clone(&stage_permits),
             );
             async move {
-                let _permit = permits
-                    .acquire_owned()
+                // A launcher keeps at most `in_flight` of its tasks running; one
+                // permit of each semaphore per running task. Stage permits first,
+                // so that a waiting stage holds none of the query's.
+                let in_flight = group.len().min(concurrency);
+                let permits_needed = u32::try_from(in_flight).unwrap_or(u32::MAX);
+                let _stage_permits = stage_permits
+                    .acquire_many_owned(permits_needed)
+                    .await
+                    .expect("semaphore never closes");
+                let _query_permits = permits
+                    .acquire_many_owned(permits_needed)
                     .await
                     .expect("semaphore never closes");
                 // Fault tolerance adds retries here; every task has one attempt for now.
@@ -164,7 +183,7 @@ async fn run_stage(
                 let results = if group.len() == 1 {
                     vec![run.backend.invoke(specs.pop().expect("one spec")).await]
                 } else {
-                    match run.backend.invoke_group(specs).await {
+                    match run.backend.invoke_group(specs, in_flight).await {
                         Ok(results) if results.len() == group.len() => results,
                         Ok(results) => vec![Err(format!(
                             "launcher returned {} reports for {} tasks",
@@ -219,8 +238,11 @@ async fn run_stage(
         run.emit(ProgressEvent::TaskFinished {
             stage: stage.id,
             task,
+            input_bytes: report.input_bytes,
             output_rows: report.output_rows,
             output_bytes: report.output_bytes,
+            busy_ms: report.decode_ms + report.execute_ms,
+            requests: report.requests.clone(),
         });
         if let Some(parts) = &parts {
             pending_parts.insert(

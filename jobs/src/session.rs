@@ -35,6 +35,8 @@ pub struct SessionOptions {
     /// Keep a query's scratch objects after it ends.
     pub keep_scratch: bool,
     pub limits: TaskLimits,
+    /// Most tasks of one stage running at once (default: the backend's concurrency).
+    pub stage_workers: Option<usize>,
     pub progress: Option<ProgressListener>,
 }
 
@@ -58,6 +60,7 @@ impl Default for SessionOptions {
             scratch: None,
             keep_scratch: false,
             limits: TaskLimits::default(),
+            stage_workers: None,
             progress: None,
         }
     }
@@ -271,6 +274,7 @@ impl Session {
             scratch: self.scratch.clone(),
             backend: Arc::clone(&self.options.backend),
             limits: self.options.limits.clone(),
+            stage_workers: self.options.stage_workers,
             progress: self.options.progress.clone(),
         };
         Ok(QueryStream::start(run, self.options.keep_scratch))

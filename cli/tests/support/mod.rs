@@ -1,6 +1,10 @@
-//! Test support shared by the CLI tests: moto's server (S3, IAM, Lambda APIs) on 127.0.0.1.
+//! Test support shared by the CLI tests: moto's server (S3, IAM, Lambda APIs)
+//! and Azurite on 127.0.0.1, and TPC-H through the binary.
 
 #![allow(dead_code)]
+
+pub mod azurite;
+pub mod tpch;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -5,7 +5,13 @@
 //! retried with exponential backoff and full jitter, a bounded number of
 //! times. A function error (unhandled panic, timeout, out of memory) comes
 //! back with the function's error message and the tail of its log.
+//!
+//! A stage may be spread over several functions (names or aliases): tasks go
+//! to them in turn, and each function's invocations in flight follow its own
+//! [`ScalingRamp`], since Lambda adds capacity per function.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +23,7 @@ use base64::Engine;
 use rand::Rng;
 
 use super::Backend;
+use super::scaling::{LAMBDA_SCALING_RATE, LAMBDA_SCALING_WINDOW, ScalingRamp};
 
 /// Synchronous invocation payloads are limited to 6 MB; larger specs travel by reference.
 pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024 - 64 * 1024;
@@ -26,10 +33,10 @@ const BACKOFF_BASE_MS: u64 = 100;
 const BACKOFF_CAP_MS: u64 = 20_000;
 
 /// Where and how to invoke the worker function.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LambdaOptions {
-    /// Function name or ARN.
-    pub function_name: String,
+    /// Function names or ARNs; tasks are spread over them in turn.
+    pub functions: Vec<String>,
     /// Version or alias.
     pub qualifier: Option<String>,
     /// Region; default from the environment (AWS_REGION, profile).
@@ -41,12 +48,30 @@ pub struct LambdaOptions {
     /// Stages with more tasks than this go through at most this many launcher
     /// invocations, each invoking its share of the tasks (0: never).
     pub launcher_threshold: usize,
+    /// New invocations in flight each function may add per 10 s (0: no pacing).
+    pub scaling_rate: usize,
+}
+
+impl Default for LambdaOptions {
+    fn default() -> Self {
+        Self {
+            functions: Vec::new(),
+            qualifier: None,
+            region: None,
+            endpoint_url: None,
+            workers: 64,
+            launcher_threshold: DEFAULT_LAUNCHER_THRESHOLD,
+            scaling_rate: LAMBDA_SCALING_RATE,
+        }
+    }
 }
 
 /// Default launcher threshold: a stage of up to 32 tasks is invoked directly.
 pub const DEFAULT_LAUNCHER_THRESHOLD: usize = 32;
-/// Sub-invocations a launcher keeps in flight.
+/// Sub-invocations a launcher keeps in flight unless its request says otherwise.
 const LAUNCHER_CONCURRENCY: usize = 64;
+/// The most sub-invocations one launcher keeps in flight, whatever it is asked.
+const MAX_LAUNCHER_CONCURRENCY: usize = 1000;
 
 /// What a launcher invocation carries.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -54,6 +79,9 @@ pub struct LaunchRequest {
     pub function: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qualifier: Option<String>,
+    /// Sub-invocations to keep in flight (the coordinator's share of its caps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<usize>,
     pub specs: Vec<serde_json::Value>,
 }
 
@@ -65,20 +93,26 @@ pub enum LaunchResult {
     Error(String),
 }
 
-/// Runs a launcher request: invokes every spec on its function, at most
-/// [`LAUNCHER_CONCURRENCY`] at once; returns the JSON response.
+/// Runs a launcher request: invokes every spec on its function, as many at
+/// once as the request says (bounded); returns the JSON response.
 pub async fn run_launcher(
     request: LaunchRequest,
     endpoint_url: Option<String>,
 ) -> Result<Vec<u8>, String> {
     use futures::StreamExt;
+    let in_flight = request
+        .in_flight
+        .unwrap_or(LAUNCHER_CONCURRENCY)
+        .clamp(1, MAX_LAUNCHER_CONCURRENCY);
     let backend = LambdaBackend::try_new(LambdaOptions {
-        function_name: request.function.clone(),
+        functions: vec![request.function.clone()],
         qualifier: request.qualifier.clone(),
         region: None,
         endpoint_url,
-        workers: LAUNCHER_CONCURRENCY,
+        workers: in_flight,
         launcher_threshold: 0,
+        // The coordinator paced this launcher with its sub-invocations counted.
+        scaling_rate: 0,
     })
     .await?;
     let results: Vec<LaunchResult> = futures::stream::iter(request.specs)
@@ -95,7 +129,7 @@ pub async fn run_launcher(
                 }
             }
         })
-        .buffered(LAUNCHER_CONCURRENCY)
+        .buffered(in_flight)
         .collect()
         .await;
     serde_json::to_vec(&serde_json::json!({ "results": results })).map_err(|e| e.to_string())
@@ -106,14 +140,21 @@ pub async fn run_launcher(
 pub struct LambdaBackend {
     client: Client,
     options: LambdaOptions,
+    /// One ramp per function of `options.functions`; empty when not pacing.
+    ramps: Arc<Vec<Arc<ScalingRamp>>>,
+    /// The function the next invocation goes to, modulo their number.
+    next_function: Arc<AtomicUsize>,
 }
 
 impl LambdaBackend {
     /// A backend for `options`, with credentials and region from the usual AWS sources.
     pub async fn try_new(options: LambdaOptions) -> Result<Self, String> {
-        if options.function_name.trim().is_empty() {
+        let mut options = options;
+        options.functions.retain(|f| !f.trim().is_empty());
+        if options.functions.is_empty() {
             return Err(
-                "the lambda backend needs a function name (--function or SQUALL_LAMBDA_FUNCTION)"
+                "the lambda backend needs a function name (--function, SQUALL_LAMBDA_FUNCTION \
+                 or `function` in the [lambda] section of the config file)"
                     .into(),
             );
         }
@@ -131,17 +172,59 @@ impl LambdaBackend {
         if let Some(endpoint) = &options.endpoint_url {
             config = config.endpoint_url(endpoint.clone());
         }
+        let ramps = if options.scaling_rate > 0 {
+            options
+                .functions
+                .iter()
+                .map(|_| ScalingRamp::new(options.scaling_rate, LAMBDA_SCALING_WINDOW))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             client: Client::from_conf(config.build()),
             options,
+            ramps: Arc::new(ramps),
+            next_function: Arc::new(AtomicUsize::new(0)),
         })
     }
 
-    async fn invoke_once(&self, spec: &[u8]) -> Result<Vec<u8>, Attempt> {
+    /// The function for the next invocation, and its ramp when pacing.
+    fn pick_function(&self) -> (usize, Option<&Arc<ScalingRamp>>) {
+        let i = self.next_function.fetch_add(1, Ordering::Relaxed) % self.options.functions.len();
+        (i, self.ramps.get(i))
+    }
+
+    /// Invokes `function` with retries on throttling and server errors.
+    async fn invoke_function(&self, function: &str, spec: &[u8]) -> Result<Vec<u8>, String> {
+        let mut retries = 0;
+        loop {
+            match self.invoke_once(function, spec).await {
+                Ok(report) => return Ok(report),
+                Err(Attempt::Final(message)) => {
+                    return Err(format!("function {function}: {message}"));
+                }
+                Err(Attempt::Retry(message)) if retries >= MAX_INVOKE_RETRIES => {
+                    return Err(format!(
+                        "function {function}: gave up after {retries} retries: {message}"
+                    ));
+                }
+                Err(Attempt::Retry(_)) => {
+                    // Exponential backoff with full jitter.
+                    let cap = (BACKOFF_BASE_MS << retries.min(16)).min(BACKOFF_CAP_MS);
+                    let wait = rand::rng().random_range(0..=cap);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    retries += 1;
+                }
+            }
+        }
+    }
+
+    async fn invoke_once(&self, function: &str, spec: &[u8]) -> Result<Vec<u8>, Attempt> {
         let response = self
             .client
             .invoke()
-            .function_name(&self.options.function_name)
+            .function_name(function)
             .set_qualifier(self.options.qualifier.clone())
             .invocation_type(InvocationType::RequestResponse)
             .log_type(LogType::Tail)
@@ -241,7 +324,16 @@ impl Backend for LambdaBackend {
     async fn invoke_group(
         &self,
         specs: Vec<Vec<u8>>,
+        in_flight: usize,
     ) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+        use futures::StreamExt;
+        let (function, ramp) = self.pick_function();
+        let function = self.options.functions[function].clone();
+        // The launcher and the sub-invocations it keeps in flight all run on `function`.
+        let _ramp = match ramp {
+            Some(r) => Some(r.acquire(in_flight + 1).await),
+            None => None,
+        };
         let specs = specs
             .into_iter()
             .map(|s| {
@@ -250,8 +342,9 @@ impl Backend for LambdaBackend {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let request = LaunchRequest {
-            function: self.options.function_name.clone(),
+            function: function.clone(),
             qualifier: self.options.qualifier.clone(),
+            in_flight: Some(in_flight),
             specs,
         };
         let payload = serde_json::to_vec(&serde_json::json!({ "launch": request }))
@@ -262,15 +355,19 @@ impl Backend for LambdaBackend {
                 .ok()
                 .and_then(|v| serde_json::from_value(v["launch"].clone()).ok())
                 .ok_or("launcher payload does not round-trip")?;
-            return Ok(futures::future::join_all(
-                request
-                    .specs
-                    .into_iter()
-                    .map(|s| self.invoke(serde_json::to_vec(&s).unwrap_or_default())),
-            )
-            .await);
+            return Ok(futures::stream::iter(request.specs)
+                .map(|s| {
+                    let function = &function;
+                    async move {
+                        let spec = serde_json::to_vec(&s).unwrap_or_default();
+                        self.invoke_function(function, &spec).await
+                    }
+                })
+                .buffered(in_flight.max(1))
+                .collect()
+                .await);
         }
-        let response = self.invoke(payload).await?;
+        let response = self.invoke_function(&function, &payload).await?;
         #[derive(serde::Deserialize)]
         struct LaunchResponse {
             results: Vec<LaunchResult>,
@@ -290,30 +387,12 @@ impl Backend for LambdaBackend {
     }
 
     async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {
-        let mut retries = 0;
-        loop {
-            match self.invoke_once(&spec).await {
-                Ok(report) => return Ok(report),
-                Err(Attempt::Final(message)) => {
-                    return Err(format!(
-                        "function {}: {message}",
-                        self.options.function_name
-                    ));
-                }
-                Err(Attempt::Retry(message)) if retries >= MAX_INVOKE_RETRIES => {
-                    return Err(format!(
-                        "function {}: gave up after {} retries: {message}",
-                        self.options.function_name, retries
-                    ));
-                }
-                Err(Attempt::Retry(_)) => {
-                    // Exponential backoff with full jitter.
-                    let cap = (BACKOFF_BASE_MS << retries.min(16)).min(BACKOFF_CAP_MS);
-                    let wait = rand::rng().random_range(0..=cap);
-                    tokio::time::sleep(Duration::from_millis(wait)).await;
-                    retries += 1;
-                }
-            }
-        }
+        let (function, ramp) = self.pick_function();
+        let _ramp = match ramp {
+            Some(r) => Some(r.acquire(1).await),
+            None => None,
+        };
+        self.invoke_function(&self.options.functions[function], &spec)
+            .await
     }
 }

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 mod lambda;
 mod local;
 mod process;
+mod scaling;
 
 pub use lambda::{
     DEFAULT_LAUNCHER_THRESHOLD, LambdaBackend, LambdaOptions, LaunchRequest,
@@ -18,6 +19,7 @@ pub use lambda::{
 };
 pub use local::LocalBackend;
 pub use process::ProcessBackend;
+pub use scaling::{LAMBDA_SCALING_RATE, RampPermit, ScalingRamp};
 
 /// Runs tasks somewhere.
 #[async_trait]
@@ -37,12 +39,18 @@ pub trait Backend: Debug + Send + Sync {
         None
     }
     /// Runs several tasks through one launcher invocation that invokes each of
-    /// them; returns one result per spec, in order.
+    /// them, at most `in_flight` at once; returns one result per spec, in order.
     async fn invoke_group(
         &self,
         specs: Vec<Vec<u8>>,
+        in_flight: usize,
     ) -> Result<Vec<Result<Vec<u8>, String>>, String> {
-        Ok(futures::future::join_all(specs.into_iter().map(|s| self.invoke(s))).await)
+        use futures::StreamExt;
+        Ok(futures::stream::iter(specs)
+            .map(|s| self.invoke(s))
+            .buffered(in_flight.max(1))
+            .collect()
+            .await)
     }
     /// Runs one task. `Err` means the backend could not run it at all
     /// (a task that ran and failed returns a report saying so).

@@ -50,17 +50,24 @@ pub async fn squall_session(data: &TpchData, workers: usize) -> Session {
 
 /// The same, on any backend.
 pub async fn squall_session_on(data: &TpchData, backend: Arc<dyn Backend>) -> Session {
+    squall_session_with(
+        data,
+        SessionOptions {
+            backend,
+            ..SessionOptions::default()
+        },
+    )
+    .await
+}
+
+/// The same, with any options; the planner's are replaced by small tasks.
+pub async fn squall_session_with(data: &TpchData, options: SessionOptions) -> Session {
     let planner = PlannerConfig {
         target_task_bytes: 512 * 1024,
         max_tasks_per_stage: 8,
         ..PlannerConfig::default()
     };
-    let session = Session::try_new(SessionOptions {
-        backend,
-        planner,
-        ..SessionOptions::default()
-    })
-    .expect("session");
+    let session = Session::try_new(SessionOptions { planner, ..options }).expect("session");
     for t in TPCH_TABLES {
         session
             .register_table(t, data.root.join(t).to_str().expect("utf-8"), None)
