@@ -149,6 +149,29 @@ pub fn package(binary: &Path) -> Result<Vec<u8>> {
     Ok(zip.finish()?.into_inner())
 }
 
+/// What a function's state and last update say about waiting for it.
+#[derive(Debug, PartialEq, Eq)]
+enum Readiness {
+    Ready,
+    Wait,
+    Failed(String),
+}
+
+fn readiness(
+    state: Option<&State>,
+    update: Option<&LastUpdateStatus>,
+    reason: Option<&str>,
+) -> Readiness {
+    match (state, update) {
+        (Some(State::Failed), _) | (_, Some(LastUpdateStatus::Failed)) => {
+            Readiness::Failed(reason.unwrap_or("no reason given").to_string())
+        }
+        (Some(State::Active) | None, None | Some(LastUpdateStatus::Successful)) => Readiness::Ready,
+        // Pending, Inactive (woken by the next call), an update in progress.
+        _ => Readiness::Wait,
+    }
+}
+
 async fn wait_ready(client: &Client, name: &str) -> Result<()> {
     let started = Instant::now();
     loop {
@@ -159,25 +182,23 @@ async fn wait_ready(client: &Client, name: &str) -> Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("waiting for {name}: {}", aws_error(&e)))?;
         let config = f.configuration();
-        let state = config.and_then(|c| c.state());
-        let update = config.and_then(|c| c.last_update_status());
-        match (state, update) {
-            (Some(State::Failed), _) | (_, Some(LastUpdateStatus::Failed)) => {
-                let reason = config
-                    .and_then(|c| c.state_reason().or(c.last_update_status_reason()))
-                    .unwrap_or("no reason given");
-                bail!("function {name} failed to become active: {reason}");
+        let reason = config.and_then(|c| c.state_reason().or(c.last_update_status_reason()));
+        match readiness(
+            config.and_then(|c| c.state()),
+            config.and_then(|c| c.last_update_status()),
+            reason,
+        ) {
+            Readiness::Ready => return Ok(()),
+            Readiness::Failed(reason) => {
+                bail!("function {name} failed to become active: {reason}")
             }
-            (Some(State::Active) | None, None | Some(LastUpdateStatus::Successful)) => {
-                return Ok(());
-            }
-            _ if started.elapsed() > ACTIVE_TIMEOUT => {
+            Readiness::Wait if started.elapsed() > ACTIVE_TIMEOUT => {
                 bail!(
                     "function {name} was not active after {} s",
                     ACTIVE_TIMEOUT.as_secs()
                 )
             }
-            _ => tokio::time::sleep(POLL_INTERVAL).await,
+            Readiness::Wait => tokio::time::sleep(POLL_INTERVAL).await,
         }
     }
 }
@@ -230,4 +251,57 @@ pub fn policy(buckets: &[String], scratch: Option<&str>) -> Result<String> {
         "Version": "2012-10-17",
         "Statement": statements,
     }))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_functions_and_running_updates_are_waited_for() {
+        assert_eq!(
+            readiness(Some(&State::Pending), None, None),
+            Readiness::Wait
+        );
+        assert_eq!(
+            readiness(
+                Some(&State::Active),
+                Some(&LastUpdateStatus::InProgress),
+                None
+            ),
+            Readiness::Wait
+        );
+        assert_eq!(
+            readiness(Some(&State::Inactive), None, None),
+            Readiness::Wait
+        );
+    }
+
+    #[test]
+    fn active_functions_are_ready_and_failures_say_why() {
+        assert_eq!(
+            readiness(Some(&State::Active), None, None),
+            Readiness::Ready
+        );
+        assert_eq!(
+            readiness(
+                Some(&State::Active),
+                Some(&LastUpdateStatus::Successful),
+                None
+            ),
+            Readiness::Ready
+        );
+        assert_eq!(
+            readiness(
+                Some(&State::Active),
+                Some(&LastUpdateStatus::Failed),
+                Some("bad zip")
+            ),
+            Readiness::Failed("bad zip".into())
+        );
+        assert_eq!(
+            readiness(Some(&State::Failed), None, None),
+            Readiness::Failed("no reason given".into())
+        );
+    }
 }
