@@ -8,8 +8,8 @@
 # Needs cargo-lambda (pip install cargo-lambda) and, for arm64, the Rust
 # target: rustup target add aarch64-unknown-linux-gnu. Uses the `lambda`
 # profile of Cargo.toml (release, thin LTO, no symbols). Output:
-# target/lambda/squall/bootstrap and bootstrap.zip (below $CARGO_TARGET_DIR's
-# parent when it is set, as cargo-lambda places it).
+# $CARGO_TARGET_DIR/lambda/squall/bootstrap and bootstrap.zip, by default
+# below ~/.cache/squall/target-lambda.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-x86_64}"
@@ -21,7 +21,7 @@ esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/squall/target-lambda}"
 cargo lambda build --profile lambda "$flag" --disable-optimizations --output-format zip \
   -p squall-cli --bin squall
-zip_path="$(find "$CARGO_TARGET_DIR/lambda/squall" -name bootstrap.zip -newer Cargo.toml | head -1)"
+zip_path="$CARGO_TARGET_DIR/lambda/squall/bootstrap.zip"
 python3 - "$zip_path" <<'PY'
 import sys, zipfile, os
 path = sys.argv[1]

@@ -85,6 +85,10 @@ pub struct DeployLambdaArgs {
     /// Timeout of one task, in seconds (at most 900).
     #[arg(long = "timeout", value_name = "S", default_value_t = 900)]
     pub timeout_s: u32,
+    /// Upload the package through S3 (s3://BUCKET/PREFIX/, in the function's
+    /// region) instead of in the request; needed above Lambda's 50 MB direct limit.
+    #[arg(long, value_name = "URL")]
+    pub code_bucket: Option<String>,
     /// Binary to package (default: this squall). It must be built for Linux on --arch.
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,

@@ -18,6 +18,9 @@ use aws_sdk_lambda::types::{Architecture, FunctionCode, LastUpdateStatus, Runtim
 
 use crate::args::{DeployLambdaArgs, LambdaArch};
 
+/// Lambda takes zips up to 50 MB in the API request; larger ones go through S3.
+const DIRECT_UPLOAD_LIMIT_BYTES: usize = 50 * 1000 * 1000;
+
 /// How long to wait for a function to become Active after a change.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -47,6 +50,16 @@ pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
         LambdaArch::X86_64 => Architecture::X8664,
         LambdaArch::Arm64 => Architecture::Arm64,
     };
+    let code = match &args.code_bucket {
+        Some(url) => Code::S3(upload_package(url, name, zip).await?),
+        None if zip_bytes > DIRECT_UPLOAD_LIMIT_BYTES => bail!(
+            "the package is {:.1} MB zipped, over Lambda's {} MB limit for direct upload: \
+             pass --code-bucket s3://BUCKET/PREFIX/ to upload it through S3",
+            zip_bytes as f64 / 1e6,
+            DIRECT_UPLOAD_LIMIT_BYTES / 1_000_000
+        ),
+        None => Code::Zip(zip),
+    };
     let exists = match client.get_function().function_name(name).send().await {
         Ok(_) => true,
         Err(e)
@@ -58,10 +71,12 @@ pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
         Err(e) => bail!("cannot look up function {name}: {}", aws_error(&e)),
     };
     if exists {
-        client
-            .update_function_code()
-            .function_name(name)
-            .zip_file(Blob::new(zip))
+        let update = client.update_function_code().function_name(name);
+        let update = match &code {
+            Code::Zip(zip) => update.zip_file(Blob::new(zip.clone())),
+            Code::S3((bucket, key)) => update.s3_bucket(bucket).s3_key(key),
+        };
+        update
             .architectures(arch)
             .send()
             .await
@@ -91,7 +106,13 @@ pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
             .memory_size(args.memory_mb as i32)
             .timeout(args.timeout_s as i32)
             .description("Squall worker")
-            .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+            .code(match code {
+                Code::Zip(zip) => FunctionCode::builder().zip_file(Blob::new(zip)).build(),
+                Code::S3((bucket, key)) => FunctionCode::builder()
+                    .s3_bucket(bucket)
+                    .s3_key(key)
+                    .build(),
+            })
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("creating {name}: {}", aws_error(&e)))?;
@@ -106,6 +127,29 @@ pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
         zip_bytes as f64 / (1024.0 * 1024.0)
     );
     Ok(())
+}
+
+/// Where the function's code comes from.
+enum Code {
+    Zip(Vec<u8>),
+    /// Bucket and key of the uploaded zip.
+    S3((String, String)),
+}
+
+/// Uploads the zip to `{url}{function}.zip` (an `s3://bucket/prefix/` in the
+/// function's region); returns its bucket and key.
+async fn upload_package(url: &str, function: &str, zip: Vec<u8>) -> Result<(String, String)> {
+    let location = squall_connectors::Location::parse(url)?;
+    if location.url().scheme() != "s3" {
+        bail!("--code-bucket must be an s3:// URL, got '{url}'");
+    }
+    let object = location.as_prefix().join(&format!("{function}.zip"));
+    let store = object.build_store()?;
+    object_store::ObjectStoreExt::put(&*store, &object.path(), zip.into())
+        .await
+        .with_context(|| format!("uploading the package to {object}"))?;
+    let bucket = object.url().host_str().unwrap_or_default().to_string();
+    Ok((bucket, object.path().to_string()))
 }
 
 /// An AWS error as one short line: its code and message when the service sent them.

@@ -166,3 +166,81 @@ fn print_policy_is_least_privilege_json() {
     );
     assert!(text.contains("s3:DeleteObject"), "{text}");
 }
+
+#[test]
+fn deploy_through_a_code_bucket_uploads_the_package_to_s3() {
+    let moto = S3Server::start();
+    assert!(moto.http("PUT", "/code").starts_with("HTTP/1.1 200"));
+    moto.request(
+        "iam",
+        "POST",
+        "/",
+        "Action=CreateRole&Version=2010-05-08&RoleName=squall-worker&AssumeRolePolicyDocument=%7B%7D",
+    );
+    let binary = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(binary.path(), vec![7u8; 4096]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args([
+            "deploy",
+            "lambda",
+            "--name",
+            "squall-s3",
+            "--role",
+            "arn:aws:iam::123456789012:role/squall-worker",
+            "--code-bucket",
+            "s3://code/releases/",
+            "--binary",
+            binary.path().to_str().unwrap(),
+        ])
+        .envs(moto.envs().iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = moto.http("GET", "/code?list-type=2");
+    assert!(
+        listing.contains("<Key>releases/squall-s3.zip</Key>"),
+        "{listing}"
+    );
+    let function = moto.request("lambda", "GET", "/2015-03-31/functions/squall-s3", "");
+    let code_size: u64 = field(&function, "CodeSize").parse().unwrap();
+    assert!(code_size > 0 && code_size < 4096, "{function}");
+}
+
+#[test]
+fn a_package_over_the_direct_upload_limit_asks_for_a_code_bucket() {
+    // 51 MB that deflate cannot shrink: a xorshift stream.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let bytes: Vec<u8> = (0..51_000_000 / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    let binary = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(binary.path(), bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args([
+            "deploy",
+            "lambda",
+            "--name",
+            "too-big",
+            "--role",
+            "arn:aws:iam::123456789012:role/squall-worker",
+            "--binary",
+            binary.path().to_str().unwrap(),
+        ])
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--code-bucket"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
