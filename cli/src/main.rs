@@ -21,9 +21,6 @@ use squall_jobs::{
 
 use squall_planner::PlannerConfig;
 
-/// Invocations in flight on the lambda backend unless --workers says otherwise.
-const DEFAULT_LAMBDA_WORKERS: usize = 64;
-
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -181,7 +178,7 @@ async fn open_session(
                 qualifier: args.qualifier.clone().or(lambda.qualifier.clone()),
                 region: args.region.clone().or(lambda.region.clone()),
                 endpoint_url: args.lambda_endpoint.clone().or(lambda.endpoint.clone()),
-                workers: workers.unwrap_or(DEFAULT_LAMBDA_WORKERS),
+                workers: workers.unwrap_or(squall_jobs::DEFAULT_LAMBDA_WORKERS),
                 launcher_threshold: args
                     .launcher_threshold
                     .or(lambda.launcher_threshold)

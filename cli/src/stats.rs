@@ -7,6 +7,8 @@
 use std::sync::{Arc, Mutex};
 
 use squall_jobs::{ProgressEvent, ProgressListener};
+use squall_planner::explain::human_bytes;
+use squall_worker::RequestCounts;
 
 /// Totals over the tasks of the statements run so far.
 #[derive(Debug, Default, Clone)]
@@ -16,12 +18,7 @@ pub struct Stats {
     busy_ms: u64,
     input_bytes: u64,
     output_bytes: u64,
-    get: u64,
-    put: u64,
-    multipart_put: u64,
-    head: u64,
-    list: u64,
-    delete: u64,
+    requests: RequestCounts,
 }
 
 /// Collects [`Stats`] from progress events.
@@ -46,12 +43,7 @@ impl StatsCollector {
                     s.busy_ms += busy_ms;
                     s.input_bytes += input_bytes;
                     s.output_bytes += output_bytes;
-                    s.get += requests.get;
-                    s.put += requests.put;
-                    s.multipart_put += requests.multipart_put;
-                    s.head += requests.head;
-                    s.list += requests.list;
-                    s.delete += requests.delete;
+                    s.requests.add(&requests);
                 }
                 ProgressEvent::StageStarted { .. } | ProgressEvent::StageFinished { .. } => {}
             }
@@ -69,12 +61,12 @@ impl StatsCollector {
             s.busy_ms as f64 / 1000.0,
             human_bytes(s.input_bytes),
             human_bytes(s.output_bytes),
-            s.get,
-            s.put,
-            s.multipart_put,
-            s.head,
-            s.list,
-            s.delete,
+            s.requests.get,
+            s.requests.put,
+            s.requests.multipart_put,
+            s.requests.head,
+            s.requests.list,
+            s.requests.delete,
         )
     }
 }
@@ -87,21 +79,6 @@ pub fn both(a: Option<ProgressListener>, b: Option<ProgressListener>) -> Option<
             b(event);
         })),
         (a, b) => a.or(b),
-    }
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

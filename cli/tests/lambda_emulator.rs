@@ -7,10 +7,10 @@
 
 mod support;
 
-use std::net::{TcpListener, TcpStream};
+use support::{free_port, wait_until_listening};
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// Worker processes serving the default function `_`, and the second function
 /// `squall` (the emulator serves only the project's binary names besides `_`).
@@ -26,14 +26,6 @@ impl Drop for Processes {
             let _ = c.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_emulator_and_workers(
@@ -59,14 +51,7 @@ fn start_emulator_and_workers(
             .spawn()
             .expect("cargo lambda (run scripts/install-test-deps.sh)"),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the Lambda emulator did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_listening(port, "the Lambda emulator");
     let functions = std::iter::repeat_n(("_", ""), WORKER_PROCESSES).chain(std::iter::repeat_n(
         ("squall", "/squall"),
         SECOND_FUNCTION_PROCESSES,

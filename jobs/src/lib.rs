@@ -19,7 +19,10 @@ pub mod session;
 pub mod specs;
 
 pub use backend::{Backend, LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend};
-pub use backend::{DEFAULT_LAUNCHER_THRESHOLD, LAMBDA_SCALING_RATE, LaunchRequest, run_launcher};
+pub use backend::{
+    DEFAULT_LAMBDA_WORKERS, DEFAULT_LAUNCHER_THRESHOLD, LAMBDA_SCALING_RATE, LaunchRequest,
+    run_launcher,
+};
 pub use error::{JobError, Result};
 pub use progress::{ProgressEvent, ProgressListener};
 pub use results::QueryStream;

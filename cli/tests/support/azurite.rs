@@ -1,10 +1,10 @@
 //! Azurite, Azure's blob storage emulator (npm; installed by
 //! scripts/install-test-deps.sh), on a free loopback port, stopped on drop.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use super::{free_port, wait_until_listening};
 
 pub struct AzuriteServer {
     child: Child,
@@ -23,11 +23,7 @@ fn azurite_blob() -> PathBuf {
 
 impl AzuriteServer {
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let data = tempfile::tempdir().unwrap();
         let binary = azurite_blob();
         let child = Command::new(&binary)
@@ -44,14 +40,7 @@ impl AzuriteServer {
                     binary.display()
                 )
             });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "Azurite did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until_listening(port, "Azurite");
         Self {
             child,
             _data: data,

@@ -59,13 +59,15 @@ impl Default for LambdaOptions {
             qualifier: None,
             region: None,
             endpoint_url: None,
-            workers: 64,
+            workers: DEFAULT_LAMBDA_WORKERS,
             launcher_threshold: DEFAULT_LAUNCHER_THRESHOLD,
             scaling_rate: LAMBDA_SCALING_RATE,
         }
     }
 }
 
+/// Invocations in flight unless the user says otherwise.
+pub const DEFAULT_LAMBDA_WORKERS: usize = 64;
 /// Default launcher threshold: a stage of up to 32 tasks is invoked directly.
 pub const DEFAULT_LAUNCHER_THRESHOLD: usize = 32;
 /// Sub-invocations a launcher keeps in flight unless its request says otherwise.

@@ -14,8 +14,8 @@ mod process;
 mod scaling;
 
 pub use lambda::{
-    DEFAULT_LAUNCHER_THRESHOLD, LambdaBackend, LambdaOptions, LaunchRequest,
-    MAX_SYNC_PAYLOAD_BYTES, run_launcher,
+    DEFAULT_LAMBDA_WORKERS, DEFAULT_LAUNCHER_THRESHOLD, LambdaBackend, LambdaOptions,
+    LaunchRequest, MAX_SYNC_PAYLOAD_BYTES, run_launcher,
 };
 pub use local::LocalBackend;
 pub use process::ProcessBackend;
