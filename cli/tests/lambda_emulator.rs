@@ -267,6 +267,8 @@ fn tpch_on_lambda_with_s3_inputs_and_scratch() {
     );
     let endpoint = format!("http://127.0.0.1:{port}");
     for q in [3, 5, 10] {
+        // Q5's stages with more than two tasks start through launchers.
+        let threshold = if q == 5 { "2" } else { "0" };
         let lambda = [
             "--backend",
             "lambda",
@@ -276,10 +278,17 @@ fn tpch_on_lambda_with_s3_inputs_and_scratch() {
             &endpoint,
             "--workers",
             "4",
+            "--launcher-threshold",
+            threshold,
         ];
         let args = query_args("s3://lake/tpch", Some("s3://scratch/squall/"), q);
         assert_lambda_matches_local(&args, &lambda, &s3_env, &s3_env, q);
     }
+    let log = std::fs::read_to_string(log_dir.path().join("workers.log")).unwrap_or_default();
+    assert!(
+        log.contains("squall launcher: invoking"),
+        "the launcher path did not run: {log}"
+    );
     let listing = s3.http("GET", "/scratch?list-type=2");
     assert!(
         !listing.contains("<Key>"),
