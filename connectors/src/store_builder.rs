@@ -130,20 +130,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_supported_scheme_builds_a_store() {
+    fn stores_build_without_requests_and_unknown_schemes_are_named() {
         // Stores are built lazily: no request is made, so no credentials are needed here.
-        for url in [
-            "file:///tmp/",
-            "memory://m/",
-            "gs://bucket/",
-            "s3://bucket/",
-        ] {
+        for url in ["file:///tmp/", "memory://m/", "s3://bucket/"] {
             let url = Url::parse(url).unwrap();
-            if let Err(e) = build_store(&url) {
-                // GCS without any credentials in the environment fails at build time
-                // with object_store's message; the URL must be named.
-                assert!(e.to_string().contains(url.as_str()), "{e}");
-            }
+            assert!(build_store(&url).is_ok(), "{url}");
+        }
+        // GCS without any credentials in the environment may fail at build
+        // time with object_store's message; the URL must then be named.
+        let gs = Url::parse("gs://bucket/").unwrap();
+        if let Err(e) = build_store(&gs) {
+            assert!(e.to_string().contains("gs://bucket/"), "{e}");
         }
         let err = build_store(&Url::parse("ftp://host/x").unwrap())
             .unwrap_err()
