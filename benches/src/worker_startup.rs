@@ -45,6 +45,7 @@ async fn main() -> Result<()> {
         limits: TaskLimits::default(),
         scratch: scratch.clone(),
         is_final: stage.is_final,
+        settings: Default::default(),
     };
     let mut walls = Vec::new();
     let mut inside = Vec::new();

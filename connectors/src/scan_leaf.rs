@@ -54,28 +54,36 @@ fn newlines_in_values(config: &FileScanConfig) -> bool {
 
 /// The files of a scan as whole-file (or already ranged) splits, with partition values.
 pub fn scan_files(config: &FileScanConfig) -> Vec<FileSplit> {
+    scan_groups(config).into_iter().flatten().collect()
+}
+
+/// The files of a scan, file group by file group, each in DataFusion's order.
+pub fn scan_groups(config: &FileScanConfig) -> Vec<Vec<FileSplit>> {
     config
         .file_groups
         .iter()
-        .flat_map(|g| g.iter())
-        .map(|pf| {
-            let size = pf.object_meta.size;
-            let (start, end) = match &pf.range {
-                Some(r) => (r.start.max(0) as u64, r.end.max(0) as u64),
-                None => (0, size),
-            };
-            FileSplit {
-                path: pf.object_meta.location.to_string(),
-                file_size_bytes: size,
-                start,
-                end,
-                partition_values: pf
-                    .partition_values
-                    .iter()
-                    .map(|v| (!v.is_null()).then(|| partition_value_string(v)))
-                    .collect(),
-                rows: None,
-            }
+        .map(|g| {
+            g.iter()
+                .map(|pf| {
+                    let size = pf.object_meta.size;
+                    let (start, end) = match &pf.range {
+                        Some(r) => (r.start.max(0) as u64, r.end.max(0) as u64),
+                        None => (0, size),
+                    };
+                    FileSplit {
+                        path: pf.object_meta.location.to_string(),
+                        file_size_bytes: size,
+                        start,
+                        end,
+                        partition_values: pf
+                            .partition_values
+                            .iter()
+                            .map(|v| (!v.is_null()).then(|| partition_value_string(v)))
+                            .collect(),
+                        rows: None,
+                    }
+                })
+                .collect()
         })
         .collect()
 }

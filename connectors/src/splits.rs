@@ -170,29 +170,39 @@ pub fn byte_range_splits(path: &str, file_size_bytes: u64, target_bytes: u64) ->
     splits
 }
 
-/// Spreads splits over `task_count` tasks, balancing bytes (largest first onto
-/// the least loaded task). Within a task, splits keep file order.
+/// Spreads splits over `task_count` tasks in file order: task 0 reads the
+/// first run of splits, task 1 the next, and so on, each run about
+/// `1/task_count` of the bytes. So tasks in task order read the files in
+/// order, and a query without ORDER BY returns rows in file order, the same
+/// every time (as DuckDB keeps insertion order).
 pub fn assign_splits(mut splits: Vec<FileSplit>, task_count: usize) -> Vec<Vec<FileSplit>> {
+    splits.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.start.cmp(&b.start)));
+    assign_runs(&splits, task_count)
+}
+
+/// Cuts `splits`, in the order given, into `task_count` contiguous runs of
+/// about equal bytes (later tasks are never left empty while a run could
+/// give them a split).
+pub fn assign_runs(splits: &[FileSplit], task_count: usize) -> Vec<Vec<FileSplit>> {
     let task_count = task_count.max(1);
     let mut tasks: Vec<Vec<FileSplit>> = vec![Vec::new(); task_count];
-    let mut loads = vec![0u64; task_count];
-    splits.sort_by(|a, b| {
-        b.len_bytes()
-            .cmp(&a.len_bytes())
-            .then_with(|| a.path.cmp(&b.path))
-            .then_with(|| a.start.cmp(&b.start))
-    });
-    for split in splits {
-        let (idx, _) = loads
-            .iter()
-            .enumerate()
-            .min_by_key(|(i, load)| (**load, *i))
-            .expect("task_count >= 1");
-        loads[idx] += split.len_bytes().max(1);
-        tasks[idx].push(split);
-    }
-    for task in &mut tasks {
-        task.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.start.cmp(&b.start)));
+    let total: u128 = splits
+        .iter()
+        .map(|s| u128::from(s.len_bytes().max(1)))
+        .sum();
+    let count = splits.len();
+    let mut before = 0u128;
+    let mut task = 0usize;
+    for (i, split) in splits.iter().enumerate() {
+        let len = u128::from(split.len_bytes().max(1));
+        // The task whose share of the bytes holds this split's middle…
+        let by_bytes = ((before + len / 2) * task_count as u128 / total.max(1)) as usize;
+        // …but never so far behind that later tasks would be left empty.
+        let left = count - i;
+        let at_least = task_count.saturating_sub(left);
+        task = task.max(by_bytes).max(at_least).min(task_count - 1);
+        before += len;
+        tasks[task].push(split.clone());
     }
     tasks
 }
@@ -234,11 +244,18 @@ mod tests {
         let tasks = assign_splits(splits, 3);
         assert_eq!(tasks.len(), 3);
         assert_eq!(tasks.iter().map(Vec::len).sum::<usize>(), 10);
+        // Task order is file order.
+        let order: Vec<&str> = tasks.iter().flatten().map(|s| s.path.as_str()).collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(order, sorted);
+        assert!(tasks.iter().all(|t| !t.is_empty()), "{tasks:?}");
         let loads: Vec<u64> = tasks
             .iter()
             .map(|t| t.iter().map(FileSplit::len_bytes).sum())
             .collect();
-        let (min, max) = (loads.iter().min().unwrap(), loads.iter().max().unwrap());
-        assert!(max - min <= 109, "{loads:?}");
+        // Contiguous runs: no task above its share by more than one split.
+        let total: u64 = loads.iter().sum();
+        assert!(loads.iter().all(|l| *l <= total / 3 + 109), "{loads:?}");
     }
 }

@@ -1,5 +1,7 @@
 //! The one error type of the coordinator.
 
+use std::sync::Arc;
+
 use datafusion::error::DataFusionError;
 
 /// Why a query failed; each variant names the thing at fault.
@@ -14,12 +16,17 @@ pub enum JobError {
     /// The planner failed.
     #[error(transparent)]
     Planner(#[from] squall_planner::PlannerError),
-    /// A task failed.
+    /// A stage's fragment cannot be sent to its tasks as it is.
+    #[error("stage {stage}: {message}")]
+    Fragment { stage: usize, message: String },
+    /// A task failed. `error`: the DataFusion error it failed with, rebuilt
+    /// from its report (same kind and text as on one machine), when it was one.
     #[error("stage {stage} task {task} failed: {message}")]
     TaskFailed {
         stage: usize,
         task: usize,
         message: String,
+        error: Option<Arc<DataFusionError>>,
     },
     /// The backend could not run a task at all.
     #[error("backend '{backend}' could not run stage {stage} task {task}: {message}")]
@@ -32,22 +39,16 @@ pub enum JobError {
     /// Reading a result part or cleaning scratch failed.
     #[error("object store error at '{url}': {message}")]
     Storage { url: String, message: String },
-    /// Anything else DataFusion raised.
+    /// DataFusion's own error while parsing, planning or running on the
+    /// coordinator, unchanged (it may span lines; the CLI prints one).
+    #[error("{}", .0.strip_backtrace())]
+    DataFusion(#[from] DataFusionError),
+    /// A statement Squall does not run (yet), with what to do instead.
     #[error("{0}")]
-    DataFusion(String),
-}
-
-impl From<DataFusionError> for JobError {
-    fn from(e: DataFusionError) -> Self {
-        // DataFusion errors can span lines; Squall reports one line.
-        let msg = squall_connectors::table::one_line(&e.to_string());
-        match e {
-            DataFusionError::SQL(..)
-            | DataFusionError::Plan(_)
-            | DataFusionError::SchemaError(..) => JobError::Plan(msg),
-            _ => JobError::DataFusion(msg),
-        }
-    }
+    Unsupported(String),
+    /// A fault of Squall itself.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Result alias for this crate.

@@ -6,7 +6,7 @@
 //! [`squall_worker::TaskSpec`] bytes, invokes them on a [`Backend`] with a
 //! bound on concurrency, picks the winning attempt of each task, and feeds the
 //! winners' byte ranges into the specs of the stages that read them. The final
-//! stage's Parquet parts stream back through a [`QueryStream`] as soon as each
+//! stage's result parts (Arrow IPC) stream back through a [`QueryStream`] as soon as each
 //! is complete.
 
 pub mod backend;

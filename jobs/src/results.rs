@@ -1,7 +1,8 @@
 //! [`QueryStream`]: the result of a query as a stream of record batches.
 //!
-//! Each Parquet part of the final stage is read as soon as its task reports,
-//! while later parts are still being computed. When the stream ends, fails or
+//! Each part of the final stage (an Arrow IPC stream object) is read as soon
+//! as it and the parts before it are complete, while later parts are still
+//! being computed. When the stream ends, fails or
 //! is dropped, the query's scratch objects are deleted (unless kept).
 
 use std::pin::Pin;
@@ -10,13 +11,13 @@ use std::task::{Context, Poll};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
-#[allow(deprecated)]
-use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
+use datafusion::execution::TaskContext;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use object_store::ObjectStoreExt;
 use squall_connectors::Location;
+use squall_shuffle::ObjectRange;
+use squall_shuffle::reader::read_ranges;
 use tokio::sync::mpsc;
 
 use crate::error::{JobError, Result};
@@ -53,6 +54,14 @@ impl QueryStream {
             out.push(b?);
         }
         Ok(out)
+    }
+
+    /// A result computed on the coordinator (EXPLAIN, DESCRIBE): no tasks, no scratch.
+    pub fn from_batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        Self {
+            schema,
+            inner: futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
+        }
     }
 
     /// Starts `run` in the background and streams its result parts.
@@ -122,12 +131,12 @@ impl State {
                 }
             }
             match self.rx.recv().await {
-                Some(part) => self.current = Some(open_part(&part).await?),
+                Some(part) => self.current = Some(open_part(&part, &self.run.graph.schema).await?),
                 None => {
                     // All parts were sent, or the scheduler stopped with an error.
                     if let Some(handle) = self.scheduler.take() {
                         handle.await.map_err(|e| {
-                            JobError::DataFusion(format!("scheduler panicked: {e}"))
+                            JobError::Internal(format!("scheduler panicked: {e}"))
                         })??;
                     }
                     return Ok(None);
@@ -168,33 +177,29 @@ impl Drop for State {
     }
 }
 
-async fn open_part(part: &ResultPart) -> Result<BoxStream<'static, Result<RecordBatch>>> {
-    let storage_err = |e: String| JobError::Storage {
+async fn open_part(
+    part: &ResultPart,
+    schema: &SchemaRef,
+) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    let location = Location::parse(&part.url).map_err(|e| JobError::Storage {
         url: part.url.clone(),
-        message: e,
-    };
-    let location = Location::parse(&part.url).map_err(|e| storage_err(e.to_string()))?;
+        message: e.to_string(),
+    })?;
     let store = location.build_store()?;
-    // With the size known, the footer is read with a bounded range: Azure does
-    // not serve the suffix ranges a reader without it asks for.
-    let size_bytes = store
-        .head(&location.path())
-        .await
-        .map_err(|e| storage_err(e.to_string()))?
-        .size;
-    #[allow(deprecated)]
-    let reader = ParquetObjectReader::new(store, location.path()).with_file_size(size_bytes);
-    let stream = ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(|e| storage_err(e.to_string()))?
-        .build()
-        .map_err(|e| storage_err(e.to_string()))?;
+    let runtime = RuntimeEnv::default();
+    runtime.register_object_store(location.store_url().as_ref(), store);
+    let context = Arc::new(TaskContext::default().with_runtime(Arc::new(runtime)));
+    let range = ObjectRange {
+        url: part.url.clone(),
+        start: 0,
+        end: part.bytes,
+    };
     let url = part.url.clone();
-    Ok(stream
+    Ok(read_ranges(vec![range], context, Arc::clone(schema))
         .map(move |b| {
             b.map_err(|e| JobError::Storage {
                 url: url.clone(),
-                message: e.to_string(),
+                message: e.strip_backtrace(),
             })
         })
         .boxed())

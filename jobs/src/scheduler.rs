@@ -18,7 +18,6 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload};
 use squall_connectors::Location;
 use squall_planner::{Stage, StageGraph};
-use squall_shuffle::codec::encode_plan;
 use squall_shuffle::keys;
 use squall_worker::{FragmentRef, TaskLimits, TaskOutcome, TaskReport};
 use tokio::sync::{Semaphore, mpsc};
@@ -30,12 +29,14 @@ use crate::specs::{
     MAX_INLINE_FRAGMENT_BYTES, StageTemplate, Winner, stage_object_stores, task_spec,
 };
 
-/// A finished Parquet part of the result.
+/// A finished part of the result: one Arrow IPC stream object.
 #[derive(Debug, Clone)]
 pub struct ResultPart {
     pub task: usize,
     pub url: String,
     pub rows: u64,
+    /// Size of the object.
+    pub bytes: u64,
 }
 
 /// Everything needed to run one query.
@@ -43,6 +44,8 @@ pub struct ResultPart {
 pub struct QueryRun {
     pub query_id: String,
     pub graph: Arc<StageGraph>,
+    /// Each stage's encoded fragment, checked by the fidelity guard; by stage id.
+    pub fragments: Arc<Vec<Vec<u8>>>,
     /// Scratch root of the session; the query writes below `{scratch}/{query_id}/`.
     pub scratch: Location,
     pub backend: Arc<dyn Backend>,
@@ -50,6 +53,8 @@ pub struct QueryRun {
     /// Most tasks of one stage running at once; `None`: the backend's concurrency.
     pub stage_workers: Option<usize>,
     pub progress: Option<ProgressListener>,
+    /// DataFusion settings every task applies (the session's, where they differ from the defaults).
+    pub settings: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -75,8 +80,8 @@ impl QueryRun {
     }
 }
 
-/// Runs every stage; sends the final stage's parts on `parts` as they complete
-/// (in task order when the result is ordered).
+/// Runs every stage; sends the final stage's parts on `parts` in task order,
+/// each as soon as it and all parts before it are complete.
 pub async fn run_query(run: QueryRun, parts: mpsc::Sender<ResultPart>) -> Result<()> {
     let graph = Arc::clone(&run.graph);
     run.emit(ProgressEvent::QueryPlanned {
@@ -208,6 +213,7 @@ async fn run_stage(
                                 stage: stage.id,
                                 task,
                                 message: e.to_string(),
+                                error: None,
                             })?;
                         Ok::<_, JobError>((task, report))
                     })
@@ -221,19 +227,20 @@ async fn run_stage(
     let mut pending_parts = BTreeMap::new();
     let mut next_part = 0usize;
     while let Some((task, report)) = done.try_next().await? {
-        let (index, rows) = match report.outcome {
-            TaskOutcome::Failed { message } => {
+        let (index, rows, part_bytes) = match report.outcome {
+            TaskOutcome::Failed { message, error } => {
                 return Err(JobError::TaskFailed {
                     stage: stage.id,
                     task,
                     message,
+                    error: error.map(|e| Arc::new(e.to_datafusion())),
                 });
             }
             TaskOutcome::Exchange { index } => {
                 let rows = index.rows();
-                (index, rows)
+                (index, rows, 0)
             }
-            TaskOutcome::Result { rows, .. } => (Default::default(), rows),
+            TaskOutcome::Result { rows, bytes } => (Default::default(), rows, bytes),
         };
         run.emit(ProgressEvent::TaskFinished {
             stage: stage.id,
@@ -251,14 +258,13 @@ async fn run_stage(
                     task,
                     url: report.output_url.clone(),
                     rows,
+                    bytes: part_bytes,
                 },
             );
-            // Ordered results go out in task order; others as soon as they are done.
-            while let Some(part) = if run.graph.ordered {
-                pending_parts.remove(&next_part)
-            } else {
-                pending_parts.pop_first().map(|(_, p)| p)
-            } {
+            // Parts go out in task order, so that a query returns its rows in
+            // the same order every time (file order for plain scans, sort
+            // order for ORDER BY), as DuckDB keeps insertion order.
+            while let Some(part) = pending_parts.remove(&next_part) {
                 next_part += 1;
                 if parts.send(part).await.is_err() {
                     // The client stopped reading; nothing more to do.
@@ -291,7 +297,7 @@ fn launch_groups(tasks: usize, threshold: Option<usize>) -> Vec<Vec<usize>> {
 }
 
 async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<StageTemplate> {
-    let bytes = encode_plan(Arc::clone(&stage.plan))?;
+    let bytes = run.fragments[stage.id].clone();
     let fragment = if bytes.len() > MAX_INLINE_FRAGMENT_BYTES {
         let location =
             put_scratch(run, &keys::fragment_key(&run.query_id, stage.id), bytes).await?;
@@ -309,6 +315,7 @@ async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<StageTemplate> 
         limits: run.limits.clone(),
         scratch: run.scratch.clone(),
         is_final: stage.is_final,
+        settings: run.settings.clone(),
     })
 }
 

@@ -1,16 +1,32 @@
 //! [`Session`]: tables, SQL and DataFrames, executed as distributed queries.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::config::ConfigOptions;
 use datafusion::dataframe::DataFrame;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::provider_as_source;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{
+    CreateMemoryTable, DdlStatement, Expr, LogicalPlan, LogicalPlanBuilder,
+    Statement as DfStatement,
+};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::work_table::WorkTableExec;
+use datafusion::physical_plan::{ExecutionPlanProperties, collect, replace_children_if_necessary};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::DFParser;
+use datafusion::sql::parser::DFParserBuilder;
+use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use squall_connectors::{Location, TableFormat};
 use squall_planner::{PlannerConfig, StageGraph, cut_into_stages, render_stage_graph};
+use squall_shuffle::codec::encode_plan;
+use squall_shuffle::fidelity::encode_checked;
 use squall_worker::TaskLimits;
 
 use crate::backend::{Backend, LocalBackend};
@@ -19,6 +35,14 @@ use crate::progress::ProgressListener;
 use crate::registry::LazyObjectStoreRegistry;
 use crate::results::QueryStream;
 use crate::scheduler::QueryRun;
+
+/// DataFusion settings that Squall needs: dynamic filters link a join's
+/// build side (or a top-k) to a scan at run time through memory; across
+/// stages the two run in different tasks, possibly in different processes.
+pub const DISTRIBUTION_SETTINGS: &[(&str, &str)] = &[(
+    "datafusion.optimizer.enable_dynamic_filter_pushdown",
+    "false",
+)];
 
 /// Partitions DataFusion plans with on the coordinator. Only its shape
 /// matters (where exchanges go); Squall picks the real task counts.
@@ -95,6 +119,22 @@ pub enum StatementResult {
 impl Session {
     /// A session with `options`; creates a temporary scratch directory if none is given.
     pub fn try_new(options: SessionOptions) -> Result<Self> {
+        let config = SessionConfig::new()
+            .with_target_partitions(PLANNING_PARTITIONS)
+            .with_information_schema(true)
+            .set_bool("datafusion.optimizer.repartition_file_scans", false)
+            .set_bool("datafusion.execution.collect_statistics", true);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(LazyObjectStoreRegistry::default()))
+            .build_arc()?;
+        Self::with_context(SessionContext::new_with_config_rt(config, runtime), options)
+    }
+
+    /// A session that plans with `ctx` (its tables, functions and settings)
+    /// and runs distributed with `options`. Squall turns off the DataFusion
+    /// settings that link operators through memory at run time (see
+    /// [`DISTRIBUTION_SETTINGS`]).
+    pub fn with_context(ctx: SessionContext, options: SessionOptions) -> Result<Self> {
         let (scratch, scratch_dir) = match &options.scratch {
             Some(s) => (Location::parse(s)?.as_prefix(), None),
             None => {
@@ -109,24 +149,14 @@ impl Session {
                 (loc, Some(dir))
             }
         };
-        let config = SessionConfig::new()
-            .with_target_partitions(PLANNING_PARTITIONS)
-            .with_information_schema(true)
-            .set_bool("datafusion.optimizer.repartition_file_scans", false)
-            .set_bool("datafusion.execution.collect_statistics", true)
-            // Dynamic filters link a join's build side to a scan at run time
-            // inside one process; across stages the two run in different tasks.
-            .set_bool("datafusion.optimizer.enable_dynamic_filter_pushdown", false)
-            // Uncorrelated scalar subqueries become joins, which cut into stages
-            // like any join; `ScalarSubqueryExec` shares results through memory.
-            .set_bool(
-                "datafusion.optimizer.enable_physical_uncorrelated_scalar_subquery",
-                false,
-            );
-        let runtime = RuntimeEnvBuilder::new()
-            .with_object_store_registry(Arc::new(LazyObjectStoreRegistry::default()))
-            .build_arc()?;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        {
+            let state = ctx.state_ref();
+            let mut state = state.write();
+            let options = state.config_mut().options_mut();
+            for (key, value) in DISTRIBUTION_SETTINGS {
+                options.set(key, value)?;
+            }
+        }
         Ok(Self {
             ctx,
             options,
@@ -210,40 +240,123 @@ impl Session {
         self.cut(physical).await
     }
 
+    /// The stage graph of `sql` with its fragments checked (see [`Session::plan_stages`]).
+    pub async fn plan_checked(&self, sql: &str) -> Result<StageGraph> {
+        let graph = self.plan_stages(sql).await?;
+        self.encode_fragments(&graph, &self.task_settings())?;
+        Ok(graph)
+    }
+
     /// `squall explain`: the stage graph of `sql` as text.
     pub async fn explain(&self, sql: &str) -> Result<String> {
-        Ok(render_stage_graph(&self.plan_stages(sql).await?))
+        Ok(render_stage_graph(&self.plan_checked(sql).await?))
     }
 
     fn parse(&self, sql: &str) -> Result<Vec<datafusion::sql::parser::Statement>> {
-        let dialect_name = self.ctx.state().config().options().sql_parser.dialect;
-        let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(dialect_name)
-            .ok_or_else(|| JobError::Plan(format!("unsupported SQL dialect {dialect_name}")))?;
-        let statements = DFParser::parse_sql_with_dialect(sql, dialect.as_ref()).map_err(|e| {
-            JobError::Plan(squall_connectors::table::one_line(&format!(
-                "SQL parse error: {e}"
-            )))
+        let state = self.ctx.state();
+        let options = &state.config_options().sql_parser;
+        let dialect = dialect_from_str(options.dialect).ok_or_else(|| {
+            JobError::Plan(format!("unsupported SQL dialect {}", options.dialect))
         })?;
+        let statements = DFParserBuilder::new(sql)
+            .with_dialect(dialect.as_ref())
+            .with_recursion_limit(options.recursion_limit.get())
+            .build()
+            .and_then(|mut p| p.parse_statements())?;
         if statements.is_empty() {
             return Err(JobError::Plan("no SQL statement given".into()));
         }
         Ok(statements.into_iter().collect())
     }
 
+    /// The DataFusion settings of this session that differ from the defaults:
+    /// what every task applies to its own context.
+    pub fn task_settings(&self) -> BTreeMap<String, String> {
+        let defaults: HashMap<String, Option<String>> = ConfigOptions::default()
+            .entries()
+            .into_iter()
+            .map(|e| (e.key, e.value))
+            .collect();
+        self.ctx
+            .state()
+            .config_options()
+            .entries()
+            .into_iter()
+            .filter_map(|e| {
+                let value = e.value?;
+                let default = defaults.get(&e.key).cloned().flatten();
+                (default.as_deref() != Some(value.as_str())).then_some((e.key, value))
+            })
+            .collect()
+    }
+
+    /// Encodes every stage's fragment and checks that it decodes, in a context
+    /// built like the workers' (same settings, same functions), to the same
+    /// plan (see `squall_shuffle::fidelity`). Refuses the query otherwise.
+    fn encode_fragments(
+        &self,
+        graph: &StageGraph,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let config = squall_worker::task_config(self.options.limits.batch_size, settings)?;
+        // The coordinator's stores: decoding a scan looks its store up.
+        let worker_ctx = SessionContext::new_with_config_rt(config, self.ctx.runtime_env());
+        self.options.backend.functions().register_into(&worker_ctx);
+        let task_ctx = worker_ctx.task_ctx();
+        graph
+            .stages
+            .iter()
+            .map(|stage| {
+                encode_checked(&stage.plan, &task_ctx).map_err(|e| JobError::Fragment {
+                    stage: stage.id,
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
     async fn run_logical(&self, plan: LogicalPlan) -> Result<StatementResult> {
         match plan {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
+                // CREATE TABLE ... AS SELECT: the query runs distributed; the
+                // coordinator then creates the table from its rows, with
+                // DataFusion's own semantics (IF NOT EXISTS, OR REPLACE,
+                // constraints, defaults).
+                let input = self.materialize(&create.input).await?;
+                let create = CreateMemoryTable {
+                    input: Arc::new(input),
+                    ..create
+                };
+                self.ctx
+                    .execute_logical_plan(LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)))
+                    .await?
+                    .collect()
+                    .await?;
+                Ok(StatementResult::Done)
+            }
+            LogicalPlan::Statement(DfStatement::Execute(_)) => {
+                // EXECUTE of a prepared statement: DataFusion binds the
+                // parameters; the bound query runs distributed.
+                let bound = self.ctx.execute_logical_plan(plan).await?;
+                Box::pin(self.run_logical(bound.logical_plan().clone())).await
+            }
             LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => {
                 // Catalog changes and settings happen on the coordinator.
                 self.ctx.execute_logical_plan(plan).await?.collect().await?;
                 Ok(StatementResult::Done)
             }
-            LogicalPlan::Explain(_) | LogicalPlan::DescribeTable(_) | LogicalPlan::Analyze(_) => {
+            LogicalPlan::Explain(_) | LogicalPlan::DescribeTable(_) => {
+                // Plans and schemas: metadata the coordinator has, nothing to distribute.
                 let df = self.ctx.execute_logical_plan(plan).await?;
-                let physical = df.create_physical_plan().await?;
-                Ok(StatementResult::Rows(
-                    self.execute_physical(physical).await?,
-                ))
+                let schema = Arc::new(df.schema().as_arrow().clone());
+                let batches = df.collect().await?;
+                Ok(StatementResult::Rows(QueryStream::from_batches(
+                    schema, batches,
+                )))
             }
+            LogicalPlan::Analyze(_) => Err(JobError::Unsupported(
+                "EXPLAIN ANALYZE: Squall does not collect per-operator metrics from its tasks yet; run the query with --stats for totals".into(),
+            )),
             plan => {
                 let physical = self.ctx.state().create_physical_plan(&plan).await?;
                 Ok(StatementResult::Rows(
@@ -251,6 +364,98 @@ impl Session {
                 ))
             }
         }
+    }
+
+    /// Runs `plan` distributed and returns a plan that scans its rows from
+    /// the coordinator's memory, with the same schema.
+    async fn materialize(&self, plan: &LogicalPlan) -> Result<LogicalPlan> {
+        let physical = self.ctx.state().create_physical_plan(plan).await?;
+        let batches = self.execute_physical(physical).await?.collect().await?;
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let table = MemTable::try_new(Arc::clone(&schema), vec![batches])?;
+        let scan =
+            LogicalPlanBuilder::scan("materialized", provider_as_source(Arc::new(table)), None)?
+                .build()?;
+        // Same column names as the input, without the scan's qualifier.
+        let columns = plan
+            .schema()
+            .iter()
+            .zip(scan.schema().columns())
+            .map(|((_, field), column)| Expr::Column(column).alias(field.name()))
+            .collect::<Vec<_>>();
+        Ok(LogicalPlanBuilder::from(scan).project(columns)?.build()?)
+    }
+
+    /// Sources that cannot be sent to a task read their rows here, once, and
+    /// the rows travel instead: catalog tables (`information_schema`), an
+    /// in-memory table's `UPDATE` or `DELETE` (which changes the coordinator's
+    /// memory and returns a count), a custom table provider's scan. An
+    /// unbounded source is refused.
+    async fn read_coordinator_sources(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut leaves = Vec::new();
+        plan.apply(|node| {
+            // A work table is read by its recursive query, which travels whole.
+            if node.children().is_empty()
+                && !node.is::<WorkTableExec>()
+                && encode_plan(Arc::clone(node)).is_err()
+            {
+                leaves.push(Arc::clone(node));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        if leaves.is_empty() {
+            return Ok(plan);
+        }
+        let mut replacements = Vec::with_capacity(leaves.len());
+        for leaf in leaves {
+            if leaf.boundedness().is_unbounded() {
+                return Err(JobError::Unsupported(format!(
+                    "{} is an unbounded source, which Squall cannot read",
+                    leaf.name()
+                )));
+            }
+            let mut partitions = Vec::new();
+            for p in 0..leaf.output_partitioning().partition_count() {
+                let stream = leaf.execute(p, self.ctx.task_ctx())?;
+                partitions.push(datafusion::physical_plan::common::collect(stream).await?);
+            }
+            let mut rows = MemorySourceConfig::try_new(&partitions, leaf.schema(), None)?;
+            if let Some(ordering) = leaf.output_ordering() {
+                rows = rows.try_with_sort_information(vec![ordering.clone()])?;
+            }
+            let rows: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(rows);
+            replacements.push((leaf, rows));
+        }
+        Ok(plan
+            .transform_up(|node| {
+                match replacements
+                    .iter()
+                    .find(|(leaf, _)| Arc::ptr_eq(leaf, &node))
+                {
+                    Some((_, rows)) => Ok(Transformed::yes(Arc::clone(rows))),
+                    None => Ok(Transformed::no(node)),
+                }
+            })?
+            .data)
+    }
+
+    /// A sink that only the coordinator can run (an in-memory table's):
+    /// its input runs distributed, the coordinator writes the rows.
+    async fn run_sink_on_coordinator(&self, sink: &DataSinkExec) -> Result<QueryStream> {
+        let input = sink.input();
+        let batches = self
+            .execute_physical(Arc::clone(input))
+            .await?
+            .collect()
+            .await?;
+        let source = MemorySourceConfig::try_new_exec(&[batches], input.schema(), None)?;
+        let local = replace_children_if_necessary(Arc::new(sink.clone()), vec![source])?;
+        let schema = local.schema();
+        let counts = collect(local, self.ctx.task_ctx()).await?;
+        Ok(QueryStream::from_batches(schema, counts))
     }
 
     async fn cut(&self, physical: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
@@ -267,8 +472,18 @@ impl Session {
 
     /// Cuts and runs a physical plan.
     pub async fn execute_physical(&self, physical: Arc<dyn ExecutionPlan>) -> Result<QueryStream> {
+        if let Some(sink) = physical.downcast_ref::<DataSinkExec>()
+            && !squall_shuffle::codec::can_encode_sink(sink)
+        {
+            return Box::pin(self.run_sink_on_coordinator(sink)).await;
+        }
+        let physical = self.read_coordinator_sources(physical).await?;
         let graph = self.cut(physical).await?;
+        let settings = self.task_settings();
+        let fragments = self.encode_fragments(&graph, &settings)?;
         let run = QueryRun {
+            fragments: Arc::new(fragments),
+            settings,
             query_id: format!("q-{}", uuid::Uuid::new_v4().simple()),
             graph: Arc::new(graph),
             scratch: self.scratch.clone(),

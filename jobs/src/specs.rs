@@ -1,6 +1,6 @@
 //! Building the [`TaskSpec`]s of a stage from the winners of its input stages.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
@@ -35,6 +35,8 @@ pub struct StageTemplate {
     pub limits: TaskLimits,
     pub scratch: Location,
     pub is_final: bool,
+    /// The session's DataFusion settings that differ from the defaults.
+    pub settings: BTreeMap<String, String>,
 }
 
 impl StageTemplate {
@@ -122,6 +124,10 @@ pub fn task_spec(
                     .iter()
                     .map(|w| range(w, 0).into_iter().collect())
                     .collect(),
+                ExchangeKind::SortedHash => maps
+                    .iter()
+                    .map(|w| range(w, task).into_iter().collect())
+                    .collect(),
             };
             ExchangeInput {
                 stage_id: input.stage_id,
@@ -141,5 +147,6 @@ pub fn task_spec(
         output_url: template.output_url(task, attempt),
         object_stores: template.object_stores.clone(),
         limits: template.limits.clone(),
+        settings: template.settings.clone(),
     }
 }

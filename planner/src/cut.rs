@@ -4,27 +4,33 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::common::JoinType;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::config::OptimizerOptions;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::physical_expr::{Distribution, PhysicalExpr};
+use datafusion::logical_expr::physical_planning_context::ScalarSubqueryResults;
+use datafusion::physical_expr::scalar_subquery::ScalarSubqueryExpr;
+use datafusion::physical_expr::{
+    Distribution, LexOrdering, OrderingRequirements, PhysicalExpr, PhysicalSortExpr,
+};
 use datafusion::physical_optimizer::sanity_checker::check_plan_sanity;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, PartitionMode};
+use datafusion::physical_plan::recursive_query::RecursiveQueryExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec;
+use datafusion::physical_plan::scalar_subquery::{ScalarSubqueryExec, ScalarSubqueryLink};
+use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{
     ExecutionPlan, ExecutionPlanProperties, Partitioning, replace_children_if_necessary,
 };
 use squall_connectors::scan_leaf::bind_scan_splits;
-use squall_connectors::splits::assign_splits;
 use squall_shuffle::{
     ExchangeReaderExec, ExchangeWriterExec, OutputPartitioning, ReadMode, ResultWriterExec,
 };
 
 use crate::config::PlannerConfig;
 use crate::error::{PlannerError, Result};
+use crate::portable::portable_plan;
 use crate::scan::{ScanSplits, node_key, plan_scan_splits};
 use crate::stage::{ExchangeKind, ScanLeaf, Stage, StageGraph, StageInput};
 
@@ -65,6 +71,9 @@ struct Cutter<'a> {
     /// Splits of the placeholder scans put into fragments.
     placeholders: HashMap<usize, ScanSplits>,
     drafts: Vec<Draft>,
+    /// The scalar subqueries seen so far: their shared values and the
+    /// readers of their stages.
+    subqueries: Vec<(ScalarSubqueryResults, Vec<ScalarSubqueryLink>)>,
 }
 
 /// Cuts `plan` into a stage graph. Reads Parquet footers to size scan stages.
@@ -74,12 +83,14 @@ pub async fn cut_into_stages(
     config: &PlannerConfig,
     optimizer: &OptimizerOptions,
 ) -> Result<StageGraph> {
+    let plan = portable_plan(plan)?;
     let scans = plan_scan_splits(&plan, env, config).await?;
     let mut cutter = Cutter {
         config,
         scans,
         placeholders: HashMap::new(),
         drafts: Vec::new(),
+        subqueries: Vec::new(),
     };
     let (root, dist) = cutter.rewrite(&plan)?;
     cutter.add_stage(root, dist, DraftOutput::Result, &plan)?;
@@ -118,10 +129,36 @@ fn reader(
 }
 
 impl Cutter<'_> {
+    #[recursive::recursive]
     fn rewrite(&mut self, node: &Arc<dyn ExecutionPlan>) -> Result<(Arc<dyn ExecutionPlan>, Dist)> {
+        if node.is::<RecursiveQueryExec>() {
+            // The recursive term reads the previous iteration's rows from a
+            // work table in memory: the whole recursive query runs in one
+            // task, once, and its rows are gathered.
+            let whole = self.keep_in_one_task(node)?;
+            let gathered = self.cut(
+                &whole,
+                Dist::Single,
+                DraftOutput::Single,
+                ReadMode::Gather,
+                node,
+            )?;
+            return Ok((gathered, Dist::Single));
+        }
+        if let Some(sq) = node.downcast_ref::<ScalarSubqueryExec>() {
+            return self.rewrite_scalar_subqueries(sq);
+        }
         if let Some(rep) = node.downcast_ref::<RepartitionExec>() {
             let (child, dist) = self.rewrite(rep.input())?;
             return match rep.partitioning() {
+                Partitioning::Hash(exprs, _) if node.output_ordering().is_some() => {
+                    // The repartition keeps its input's order (it merges, or
+                    // its input is one sorted partition): so must the exchange.
+                    let ordering = node.output_ordering().cloned().expect("checked");
+                    let exchanged =
+                        self.sorted_hash(child, dist, exprs.clone(), ordering, rep.input())?;
+                    Ok((exchanged, Dist::Multi))
+                }
                 Partitioning::Hash(exprs, _) => {
                     let output = DraftOutput::Hash(exprs.clone());
                     let mode = ReadMode::Hash(exprs.clone());
@@ -191,8 +228,11 @@ impl Cutter<'_> {
         if node.children().is_empty() {
             if let Some(splits) = self.scans.get(&node_key(node)).cloned() {
                 let placeholder = bind_scan_splits(node, &[])?;
+                // A scan with a limit pushed into its one partition: one task
+                // reads it, or every task would return that many rows.
+                let single = splits.max_tasks() == Some(1);
                 self.placeholders.insert(node_key(&placeholder), splits);
-                return Ok((placeholder, Dist::Multi));
+                return Ok((placeholder, if single { Dist::Single } else { Dist::Multi }));
             }
             return Ok((Arc::clone(node), Dist::Single));
         }
@@ -216,15 +256,13 @@ impl Cutter<'_> {
             return self.repartition_join(join, kids, &originals);
         }
         let reqs = node.input_distribution_requirements().into_per_child();
-        let is_subquery = node.is::<ScalarSubqueryExec>();
         let whole_probe = build_side_depends_on_whole_probe(node);
-        // Children that each task must see whole: collect-left build sides,
-        // scalar subqueries, and the probe side of joins whose build-side
-        // output depends on every probe row.
+        // Children that each task must see whole: collect-left build sides
+        // and the probe side of joins whose build-side output depends on
+        // every probe row.
         let collected: Vec<bool> = (0..kids.len())
             .map(|i| {
                 matches!(reqs.get(i), Some(Distribution::SinglePartition))
-                    || (is_subquery && i > 0)
                     || (whole_probe && i == 1)
             })
             .collect();
@@ -239,7 +277,10 @@ impl Cutter<'_> {
                     {
                         Arc::new(r.with_mode(ReadMode::Broadcast)?) as Arc<dyn ExecutionPlan>
                     } else if dist == Dist::Single
-                        && !contains(&child, |n| n.is::<ExchangeReaderExec>())
+                        && !contains(&child, |n| {
+                            n.is::<ExchangeReaderExec>()
+                                || self.placeholders.contains_key(&node_key(n))
+                        })
                     {
                         // Constants: every task computes the same.
                         child
@@ -254,30 +295,45 @@ impl Cutter<'_> {
                     };
                     kids[i] = (broadcast, Dist::Replicated);
                 } else if dist == Dist::Multi {
-                    kids[i] = (
-                        self.cut(
+                    let gathered = match kept_ordering(node, i, &child) {
+                        // The operator needs its input in order: merge the
+                        // tasks' sorted outputs instead of concatenating them.
+                        Some(ordering) => self.merge(child, dist, ordering, &originals[i])?,
+                        None => self.cut(
                             &child,
                             dist,
                             DraftOutput::Single,
                             ReadMode::Gather,
                             &originals[i],
                         )?,
-                        Dist::Single,
-                    );
+                    };
+                    kids[i] = (gathered, Dist::Single);
                 }
             } else if let Some(Distribution::KeyPartitioned(exprs)) = reqs.get(i)
                 && ((dist == Dist::Multi
-                    && !contains(&child, |n| is_reader(n, |m| matches!(m, ReadMode::Hash(_)))))
+                    && !contains(&child, |n| {
+                        is_reader(n, |m| {
+                            matches!(m, ReadMode::Hash(_) | ReadMode::SortedHash { .. })
+                        })
+                    }))
                     || (dist == Dist::Single && multi_free))
             {
                 // Partitioned by keys, but not through an exchange (split data,
-                // or one complete partition next to split siblings): add one.
-                let output = DraftOutput::Hash(exprs.clone());
-                let mode = ReadMode::Hash(exprs.clone());
-                kids[i] = (
-                    self.cut(&child, dist, output, mode, &originals[i])?,
-                    Dist::Multi,
-                );
+                // or one complete partition next to split siblings): add one,
+                // keeping order where the operator needs its input in order.
+                let exchanged = match kept_ordering(node, i, &child) {
+                    Some(ordering) => {
+                        self.sorted_hash(child, dist, exprs.clone(), ordering, &originals[i])?
+                    }
+                    None => self.cut(
+                        &child,
+                        dist,
+                        DraftOutput::Hash(exprs.clone()),
+                        ReadMode::Hash(exprs.clone()),
+                        &originals[i],
+                    )?,
+                };
+                kids[i] = (exchanged, Dist::Multi);
             }
         }
 
@@ -305,9 +361,102 @@ impl Cutter<'_> {
                 }
             }
         }
-        let children = kids.iter().map(|(c, _)| Arc::clone(c)).collect();
+        let children = kids
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| sorted_as_required(node, i, Arc::clone(c)))
+            .collect::<Result<Vec<_>>>()?;
         let new_node = replace_children_if_necessary(Arc::clone(node), children)?;
         Ok((new_node, if any_multi { Dist::Multi } else { Dist::Single }))
+    }
+
+    /// `node` unchanged but for its file scans, which become placeholders:
+    /// the subtree runs inside one task, exchanges and all.
+    fn keep_in_one_task(
+        &mut self,
+        node: &Arc<dyn ExecutionPlan>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let rewritten = Arc::clone(node).transform_up(|n| {
+            if n.children().is_empty()
+                && let Some(splits) = self.scans.get(&node_key(&n)).cloned()
+            {
+                let placeholder = bind_scan_splits(&n, &[])?;
+                self.placeholders.insert(node_key(&placeholder), splits);
+                return Ok(Transformed::yes(placeholder));
+            }
+            Ok(Transformed::no(n))
+        })?;
+        Ok(rewritten.data)
+    }
+
+    /// Each scalar subquery becomes a stage of its own whose rows every task
+    /// that needs the value reads (a broadcast). The `ScalarSubqueryExec`
+    /// stays where it was; stages below it that use the values get their own
+    /// copy of it when they are cut (see [`Cutter::provide_subquery_values`]).
+    fn rewrite_scalar_subqueries(
+        &mut self,
+        sq: &ScalarSubqueryExec,
+    ) -> Result<(Arc<dyn ExecutionPlan>, Dist)> {
+        let mut links = Vec::with_capacity(sq.subqueries().len());
+        for link in sq.subqueries() {
+            let (plan, dist) = self.rewrite(&link.plan)?;
+            let reader = self.cut(
+                &plan,
+                dist,
+                DraftOutput::Single,
+                ReadMode::Broadcast,
+                &link.plan,
+            )?;
+            links.push(ScalarSubqueryLink {
+                plan: reader,
+                index: link.index,
+            });
+        }
+        self.subqueries.push((sq.results().clone(), links.clone()));
+        let (input, dist) = self.rewrite(sq.input())?;
+        let exec = ScalarSubqueryExec::new(input, links, sq.results().clone());
+        Ok((Arc::new(exec), dist))
+    }
+
+    /// `root` topped by a `ScalarSubqueryExec` for every scalar subquery
+    /// whose value the fragment uses but does not compute itself: its tasks
+    /// read the values from the subqueries' stages.
+    fn provide_subquery_values(
+        &self,
+        root: Arc<dyn ExecutionPlan>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut used: Vec<ScalarSubqueryResults> = Vec::new();
+        let mut provided: Vec<ScalarSubqueryResults> = Vec::new();
+        root.apply(|node| {
+            if let Some(sq) = node.downcast_ref::<ScalarSubqueryExec>() {
+                provided.push(sq.results().clone());
+            }
+            node.apply_expressions(&mut |expr| {
+                expr.apply(|e| {
+                    if let Some(s) = e.downcast_ref::<ScalarSubqueryExpr>()
+                        && !used.contains(s.results())
+                    {
+                        used.push(s.results().clone());
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })
+            })?;
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        let mut root = root;
+        for results in used.into_iter().filter(|r| !provided.contains(r)) {
+            let links = self
+                .subqueries
+                .iter()
+                .find(|(r, _)| *r == results)
+                .map(|(_, links)| links.clone())
+                .ok_or_else(|| PlannerError::InvalidStage {
+                    stage: self.drafts.len(),
+                    reason: "a scalar subquery value whose subquery is not in the plan".into(),
+                })?;
+            root = Arc::new(ScalarSubqueryExec::new(root, links, results));
+        }
+        Ok(root)
     }
 
     /// Turns a collect-left join whose build-side output depends on the whole
@@ -363,6 +512,68 @@ impl Cutter<'_> {
         )
     }
 
+    /// `child` as one stream per map task, each in `ordering`: the map side
+    /// merges its partitions when it has several.
+    fn sorted_map_root(
+        child: &Arc<dyn ExecutionPlan>,
+        ordering: &LexOrdering,
+    ) -> Arc<dyn ExecutionPlan> {
+        if child.output_partitioning().partition_count() > 1 {
+            Arc::new(SortPreservingMergeExec::new(
+                ordering.clone(),
+                Arc::clone(child),
+            ))
+        } else {
+            Arc::clone(child)
+        }
+    }
+
+    /// A hash exchange of `child` on `exprs` that keeps `ordering`: every map
+    /// task's part of a partition stays a sorted stream, merged on read.
+    fn sorted_hash(
+        &mut self,
+        child: Arc<dyn ExecutionPlan>,
+        dist: Dist,
+        exprs: Vec<Arc<dyn PhysicalExpr>>,
+        ordering: LexOrdering,
+        original: &Arc<dyn ExecutionPlan>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let map_root = Self::sorted_map_root(&child, &ordering);
+        let id = self.add_stage(map_root, dist, DraftOutput::Hash(exprs.clone()), original)?;
+        let mode = ReadMode::SortedHash {
+            exprs,
+            map_tasks: self.drafts[id].task_count,
+            ordering: ordering.clone(),
+        };
+        let sorted_parts = reader(id, &child, mode)?;
+        Ok(Arc::new(SortPreservingMergeExec::new(
+            ordering,
+            sorted_parts,
+        )))
+    }
+
+    /// A gather of `child` that keeps `ordering`: one task merges the map
+    /// tasks' sorted outputs.
+    fn merge(
+        &mut self,
+        child: Arc<dyn ExecutionPlan>,
+        dist: Dist,
+        ordering: LexOrdering,
+        original: &Arc<dyn ExecutionPlan>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let map_root = Self::sorted_map_root(&child, &ordering);
+        let id = self.add_stage(map_root, dist, DraftOutput::Single, original)?;
+        let mode = ReadMode::Merge {
+            map_tasks: self.drafts[id].task_count,
+            ordering: ordering.clone(),
+        };
+        let sorted_parts = reader(id, &child, mode)?;
+        Ok(Arc::new(SortPreservingMergeExec::new(
+            ordering,
+            sorted_parts,
+        )))
+    }
+
     /// Makes `child` a stage of its own; returns a reader of it.
     fn cut(
         &mut self,
@@ -384,6 +595,7 @@ impl Cutter<'_> {
         output: DraftOutput,
         original: &Arc<dyn ExecutionPlan>,
     ) -> Result<usize> {
+        let root = self.provide_subquery_values(root)?;
         let id = self.drafts.len();
         let mut inputs = Vec::new();
         let mut scan_splits = Vec::new();
@@ -394,6 +606,7 @@ impl Cutter<'_> {
                     ReadMode::Gather => ExchangeKind::Gather,
                     ReadMode::Broadcast => ExchangeKind::Broadcast,
                     ReadMode::Merge { .. } => ExchangeKind::Merge,
+                    ReadMode::SortedHash { .. } => ExchangeKind::SortedHash,
                 };
                 inputs.push(StageInput {
                     stage_id: r.stage_id(),
@@ -411,10 +624,10 @@ impl Cutter<'_> {
         let split_count: usize = scan_splits.iter().map(|s| s.splits.len()).sum();
         let hash_input_bytes: Option<u64> = inputs
             .iter()
-            .filter(|i| i.kind == ExchangeKind::Hash)
+            .filter(|i| matches!(i.kind, ExchangeKind::Hash | ExchangeKind::SortedHash))
             .map(|i| self.drafts[i.stage_id].est_or_input_bytes())
             .reduce(|a, b| a + b);
-        let task_count = match (dist, hash_input_bytes) {
+        let by_size = match (dist, hash_input_bytes) {
             (Dist::Single | Dist::Replicated, _) => 1,
             (Dist::Multi, Some(bytes)) => self.config.tasks_for_bytes(bytes),
             (Dist::Multi, None) => self
@@ -422,13 +635,30 @@ impl Cutter<'_> {
                 .tasks_for_bytes(scan_bytes)
                 .min(split_count.max(1)),
         };
+        // Scans that keep DataFusion's file groups (an order or a limit per
+        // group) need a task per group, and one with a limit no more.
+        let task_count = match dist {
+            Dist::Multi => {
+                let at_least = scan_splits
+                    .iter()
+                    .map(ScanSplits::min_tasks)
+                    .max()
+                    .unwrap_or(1);
+                let at_most = scan_splits.iter().filter_map(ScanSplits::max_tasks).min();
+                match at_most {
+                    Some(at_most) if hash_input_bytes.is_none() => at_least.min(at_most).max(1),
+                    _ => by_size.max(at_least),
+                }
+            }
+            _ => 1,
+        };
         let scans = scan_splits
             .into_iter()
             .enumerate()
             .map(|(ordinal, s)| ScanLeaf {
                 ordinal,
-                store_url: s.store_url,
-                tasks: assign_splits(s.splits, task_count),
+                store_url: s.store_url.clone(),
+                tasks: s.assign(task_count),
             })
             .collect();
         // DataFusion 55 moves statistics to `StatisticsContext`; this still answers the same.
@@ -524,6 +754,50 @@ impl Draft {
     fn est_or_input_bytes(&self) -> u64 {
         self.est_bytes.unwrap_or(self.scan_bytes)
     }
+}
+
+/// `child`, sorted in its task if cutting lost an order `node` needs from
+/// its input `i` (for example constants, which are sorted on every column
+/// on one machine but not after an exchange).
+fn sorted_as_required(
+    node: &Arc<dyn ExecutionPlan>,
+    i: usize,
+    child: Arc<dyn ExecutionPlan>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let Some(Some(OrderingRequirements::Hard(alternatives))) =
+        node.required_input_ordering().get(i).cloned()
+    else {
+        return Ok(child);
+    };
+    let properties = child.equivalence_properties();
+    for alternative in &alternatives {
+        if properties.ordering_satisfy_requirement(alternative.iter().cloned())? {
+            return Ok(child);
+        }
+    }
+    let Some(first) = alternatives.first() else {
+        return Ok(child);
+    };
+    let ordering = LexOrdering::new(
+        first
+            .iter()
+            .map(|r| PhysicalSortExpr::new(Arc::clone(&r.expr), r.options.unwrap_or_default())),
+    );
+    Ok(match ordering {
+        Some(ordering) => Arc::new(SortExec::new(ordering, child).with_preserve_partitioning(true)),
+        None => child,
+    })
+}
+
+/// The ordering child `i` of `node` must keep when an exchange is put under
+/// `node`: the child's own ordering, if `node` requires its input in order.
+fn kept_ordering(
+    node: &Arc<dyn ExecutionPlan>,
+    i: usize,
+    child: &Arc<dyn ExecutionPlan>,
+) -> Option<LexOrdering> {
+    node.required_input_ordering().get(i)?.as_ref()?;
+    child.output_ordering().cloned()
 }
 
 /// True for a collect-left join that emits build-side rows according to

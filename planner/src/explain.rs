@@ -69,7 +69,7 @@ fn render_stage(out: &mut String, graph: &StageGraph, stage: &Stage) {
     }
     let _ = writeln!(out, "  reads:  {}", reads.join(", "));
     let writes = if stage.is_final {
-        "query result as Parquet parts".to_string()
+        "query result as Arrow IPC parts".to_string()
     } else if stage.output_partitions > 1 {
         format!("{} hash partitions per task", stage.output_partitions)
     } else {

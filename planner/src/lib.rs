@@ -23,6 +23,7 @@ pub mod config;
 pub mod cut;
 pub mod error;
 pub mod explain;
+pub mod portable;
 pub mod scan;
 pub mod stage;
 

@@ -16,6 +16,9 @@ pub enum ExchangeKind {
     Gather,
     /// One task merges the sorted outputs of all map tasks.
     Merge,
+    /// Like `Hash`, but each map task's part stays a separate sorted stream
+    /// and the reading task merges them (a hash exchange that keeps order).
+    SortedHash,
     /// Every task reads everything.
     Broadcast,
 }
@@ -26,6 +29,7 @@ impl fmt::Display for ExchangeKind {
             Self::Hash => "hash",
             Self::Gather => "gather",
             Self::Merge => "merge",
+            Self::SortedHash => "sorted-hash",
             Self::Broadcast => "broadcast",
         })
     }

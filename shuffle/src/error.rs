@@ -27,6 +27,15 @@ pub enum ShuffleError {
     /// A plan node could not be encoded or decoded.
     #[error("plan codec: {0}")]
     Codec(String),
+    /// An operator that cannot be sent to a task (no encoding for it).
+    #[error("operator {operator} cannot run on Squall's workers: {reason}")]
+    Unsupported { operator: String, reason: String },
+    /// A fragment that would mean something else on the worker than on the
+    /// coordinator (see `fidelity`): refused rather than run.
+    #[error(
+        "operator {operator} would change meaning on its way to the workers, so the query is refused: {detail}"
+    )]
+    Fidelity { operator: String, detail: String },
     /// Local spill file I/O.
     #[error("exchange spill file: {0}")]
     Spill(#[from] std::io::Error),

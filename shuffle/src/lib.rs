@@ -16,11 +16,19 @@
 //! plan fragment.
 
 pub mod codec;
+pub mod debug_tree;
 pub mod error;
+pub mod expr_codec;
+pub mod fidelity;
 pub mod format;
+pub mod grouping_sets_codec;
+pub mod join_topk_codec;
 pub mod keys;
 pub mod reader;
+pub mod recursive_codec;
 pub mod result_writer;
+pub mod sink_codec;
+pub mod window_codec;
 pub mod writer;
 
 pub use codec::SquallCodec;

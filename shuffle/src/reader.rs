@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::reader::StreamDecoder;
-use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::TaskContext;
@@ -46,6 +46,14 @@ pub enum ReadMode {
         map_tasks: usize,
         ordering: LexOrdering,
     },
+    /// A hash exchange that keeps order: partition `task index` of every map
+    /// object, one reader partition per map object, each sorted by
+    /// `ordering` (feeds an order-preserving merge).
+    SortedHash {
+        exprs: Vec<Arc<dyn PhysicalExpr>>,
+        map_tasks: usize,
+        ordering: LexOrdering,
+    },
 }
 
 impl ReadMode {
@@ -55,6 +63,7 @@ impl ReadMode {
             Self::Gather => "gather",
             Self::Broadcast => "broadcast",
             Self::Merge { .. } => "merge",
+            Self::SortedHash { .. } => "sorted-hash",
         }
     }
 }
@@ -90,6 +99,11 @@ impl ExchangeReaderExec {
             ReadMode::Merge {
                 map_tasks,
                 ordering,
+            }
+            | ReadMode::SortedHash {
+                map_tasks,
+                ordering,
+                ..
             } => (
                 EquivalenceProperties::new_with_orderings(Arc::clone(&schema), [ordering.clone()]),
                 Partitioning::UnknownPartitioning((*map_tasks).max(1)),
@@ -256,8 +270,9 @@ fn chunks_of(ranges: &[ObjectRange]) -> Vec<Chunk> {
     chunks
 }
 
-/// Streams the batches of `ranges`, in order, fetching ahead with bounded concurrency.
-fn read_ranges(
+/// Streams the batches of `ranges` (each a whole Arrow IPC stream), in order,
+/// fetching ahead with bounded concurrency; stores come from `context`.
+pub fn read_ranges(
     ranges: Vec<ObjectRange>,
     context: Arc<TaskContext>,
     schema: SchemaRef,
@@ -307,9 +322,16 @@ fn read_ranges(
             let mut batches = Vec::new();
             while !buffer.is_empty() {
                 if let Some(batch) = dec.decode(&mut buffer).map_err(ipc_err)? {
+                    // With the reader's own schema (names and metadata as planned);
+                    // the row count keeps batches without columns (`count(*)` inputs).
+                    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
                     batches.push(
-                        RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())
-                            .map_err(ipc_err)?,
+                        RecordBatch::try_new_with_options(
+                            Arc::clone(&schema),
+                            batch.columns().to_vec(),
+                            &options,
+                        )
+                        .map_err(ipc_err)?,
                     );
                 }
             }

@@ -1,16 +1,21 @@
-//! [`ResultWriterExec`]: writes a final-stage task's rows as one Parquet part.
+//! [`ResultWriterExec`]: writes a final-stage task's rows as one result part.
+//!
+//! A part is one Arrow IPC stream (LZ4-compressed), so every Arrow type a
+//! query produces reaches the client unchanged (intervals, Float16,
+//! run-end-encoded, unions, negative-scale decimals: types Parquet cannot
+//! hold). Parts are read back with the exchange reader.
 
 use std::fmt;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::CompressionType;
+use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::TaskContext;
-use datafusion::parquet::arrow::AsyncArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -20,16 +25,16 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
+use tokio::io::AsyncWriteExt;
 
 use crate::error::ShuffleError;
 use crate::writer::split_object_url;
 
-/// Rows per row group of a result part: parts are read back whole by the client.
-const RESULT_ROW_GROUP_ROWS: usize = 256 * 1024;
 const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
 
-/// Runs its input's partitions in order and writes all rows into one Parquet
-/// object at the bound URL; returns one batch `rows, bytes`. The upload is
+/// Runs its input's partitions in order and writes all rows into one Arrow
+/// IPC stream object at the bound URL; returns one batch `rows, bytes` (the
+/// object's size). The upload is
 /// aborted on error, so a failed task leaves no part visible.
 #[derive(Debug)]
 pub struct ResultWriterExec {
@@ -92,7 +97,7 @@ impl DisplayAs for ResultWriterExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "ResultWriterExec: stage={}, format=parquet",
+            "ResultWriterExec: stage={}, format=arrow-ipc",
             self.stage_id
         )
     }
@@ -160,13 +165,22 @@ async fn write_result(
 ) -> DFResult<RecordBatch> {
     let (store_url, path) = split_object_url(&url)?;
     let store = context.runtime_env().object_store(&store_url)?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(RESULT_ROW_GROUP_ROWS))
-        .build();
-    let upload = BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES);
-    let mut writer = AsyncArrowWriter::try_new(upload, input.schema(), Some(props))?;
+    let ipc_err = |e: datafusion::arrow::error::ArrowError| ShuffleError::Ipc {
+        url: url.clone(),
+        reason: e.to_string(),
+    };
+    let upload_err = |e: object_store::Error| ShuffleError::Ipc {
+        url: url.clone(),
+        reason: format!("upload failed: {e}"),
+    };
+    let options = IpcWriteOptions::default()
+        .try_with_compression(Some(CompressionType::LZ4_FRAME))
+        .map_err(ipc_err)?;
+    let mut upload = BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES);
+    let mut writer = StreamWriter::try_new_with_options(Vec::new(), &input.schema(), options)
+        .map_err(ipc_err)?;
     let mut rows = 0u64;
+    let mut bytes = 0u64;
     let outcome: DFResult<()> = async {
         // Partitions run one after another so that the part keeps their order.
         for p in 0..input.output_partitioning().partition_count() {
@@ -174,19 +188,30 @@ async fn write_result(
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
-                writer.write(&batch).await?;
+                writer.write(&batch).map_err(ipc_err)?;
+                if writer.get_ref().len() >= UPLOAD_PART_BYTES {
+                    let chunk = std::mem::take(writer.get_mut());
+                    bytes += chunk.len() as u64;
+                    upload.put(Bytes::from(chunk)).await.map_err(upload_err)?;
+                }
             }
         }
+        writer.finish().map_err(ipc_err)?;
+        let tail = std::mem::take(writer.get_mut());
+        bytes += tail.len() as u64;
+        upload.put(Bytes::from(tail)).await.map_err(upload_err)?;
+        upload.shutdown().await.map_err(|e| ShuffleError::Ipc {
+            url: url.clone(),
+            reason: format!("upload failed: {e}"),
+        })?;
         Ok(())
     }
     .await;
     if let Err(e) = outcome {
-        // Dropping the writer without close never completes the upload, so no part appears.
-        drop(writer);
+        // Nothing half-written stays visible: the multipart upload is aborted.
+        let _ = upload.abort().await;
         return Err(e);
     }
-    let bytes = writer.bytes_written() as u64;
-    writer.close().await?;
     Ok(RecordBatch::try_new(
         result_summary_schema(),
         vec![

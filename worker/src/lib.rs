@@ -10,12 +10,16 @@
 
 pub mod counting_store;
 pub mod error;
+pub mod functions;
 pub mod peak_memory;
+pub mod remote_error;
 pub mod report;
 pub mod run;
 pub mod spec;
 
 pub use error::{Result, WorkerError};
+pub use functions::FunctionLibrary;
+pub use remote_error::RemoteError;
 pub use report::{RequestCounts, TaskOutcome, TaskReport};
-pub use run::{run_task, run_task_spec};
+pub use run::{run_task, run_task_spec, run_task_with_functions, task_config};
 pub use spec::{ExchangeInput, FragmentRef, ScanInput, TaskLimits, TaskSpec};

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use squall_shuffle::ExchangeIndex;
 
 use crate::error::{Result, WorkerError};
+use crate::remote_error::RemoteError;
 
 /// Object-store requests a task made, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +42,13 @@ pub enum TaskOutcome {
     Exchange { index: ExchangeIndex },
     /// Wrote a result part.
     Result { rows: u64, bytes: u64 },
-    /// Failed; nothing it wrote is visible.
-    Failed { message: String },
+    /// Failed; nothing it wrote is visible. `error`: the DataFusion error
+    /// the task failed with, when it was one.
+    Failed {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<RemoteError>,
+    },
 }
 
 /// The report of one task attempt.
@@ -84,6 +90,7 @@ impl TaskReport {
             output_url: output_url.to_string(),
             outcome: TaskOutcome::Failed {
                 message: String::new(),
+                error: None,
             },
             input_bytes: 0,
             input_rows: 0,
@@ -107,7 +114,7 @@ impl TaskReport {
     /// The failure message, if the task failed.
     pub fn failure(&self) -> Option<&str> {
         match &self.outcome {
-            TaskOutcome::Failed { message } => Some(message),
+            TaskOutcome::Failed { message, .. } => Some(message),
             _ => None,
         }
     }

@@ -1,5 +1,6 @@
 //! [`run_task`]: spec bytes in, report bytes out.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +19,9 @@ use squall_shuffle::writer::{index_from_batch, split_object_url};
 use squall_shuffle::{ExchangeReaderExec, ExchangeWriterExec, ResultWriterExec};
 
 use crate::counting_store::{CountingStore, RequestCounters};
+use crate::functions::FunctionLibrary;
 use crate::peak_memory::PeakMemoryPool;
+use crate::remote_error::RemoteError;
 use crate::report::{TaskOutcome, TaskReport};
 use crate::spec::{FragmentRef, TaskSpec};
 
@@ -32,6 +35,12 @@ struct SpecByReference {
 /// naming one in object storage) and returns its report as bytes. Never panics
 /// on bad input: an unreadable spec yields a failed report.
 pub async fn run_task(spec_bytes: &[u8]) -> Vec<u8> {
+    run_task_with_functions(spec_bytes, &FunctionLibrary::builtin()).await
+}
+
+/// [`run_task`] with the functions of `functions` registered in the task's
+/// context on top of DataFusion's built-ins.
+pub async fn run_task_with_functions(spec_bytes: &[u8], functions: &FunctionLibrary) -> Vec<u8> {
     let fetched;
     let spec_bytes = match serde_json::from_slice::<SpecByReference>(spec_bytes) {
         Ok(reference) => match fetch_spec(&reference.spec_url).await {
@@ -41,7 +50,10 @@ pub async fn run_task(spec_bytes: &[u8]) -> Vec<u8> {
             }
             Err(message) => {
                 return TaskReport {
-                    outcome: TaskOutcome::Failed { message },
+                    outcome: TaskOutcome::Failed {
+                        message,
+                        error: None,
+                    },
                     ..TaskReport::new("", 0, 0, 0, "")
                 }
                 .to_bytes();
@@ -50,10 +62,11 @@ pub async fn run_task(spec_bytes: &[u8]) -> Vec<u8> {
         Err(_) => spec_bytes,
     };
     match TaskSpec::from_bytes(spec_bytes) {
-        Ok(spec) => run_task_spec(&spec).await.to_bytes(),
+        Ok(spec) => run_task_spec(&spec, functions).await.to_bytes(),
         Err(e) => TaskReport {
             outcome: TaskOutcome::Failed {
                 message: e.to_string(),
+                error: None,
             },
             ..TaskReport::new("", 0, 0, 0, "")
         }
@@ -75,7 +88,7 @@ async fn fetch_spec(url: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Runs one task from a parsed spec.
-pub async fn run_task_spec(spec: &TaskSpec) -> TaskReport {
+pub async fn run_task_spec(spec: &TaskSpec, functions: &FunctionLibrary) -> TaskReport {
     let counters = Arc::new(RequestCounters::default());
     let pool = Arc::new(PeakMemoryPool::new(spec.limits.memory_bytes as usize));
     let input_bytes = spec
@@ -100,11 +113,12 @@ pub async fn run_task_spec(spec: &TaskSpec) -> TaskReport {
             &spec.output_url,
         )
     };
-    match execute(spec, &counters, &pool, &mut report).await {
+    match execute(spec, functions, &counters, &pool, &mut report).await {
         Ok(outcome) => report.outcome = outcome,
         Err(e) => {
             report.outcome = TaskOutcome::Failed {
-                message: squall_connectors::table::one_line(&e.to_string()),
+                message: e.strip_backtrace(),
+                error: Some(RemoteError::from_datafusion(&e)),
             }
         }
     }
@@ -115,6 +129,7 @@ pub async fn run_task_spec(spec: &TaskSpec) -> TaskReport {
 
 async fn execute(
     spec: &TaskSpec,
+    functions: &FunctionLibrary,
     counters: &Arc<RequestCounters>,
     pool: &Arc<PeakMemoryPool>,
     report: &mut TaskReport,
@@ -130,10 +145,9 @@ async fn execute(
         let counted = Arc::new(CountingStore::new(store, Arc::clone(counters)));
         runtime.register_object_store(&url, counted);
     }
-    let config = SessionConfig::new()
-        .with_batch_size(spec.limits.batch_size.max(1))
-        .with_target_partitions(1);
+    let config = task_config(spec.limits.batch_size, &spec.settings)?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
+    functions.register_into(&ctx);
     let task_ctx = ctx.task_ctx();
 
     let fragment = match &spec.fragment {
@@ -179,6 +193,23 @@ async fn execute(
         report.output_bytes = bytes;
         Ok(TaskOutcome::Result { rows, bytes })
     }
+}
+
+/// The task's DataFusion configuration: the defaults, the spec's batch size,
+/// then the session's settings (which win: `SET datafusion.execution.batch_size`
+/// must reach the task).
+pub fn task_config(
+    batch_size: usize,
+    settings: &BTreeMap<String, String>,
+) -> DFResult<SessionConfig> {
+    let mut config = SessionConfig::new().with_batch_size(batch_size.max(1));
+    for (key, value) in settings {
+        config
+            .options_mut()
+            .set(key, value)
+            .map_err(|e| DataFusionError::Plan(format!("task setting {key} = '{value}': {e}")))?;
+    }
+    Ok(config)
 }
 
 /// Binds this task's splits, exchange inputs and output URL into the shared fragment.

@@ -5,6 +5,8 @@
 //! spec never carries credentials: stores are rebuilt from URLs and the
 //! worker's own environment.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use squall_connectors::FileSplit;
 use squall_shuffle::ObjectRange;
@@ -33,6 +35,10 @@ pub struct TaskSpec {
     /// `scheme://host/` of every store the task touches.
     pub object_stores: Vec<String>,
     pub limits: TaskLimits,
+    /// DataFusion settings of the session that differ from the defaults
+    /// (`SET` statements, session options), applied to the task's context.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
 }
 
 /// Where the plan fragment is.
@@ -140,6 +146,10 @@ mod tests {
             output_url: "file:///tmp/x".into(),
             object_stores: vec!["file:///".into()],
             limits: TaskLimits::default(),
+            settings: BTreeMap::from([(
+                "datafusion.execution.batch_size".to_string(),
+                "7".to_string(),
+            )]),
         };
         let bytes = spec.to_bytes();
         assert_eq!(TaskSpec::from_bytes(&bytes).unwrap(), spec);

@@ -1,6 +1,9 @@
 //! [`LocalBackend`]: tasks as tokio tasks in this process, still bytes in and bytes out.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use squall_worker::FunctionLibrary;
 
 use super::Backend;
 
@@ -8,14 +11,22 @@ use super::Backend;
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     workers: usize,
+    functions: Arc<FunctionLibrary>,
 }
 
 impl LocalBackend {
-    /// At most `workers` tasks at once (at least one).
+    /// At most `workers` tasks at once (at least one); tasks know DataFusion's built-in functions.
     pub fn new(workers: usize) -> Self {
         Self {
             workers: workers.max(1),
+            functions: Arc::new(FunctionLibrary::builtin()),
         }
+    }
+
+    /// The same backend, whose tasks also know the functions of `functions`.
+    pub fn with_functions(mut self, functions: FunctionLibrary) -> Self {
+        self.functions = Arc::new(functions);
+        self
     }
 }
 
@@ -29,12 +40,17 @@ impl Backend for LocalBackend {
         self.workers
     }
 
+    fn functions(&self) -> FunctionLibrary {
+        self.functions.as_ref().clone()
+    }
+
     async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {
         // Its own tokio task: a panic in a task is reported, not propagated;
         // and a cancelled query aborts it instead of leaving it running.
-        let mut task = AbortOnDrop(tokio::spawn(
-            async move { squall_worker::run_task(&spec).await },
-        ));
+        let functions = Arc::clone(&self.functions);
+        let mut task = AbortOnDrop(tokio::spawn(async move {
+            squall_worker::run_task_with_functions(&spec, &functions).await
+        }));
         (&mut task.0)
             .await
             .map_err(|e| format!("task panicked: {e}"))

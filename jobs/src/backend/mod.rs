@@ -7,6 +7,7 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use squall_worker::FunctionLibrary;
 
 mod lambda;
 mod local;
@@ -51,6 +52,11 @@ pub trait Backend: Debug + Send + Sync {
             .buffered(in_flight.max(1))
             .collect()
             .await)
+    }
+    /// The functions its tasks know beyond DataFusion's built-ins; the
+    /// coordinator refuses plans that call any other function.
+    fn functions(&self) -> FunctionLibrary {
+        FunctionLibrary::builtin()
     }
     /// Runs one task. `Err` means the backend could not run it at all
     /// (a task that ran and failed returns a report saying so).

@@ -1,0 +1,251 @@
+//! Running one `.slt` file on one engine, record by record.
+
+use std::path::Path;
+use std::time::Duration;
+
+use datafusion_sqllogictest::{
+    DataFusion, TestContext, df_value_validator, is_spark_path, setup_scratch_dir, value_normalizer,
+};
+use indicatif::ProgressBar;
+use sqllogictest::{Condition, Record, TestErrorKind, parse_file, strict_column_validator};
+
+use crate::engine::{DistributedConfig, SquallDb};
+
+/// The label DataFusion's runner sets; records guarded by `skipif`/`onlyif`
+/// on it run for Squall exactly as for DataFusion.
+pub const ENGINE_LABEL: &str = "Datafusion";
+
+/// The longest one record may take before it counts as failed.
+pub const RECORD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Which engine runs the records.
+#[derive(Debug, Clone)]
+pub enum Engine {
+    /// Single-node DataFusion: the reference.
+    DataFusion,
+    /// Squall's distributed path.
+    Squall(DistributedConfig),
+}
+
+/// What happened to one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    /// Not run, with the reason.
+    Skipped(&'static str),
+    /// The engine raised an error where another result was expected (or a
+    /// different error than expected).
+    Error(String),
+    /// The engine returned rows (or success) that differ from the expected
+    /// ones. `order_only`: the same rows in another order.
+    WrongResult {
+        order_only: bool,
+        message: String,
+    },
+}
+
+impl Outcome {
+    pub fn is_pass(&self) -> bool {
+        matches!(self, Outcome::Pass)
+    }
+}
+
+/// One statement or query of a file.
+#[derive(Debug, Clone)]
+pub struct RecordOutcome {
+    pub line: u32,
+    pub sql: String,
+    pub outcome: Outcome,
+}
+
+/// Every record of one file.
+#[derive(Debug, Clone)]
+pub struct FileOutcome {
+    /// Relative to `test_files/`.
+    pub file: String,
+    pub records: Vec<RecordOutcome>,
+}
+
+/// Files that test single-node concerns only, with the reason they are not run.
+pub const SKIPPED_FILES: &[(&str, &str)] = &[(
+    "information_schema.slt",
+    "lists every setting of the session, and Squall sessions turn dynamic filter pushdown off",
+)];
+
+/// Why a record is not run on either engine, if it is not.
+fn skip_reason(sql: &str) -> Option<&'static str> {
+    let head = sql.trim_start().to_ascii_lowercase();
+    if head.starts_with("explain") {
+        // EXPLAIN prints DataFusion's single-node plan, whose text depends on
+        // single-node settings; Squall's plan is its stage graph.
+        return Some("EXPLAIN text is a single-node concern");
+    }
+    None
+}
+
+fn skipped_by_condition(conditions: &[Condition]) -> bool {
+    conditions.iter().any(|c| match c {
+        Condition::OnlyIf { label } => label != ENGINE_LABEL,
+        Condition::SkipIf { label } => label == ENGINE_LABEL,
+    })
+}
+
+fn classify(error: &sqllogictest::TestError) -> Outcome {
+    match error.kind() {
+        TestErrorKind::QueryResultMismatch {
+            expected, actual, ..
+        } => {
+            let mut e: Vec<&str> = expected.lines().collect();
+            let mut a: Vec<&str> = actual.lines().collect();
+            e.sort_unstable();
+            a.sort_unstable();
+            Outcome::WrongResult {
+                order_only: e == a,
+                message: error.to_string(),
+            }
+        }
+        TestErrorKind::StatementResultMismatch { .. }
+        | TestErrorKind::QueryResultColumnsMismatch { .. }
+        | TestErrorKind::Ok { .. } => Outcome::WrongResult {
+            order_only: false,
+            message: error.to_string(),
+        },
+        _ => Outcome::Error(error.to_string()),
+    }
+}
+
+/// Runs every record of `relative` (below `test_files/` of the current
+/// directory) on `engine`. The file gets a fresh context and scratch folder.
+pub async fn run_file(relative: &Path, engine: &Engine) -> FileOutcome {
+    let file = relative.display().to_string();
+    let path = Path::new("test_files").join(relative);
+    let records = match parse_file::<datafusion_sqllogictest::DFColumnType>(&path) {
+        Ok(r) => r,
+        Err(e) => {
+            return FileOutcome {
+                file,
+                records: vec![RecordOutcome {
+                    line: 0,
+                    sql: String::new(),
+                    outcome: Outcome::Error(format!("cannot parse the file: {e}")),
+                }],
+            };
+        }
+    };
+    let skipped_file = SKIPPED_FILES
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, reason)| *reason);
+    let context = match skipped_file {
+        Some(_) => None,
+        None => TestContext::try_new_for_test_file(relative).await,
+    };
+    let mut outcomes = Vec::new();
+    let Some(context) = context else {
+        let reason = skipped_file.unwrap_or("needs a DataFusion feature this build lacks");
+        for record in records {
+            if let Record::Statement { loc, sql, .. } | Record::Query { loc, sql, .. } = record {
+                outcomes.push(RecordOutcome {
+                    line: loc.line(),
+                    sql,
+                    outcome: Outcome::Skipped(reason),
+                });
+            }
+        }
+        return FileOutcome {
+            file,
+            records: outcomes,
+        };
+    };
+    if let Err(e) = setup_scratch_dir(relative) {
+        return FileOutcome {
+            file,
+            records: vec![RecordOutcome {
+                line: 0,
+                sql: String::new(),
+                outcome: Outcome::Error(format!("cannot set up the scratch folder: {e}")),
+            }],
+        };
+    }
+    let ctx = context.session_ctx().clone();
+    let spark = is_spark_path(relative);
+    match engine {
+        Engine::DataFusion => {
+            let relative = relative.to_path_buf();
+            let mut runner = sqllogictest::Runner::new(move || {
+                let db = DataFusion::new(ctx.clone(), relative.clone(), ProgressBar::hidden());
+                async move { Ok(db) }
+            });
+            run_records(&mut runner, records, &mut outcomes).await;
+        }
+        Engine::Squall(config) => {
+            let config = config.clone();
+            let mut runner = sqllogictest::Runner::new(move || {
+                let db = SquallDb::try_new(ctx.clone(), &config, spark);
+                async move {
+                    db.map_err(|e| {
+                        datafusion_sqllogictest::DFSqlLogicTestError::Other(e.to_string())
+                    })
+                }
+            });
+            run_records(&mut runner, records, &mut outcomes).await;
+        }
+    }
+    drop(context);
+    FileOutcome {
+        file,
+        records: outcomes,
+    }
+}
+
+async fn run_records<D, M>(
+    runner: &mut sqllogictest::Runner<D, M>,
+    records: Vec<Record<D::ColumnType>>,
+    outcomes: &mut Vec<RecordOutcome>,
+) where
+    D: sqllogictest::AsyncDB,
+    M: sqllogictest::MakeConnection<Conn = D>,
+{
+    runner.add_label(ENGINE_LABEL);
+    runner.with_column_validator(strict_column_validator);
+    runner.with_normalizer(value_normalizer);
+    runner.with_validator(df_value_validator);
+    for record in records {
+        let (line, sql, skip) = match &record {
+            Record::Halt { .. } => break,
+            Record::Statement {
+                loc,
+                sql,
+                conditions,
+                ..
+            }
+            | Record::Query {
+                loc,
+                sql,
+                conditions,
+                ..
+            } => {
+                if skipped_by_condition(conditions) {
+                    continue;
+                }
+                (loc.line(), sql.clone(), skip_reason(sql))
+            }
+            _ => {
+                // Control records (sort mode, hash threshold, ...) shape later records.
+                let _ = runner.run_async(record).await;
+                continue;
+            }
+        };
+        let outcome = if let Some(reason) = skip {
+            Outcome::Skipped(reason)
+        } else {
+            match tokio::time::timeout(RECORD_TIMEOUT, runner.run_async(record)).await {
+                Ok(Ok(_)) => Outcome::Pass,
+                Ok(Err(e)) => classify(&e),
+                Err(_) => Outcome::Error(format!("timed out after {} s", RECORD_TIMEOUT.as_secs())),
+            }
+        };
+        outcomes.push(RecordOutcome { line, sql, outcome });
+    }
+    runner.shutdown_async().await;
+}

@@ -1,0 +1,182 @@
+//! [`RemoteError`]: a task's DataFusion error, carried in its report.
+//!
+//! A task fails with a `DataFusionError` in the worker; the coordinator
+//! rebuilds an error of the same kind and text, so that a failed query says
+//! exactly what DataFusion on one machine says ("Arrow error: Divide by zero
+//! error", "Execution error: ..."), and so that the kind of failure is known
+//! where retries are decided.
+
+use std::sync::Arc;
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+use serde::{Deserialize, Serialize};
+
+/// A DataFusion error as data: its kind and text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum RemoteError {
+    Execution(String),
+    Plan(String),
+    Configuration(String),
+    NotImplemented(String),
+    Internal(String),
+    ResourcesExhausted(String),
+    /// An Arrow error, by its text ("Parser error: ...").
+    Arrow(String),
+    /// An error from outside DataFusion, by its text.
+    External(String),
+    /// Context around another error.
+    Context(String, Box<RemoteError>),
+    /// Any other kind: its prefix ("Parquet error: ") and message.
+    Other {
+        prefix: String,
+        message: String,
+    },
+}
+
+/// An error known only by its text.
+#[derive(Debug)]
+struct Text(String);
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Text {}
+
+/// Arrow's error kinds by the prefix of their text.
+const ARROW_PREFIXES: &[(&str, fn(String) -> ArrowError)] = &[
+    ("Not yet implemented: ", ArrowError::NotYetImplemented),
+    ("Cast error: ", ArrowError::CastError),
+    ("Memory error: ", ArrowError::MemoryError),
+    ("Parser error: ", ArrowError::ParseError),
+    ("Schema error: ", ArrowError::SchemaError),
+    ("Compute error: ", ArrowError::ComputeError),
+    ("Arithmetic overflow: ", ArrowError::ArithmeticOverflow),
+    ("Avro error: ", ArrowError::AvroError),
+    ("Csv error: ", ArrowError::CsvError),
+    ("Json error: ", ArrowError::JsonError),
+    ("Ipc error: ", ArrowError::IpcError),
+    ("Invalid argument error: ", ArrowError::InvalidArgumentError),
+    ("Parquet argument error: ", ArrowError::ParquetError),
+    ("C Data interface error: ", ArrowError::CDataInterface),
+];
+
+fn arrow_error(text: &str) -> ArrowError {
+    if text == "Divide by zero error" {
+        return ArrowError::DivideByZero;
+    }
+    for (prefix, make) in ARROW_PREFIXES {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            return make(rest.to_string());
+        }
+    }
+    let external = text.strip_prefix("External error: ").unwrap_or(text);
+    ArrowError::ExternalError(Box::new(Text(external.to_string())))
+}
+
+impl RemoteError {
+    /// The error as data.
+    pub fn from_datafusion(e: &DataFusionError) -> Self {
+        match e {
+            DataFusionError::Execution(m) => Self::Execution(m.clone()),
+            DataFusionError::Plan(m) => Self::Plan(m.clone()),
+            DataFusionError::Configuration(m) => Self::Configuration(m.clone()),
+            DataFusionError::NotImplemented(m) => Self::NotImplemented(m.clone()),
+            DataFusionError::Internal(m) => Self::Internal(m.clone()),
+            DataFusionError::ResourcesExhausted(m) => Self::ResourcesExhausted(m.clone()),
+            DataFusionError::ArrowError(a, _) => Self::Arrow(a.to_string()),
+            DataFusionError::External(inner) => Self::External(inner.to_string()),
+            DataFusionError::Context(desc, inner) => {
+                Self::Context(desc.clone(), Box::new(Self::from_datafusion(inner)))
+            }
+            DataFusionError::Shared(inner) => Self::from_datafusion(inner),
+            DataFusionError::Diagnostic(_, inner) => Self::from_datafusion(inner),
+            DataFusionError::Collection(errors) if !errors.is_empty() => {
+                Self::from_datafusion(&errors[0])
+            }
+            other => {
+                let text = other.strip_backtrace();
+                let message = other.message().to_string();
+                let prefix = text.strip_suffix(&message).unwrap_or_default().to_string();
+                Self::Other { prefix, message }
+            }
+        }
+    }
+
+    /// A `DataFusionError` of the same kind whose text is the original's.
+    pub fn to_datafusion(&self) -> DataFusionError {
+        match self {
+            Self::Execution(m) => DataFusionError::Execution(m.clone()),
+            Self::Plan(m) => DataFusionError::Plan(m.clone()),
+            Self::Configuration(m) => DataFusionError::Configuration(m.clone()),
+            Self::NotImplemented(m) => DataFusionError::NotImplemented(m.clone()),
+            Self::Internal(m) => DataFusionError::Internal(m.clone()),
+            Self::ResourcesExhausted(m) => DataFusionError::ResourcesExhausted(m.clone()),
+            Self::Arrow(text) => DataFusionError::ArrowError(Box::new(arrow_error(text)), None),
+            Self::External(text) => DataFusionError::External(Box::new(Text(text.clone()))),
+            Self::Context(desc, inner) => {
+                DataFusionError::Context(desc.clone(), Box::new(inner.to_datafusion()))
+            }
+            Self::Other { prefix, message } => DataFusionError::Shared(Arc::new(
+                DataFusionError::External(Box::new(Text(format!("{prefix}{message}")))),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(e: DataFusionError) {
+        let remote = RemoteError::from_datafusion(&e);
+        let json = serde_json::to_string(&remote).unwrap();
+        let back: RemoteError = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.to_datafusion().to_string(), e.to_string(), "{json}");
+    }
+
+    #[test]
+    fn errors_come_back_with_their_kind_and_text() {
+        round_trip(DataFusionError::Execution("bad value".into()));
+        round_trip(DataFusionError::Plan("no such column".into()));
+        round_trip(DataFusionError::Internal("oops".into()));
+        round_trip(DataFusionError::ArrowError(
+            Box::new(ArrowError::DivideByZero),
+            None,
+        ));
+        round_trip(DataFusionError::ArrowError(
+            Box::new(ArrowError::ParseError("Error parsing 'x'".into())),
+            None,
+        ));
+        round_trip(DataFusionError::ArrowError(
+            Box::new(ArrowError::CastError("Cannot cast".into())),
+            None,
+        ));
+        round_trip(DataFusionError::Context(
+            "while reading".into(),
+            Box::new(DataFusionError::Execution("inner".into())),
+        ));
+    }
+
+    #[test]
+    fn wrappers_keep_their_text() {
+        let inner = DataFusionError::Execution("deep".into());
+        round_trip(DataFusionError::External(Box::new(inner)));
+        let shared = DataFusionError::Shared(Arc::new(DataFusionError::Plan("p".into())));
+        assert_eq!(
+            RemoteError::from_datafusion(&shared),
+            RemoteError::Plan("p".into())
+        );
+        let other = DataFusionError::IoError(std::io::Error::other("disk"));
+        assert!(
+            RemoteError::from_datafusion(&other)
+                .to_datafusion()
+                .to_string()
+                .contains("IO error: disk")
+        );
+    }
+}
