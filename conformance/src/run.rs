@@ -37,11 +37,27 @@ pub enum Outcome {
     /// different error than expected).
     Error(String),
     /// The engine returned rows (or success) that differ from the expected
-    /// ones. `order_only`: the same rows in another order.
+    /// ones, in the way `mismatch` says.
     WrongResult {
-        order_only: bool,
+        mismatch: Mismatch,
         message: String,
     },
+}
+
+/// How returned rows differ from the expected ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// The same rows in another order (the query does not fix one).
+    Order,
+    /// The same rows but for floating-point numbers that differ in their
+    /// last digits (relative difference below 1e-12): sums and variances
+    /// of floats depend on how rows are split into partial aggregates.
+    Rounding,
+    /// Another estimate from an approximate aggregate (`approx_...`), whose
+    /// value depends on how rows are split into partial states.
+    Approximate,
+    /// A different answer: a wrong result.
+    Different,
 }
 
 impl Outcome {
@@ -53,7 +69,9 @@ impl Outcome {
 /// One statement or query of a file.
 #[derive(Debug, Clone)]
 pub struct RecordOutcome {
-    pub line: u32,
+    /// Where the record is: its line in the file, or `PART:LINE` for a
+    /// record of a file the test file includes.
+    pub at: String,
     pub sql: String,
     pub outcome: Outcome,
 }
@@ -83,6 +101,19 @@ fn skip_reason(sql: &str) -> Option<&'static str> {
     None
 }
 
+/// A record's place: its line in the test file at `path`, or `PART:LINE`
+/// for a record of an included file.
+fn record_at(path: &Path, loc: &sqllogictest::Location) -> String {
+    if Path::new(loc.file()) == path {
+        return loc.line().to_string();
+    }
+    let part = Path::new(loc.file())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{part}:{}", loc.line())
+}
+
 fn skipped_by_condition(conditions: &[Condition]) -> bool {
     conditions.iter().any(|c| match c {
         Condition::OnlyIf { label } => label != ENGINE_LABEL,
@@ -91,27 +122,66 @@ fn skipped_by_condition(conditions: &[Condition]) -> bool {
 }
 
 fn classify(error: &sqllogictest::TestError) -> Outcome {
+    let message = error.to_string();
     match error.kind() {
         TestErrorKind::QueryResultMismatch {
-            expected, actual, ..
+            sql,
+            expected,
+            actual,
         } => {
             let mut e: Vec<&str> = expected.lines().collect();
             let mut a: Vec<&str> = actual.lines().collect();
-            e.sort_unstable();
-            a.sort_unstable();
-            Outcome::WrongResult {
-                order_only: e == a,
-                message: error.to_string(),
-            }
+            let mismatch = if within_rounding(&e, &a) {
+                Mismatch::Rounding
+            } else {
+                e.sort_unstable();
+                a.sort_unstable();
+                if e == a {
+                    Mismatch::Order
+                } else if sql.to_ascii_lowercase().contains("approx_") {
+                    Mismatch::Approximate
+                } else {
+                    Mismatch::Different
+                }
+            };
+            Outcome::WrongResult { mismatch, message }
         }
         TestErrorKind::StatementResultMismatch { .. }
         | TestErrorKind::QueryResultColumnsMismatch { .. }
         | TestErrorKind::Ok { .. } => Outcome::WrongResult {
-            order_only: false,
-            message: error.to_string(),
+            mismatch: Mismatch::Different,
+            message,
         },
-        _ => Outcome::Error(error.to_string()),
+        _ => Outcome::Error(message),
     }
+}
+
+/// True when the rows are the same but for floating-point values that
+/// differ by a relative 1e-12 at most (and at least one differs).
+fn within_rounding(expected: &[&str], actual: &[&str]) -> bool {
+    if expected.len() != actual.len() {
+        return false;
+    }
+    let mut rounded = false;
+    for (e, a) in expected.iter().zip(actual) {
+        let (ev, av): (Vec<&str>, Vec<&str>) = (
+            e.split_whitespace().collect(),
+            a.split_whitespace().collect(),
+        );
+        if ev.len() != av.len() {
+            return false;
+        }
+        for (x, y) in ev.iter().zip(&av) {
+            if x == y {
+                continue;
+            }
+            match (x.parse::<f64>(), y.parse::<f64>()) {
+                (Ok(x), Ok(y)) if (x - y).abs() <= 1e-12 * x.abs().max(y.abs()) => rounded = true,
+                _ => return false,
+            }
+        }
+    }
+    rounded
 }
 
 /// Runs every record of `relative` (below `test_files/` of the current
@@ -125,7 +195,7 @@ pub async fn run_file(relative: &Path, engine: &Engine) -> FileOutcome {
             return FileOutcome {
                 file,
                 records: vec![RecordOutcome {
-                    line: 0,
+                    at: "0".into(),
                     sql: String::new(),
                     outcome: Outcome::Error(format!("cannot parse the file: {e}")),
                 }],
@@ -146,7 +216,7 @@ pub async fn run_file(relative: &Path, engine: &Engine) -> FileOutcome {
         for record in records {
             if let Record::Statement { loc, sql, .. } | Record::Query { loc, sql, .. } = record {
                 outcomes.push(RecordOutcome {
-                    line: loc.line(),
+                    at: record_at(&path, &loc),
                     sql,
                     outcome: Outcome::Skipped(reason),
                 });
@@ -161,7 +231,7 @@ pub async fn run_file(relative: &Path, engine: &Engine) -> FileOutcome {
         return FileOutcome {
             file,
             records: vec![RecordOutcome {
-                line: 0,
+                at: "0".into(),
                 sql: String::new(),
                 outcome: Outcome::Error(format!("cannot set up the scratch folder: {e}")),
             }],
@@ -176,7 +246,7 @@ pub async fn run_file(relative: &Path, engine: &Engine) -> FileOutcome {
                 let db = DataFusion::new(ctx.clone(), relative.clone(), ProgressBar::hidden());
                 async move { Ok(db) }
             });
-            run_records(&mut runner, records, &mut outcomes).await;
+            run_records(&path, &mut runner, records, &mut outcomes).await;
         }
         Engine::Squall(config) => {
             let config = config.clone();
@@ -188,7 +258,7 @@ pub async fn run_file(relative: &Path, engine: &Engine) -> FileOutcome {
                     })
                 }
             });
-            run_records(&mut runner, records, &mut outcomes).await;
+            run_records(&path, &mut runner, records, &mut outcomes).await;
         }
     }
     drop(context);
@@ -199,6 +269,7 @@ pub async fn run_file(relative: &Path, engine: &Engine) -> FileOutcome {
 }
 
 async fn run_records<D, M>(
+    path: &Path,
     runner: &mut sqllogictest::Runner<D, M>,
     records: Vec<Record<D::ColumnType>>,
     outcomes: &mut Vec<RecordOutcome>,
@@ -211,7 +282,7 @@ async fn run_records<D, M>(
     runner.with_normalizer(value_normalizer);
     runner.with_validator(df_value_validator);
     for record in records {
-        let (line, sql, skip) = match &record {
+        let (at, sql, skip) = match &record {
             Record::Halt { .. } => break,
             Record::Statement {
                 loc,
@@ -228,7 +299,7 @@ async fn run_records<D, M>(
                 if skipped_by_condition(conditions) {
                     continue;
                 }
-                (loc.line(), sql.clone(), skip_reason(sql))
+                (record_at(path, loc), sql.clone(), skip_reason(sql))
             }
             _ => {
                 // Control records (sort mode, hash threshold, ...) shape later records.
@@ -245,7 +316,7 @@ async fn run_records<D, M>(
                 Err(_) => Outcome::Error(format!("timed out after {} s", RECORD_TIMEOUT.as_secs())),
             }
         };
-        outcomes.push(RecordOutcome { line, sql, outcome });
+        outcomes.push(RecordOutcome { at, sql, outcome });
     }
     runner.shutdown_async().await;
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::expected::ExpectedFailures;
-use crate::run::{FileOutcome, Outcome};
+use crate::run::{FileOutcome, Mismatch, Outcome};
 
 /// The pass rate the suite must reach, in percent of DataFusion's passes.
 pub const REQUIRED_PASS_RATE_PERCENT: f64 = 99.0;
@@ -63,12 +63,12 @@ impl Judgement {
             squall.iter().map(|f| (f.file.as_str(), f)).collect();
         for file in reference {
             let counts = judgement.files.entry(file.file.clone()).or_default();
-            let squall_records: BTreeMap<u32, &crate::run::RecordOutcome> = squall_by_file
+            let squall_records: BTreeMap<&str, &crate::run::RecordOutcome> = squall_by_file
                 .get(file.file.as_str())
-                .map(|f| f.records.iter().map(|r| (r.line, r)).collect())
+                .map(|f| f.records.iter().map(|r| (r.at.as_str(), r)).collect())
                 .unwrap_or_default();
             for record in &file.records {
-                let key = format!("{}:{}", file.file, record.line);
+                let key = format!("{}:{}", file.file, record.at);
                 match &record.outcome {
                     Outcome::Skipped(_) => {
                         counts.skipped += 1;
@@ -83,7 +83,7 @@ impl Judgement {
                 counts.reference_passes += 1;
                 reference_passing.insert(key.clone());
                 let outcome = squall_records
-                    .get(&record.line)
+                    .get(record.at.as_str())
                     .map(|r| r.outcome.clone())
                     .unwrap_or(Outcome::Error("not run on Squall".into()));
                 if outcome.is_pass() {
@@ -102,7 +102,8 @@ impl Judgement {
                     None => judgement.unexpected.push(failure.clone()),
                     Some(_) => {
                         if let Outcome::WrongResult {
-                            order_only: false, ..
+                            mismatch: Mismatch::Different,
+                            ..
                         } = failure.outcome
                         {
                             judgement.listed_wrong_answers.push(failure.clone());
@@ -219,12 +220,14 @@ pub fn describe(outcome: &Outcome) -> String {
         Outcome::Pass => "passes".into(),
         Outcome::Skipped(r) => format!("skipped: {r}"),
         Outcome::Error(m) => format!("error: {}", first(m)),
-        Outcome::WrongResult {
-            order_only: true,
-            message,
-        } => {
-            format!("same rows in another order: {}", first(message))
+        Outcome::WrongResult { mismatch, message } => {
+            let what = match mismatch {
+                Mismatch::Order => "same rows in another order",
+                Mismatch::Rounding => "floating-point rounding",
+                Mismatch::Approximate => "another estimate of an approximate aggregate",
+                Mismatch::Different => "WRONG RESULT",
+            };
+            format!("{what}: {}", first(message))
         }
-        Outcome::WrongResult { message, .. } => format!("WRONG RESULT: {}", first(message)),
     }
 }

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use squall_conformance::engine::DistributedConfig;
 use squall_conformance::expected::{Cause, ExpectedFailures};
 use squall_conformance::layout::{SltLayout, sqllogictest_crate_dir};
-use squall_conformance::run::{Engine, FileOutcome, Outcome, RecordOutcome, run_file};
+use squall_conformance::run::{Engine, FileOutcome, Mismatch, Outcome, RecordOutcome, run_file};
 use squall_conformance::summary::{Judgement, describe};
 
 const LIST_HEADER: &str = "# Records of DataFusion 55.2's sqllogictest suite that Squall does not pass yet.\n\
@@ -174,7 +174,7 @@ async fn run_isolated(file: PathBuf, engine: Engine) -> FileOutcome {
         Err(e) => FileOutcome {
             file: name,
             records: vec![RecordOutcome {
-                line: 0,
+                at: "0".into(),
                 sql: String::new(),
                 outcome: Outcome::Error(format!("the file's run panicked: {e}")),
             }],
@@ -220,7 +220,8 @@ fn bless(expected: &ExpectedFailures, judgement: &Judgement) -> ExpectedFailures
         }
         match outcome {
             Outcome::WrongResult {
-                order_only: false, ..
+                mismatch: Mismatch::Different,
+                ..
             } => wrong.records.push(record.to_string()),
             _ => unclassified.records.push(record.to_string()),
         }

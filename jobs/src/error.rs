@@ -51,5 +51,15 @@ pub enum JobError {
     Internal(String),
 }
 
+impl JobError {
+    /// The task at fault, for errors about one task.
+    pub fn task(&self) -> Option<usize> {
+        match self {
+            JobError::TaskFailed { task, .. } | JobError::Backend { task, .. } => Some(*task),
+            _ => None,
+        }
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = JobError> = std::result::Result<T, E>;

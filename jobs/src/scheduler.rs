@@ -6,8 +6,9 @@
 //! stage's semaphore (`--stage-workers`); a launcher invocation holds one pair
 //! per task it keeps in flight and is told that number. Each stage keeps at
 //! most that many task futures alive, so queues are bounded whatever the task
-//! count. The first failed task fails the query, naming stage, task and cause;
-//! the other tasks are cancelled.
+//! count. A failed task fails the query, naming stage, task and cause; when
+//! several fail, the lowest task's failure is reported (tasks below the first
+//! failure seen are waited for), and the other tasks are cancelled.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -226,16 +227,51 @@ async fn run_stage(
     let mut winners: Vec<Option<Winner>> = vec![None; stage.task_count];
     let mut pending_parts = BTreeMap::new();
     let mut next_part = 0usize;
-    while let Some((task, report)) = done.try_next().await? {
+    // When tasks fail, the query fails with the failure of the lowest task
+    // (for a scan: the first failing rows in file order, as on one
+    // machine), the same every run: tasks below the first failure seen
+    // are waited for; no further parts go out.
+    let mut reported = vec![false; stage.task_count];
+    let mut failure: Option<(usize, JobError)> = None;
+    loop {
+        if let Some((failed, _)) = &failure
+            && reported[..*failed].iter().all(|r| *r)
+        {
+            break;
+        }
+        let Some(item) = done.next().await else {
+            break;
+        };
+        let (task, report) = match item {
+            Ok(done) => done,
+            Err(e) => {
+                let task = e.task().unwrap_or(usize::MAX);
+                if let Some(t) = reported.get_mut(task) {
+                    *t = true;
+                }
+                if failure.as_ref().is_none_or(|(f, _)| task < *f) {
+                    failure = Some((task, e));
+                }
+                continue;
+            }
+        };
+        reported[task] = true;
         let (index, rows, part_bytes) = match report.outcome {
             TaskOutcome::Failed { message, error } => {
-                return Err(JobError::TaskFailed {
-                    stage: stage.id,
-                    task,
-                    message,
-                    error: error.map(|e| Arc::new(e.to_datafusion())),
-                });
+                if failure.as_ref().is_none_or(|(f, _)| task < *f) {
+                    failure = Some((
+                        task,
+                        JobError::TaskFailed {
+                            stage: stage.id,
+                            task,
+                            message,
+                            error: error.map(|e| Arc::new(e.to_datafusion())),
+                        },
+                    ));
+                }
+                continue;
             }
+            _ if failure.is_some() => continue,
             TaskOutcome::Exchange { index } => {
                 let rows = index.rows();
                 (index, rows, 0)
@@ -276,6 +312,9 @@ async fn run_stage(
             url: report.output_url,
             index,
         });
+    }
+    if let Some((_, e)) = failure {
+        return Err(e);
     }
     Ok(winners.into_iter().flatten().collect())
 }

@@ -12,6 +12,7 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::provider_as_source;
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{
     CreateMemoryTable, DdlStatement, Expr, LogicalPlan, LogicalPlanBuilder,
@@ -27,7 +28,7 @@ use squall_connectors::{Location, TableFormat};
 use squall_planner::{PlannerConfig, StageGraph, cut_into_stages, render_stage_graph};
 use squall_shuffle::codec::encode_plan;
 use squall_shuffle::fidelity::encode_checked;
-use squall_worker::TaskLimits;
+use squall_worker::{MemoryPoolKind, TaskLimits};
 
 use crate::backend::{Backend, LocalBackend};
 use crate::error::{JobError, Result};
@@ -269,6 +270,18 @@ impl Session {
         Ok(statements.into_iter().collect())
     }
 
+    /// Every task's limits: the session's; when the session limits memory
+    /// as DataFusion does (`SET datafusion.runtime.memory_limit`), every
+    /// task gets that limit and DataFusion's kind of pool (greedy).
+    pub fn task_limits(&self) -> TaskLimits {
+        let mut limits = self.options.limits.clone();
+        if let MemoryLimit::Finite(bytes) = self.ctx.runtime_env().memory_pool.memory_limit() {
+            limits.memory_bytes = limits.memory_bytes.min(bytes as u64);
+            limits.memory_pool = MemoryPoolKind::Greedy;
+        }
+        limits
+    }
+
     /// The DataFusion settings of this session that differ from the defaults:
     /// what every task applies to its own context.
     pub fn task_settings(&self) -> BTreeMap<String, String> {
@@ -369,7 +382,11 @@ impl Session {
     /// Runs `plan` distributed and returns a plan that scans its rows from
     /// the coordinator's memory, with the same schema.
     async fn materialize(&self, plan: &LogicalPlan) -> Result<LogicalPlan> {
-        let physical = self.ctx.state().create_physical_plan(plan).await?;
+        // Optimized first, as DataFusion does for CREATE TABLE AS: the
+        // optimizer may change column types (Utf8 to Utf8View).
+        let state = self.ctx.state();
+        let plan = state.optimize(plan)?;
+        let physical = state.create_physical_plan(&plan).await?;
         let batches = self.execute_physical(physical).await?.collect().await?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let table = MemTable::try_new(Arc::clone(&schema), vec![batches])?;
@@ -488,7 +505,7 @@ impl Session {
             graph: Arc::new(graph),
             scratch: self.scratch.clone(),
             backend: Arc::clone(&self.options.backend),
-            limits: self.options.limits.clone(),
+            limits: self.task_limits(),
             stage_workers: self.options.stage_workers,
             progress: self.options.progress.clone(),
         };

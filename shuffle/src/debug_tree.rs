@@ -39,6 +39,14 @@ pub const IGNORED_FIELDS: &[&str] = &[
     // The table a listing URL was registered for: a name for caches and
     // messages, not where or what is read or written.
     "ListingTableUrl.table_ref",
+    "PartitionedFile.table_reference",
+    // The schema each in-memory batch carries: the data source's own schema
+    // (compared) is what it is read with; batches appended by INSERT carry
+    // the nullability of their VALUES, which Arrow IPC writes once per stream.
+    "RecordBatch.schema",
+    // An object's entity tag as listed when planning: a cache validator,
+    // not what is read (readers ask for the object, or its `version`).
+    "ObjectMeta.e_tag",
 ];
 
 fn is_ignored(owner: Option<&str>, field: &str) -> bool {

@@ -22,4 +22,4 @@ pub use functions::FunctionLibrary;
 pub use remote_error::RemoteError;
 pub use report::{RequestCounts, TaskOutcome, TaskReport};
 pub use run::{run_task, run_task_spec, run_task_with_functions, task_config};
-pub use spec::{ExchangeInput, FragmentRef, ScanInput, TaskLimits, TaskSpec};
+pub use spec::{ExchangeInput, FragmentRef, MemoryPoolKind, ScanInput, TaskLimits, TaskSpec};

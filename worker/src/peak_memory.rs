@@ -4,20 +4,33 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use datafusion::error::Result as DFResult;
 use datafusion::execution::memory_pool::{
-    FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
+    FairSpillPool, GreedyMemoryPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
 };
 
-/// DataFusion's fair spill pool, bounded by the task's memory limit, plus a peak counter.
+use crate::spec::MemoryPoolKind;
+
+/// A DataFusion pool of the task's kind, bounded by the task's memory limit,
+/// plus a peak counter.
 #[derive(Debug)]
 pub struct PeakMemoryPool {
-    inner: FairSpillPool,
+    inner: Box<dyn MemoryPool>,
     peak_bytes: AtomicUsize,
 }
 
 impl PeakMemoryPool {
+    /// A fair spill pool of `limit_bytes`.
     pub fn new(limit_bytes: usize) -> Self {
+        Self::of_kind(MemoryPoolKind::Fair, limit_bytes)
+    }
+
+    /// A pool of `kind` and `limit_bytes`.
+    pub fn of_kind(kind: MemoryPoolKind, limit_bytes: usize) -> Self {
+        let inner: Box<dyn MemoryPool> = match kind {
+            MemoryPoolKind::Fair => Box::new(FairSpillPool::new(limit_bytes)),
+            MemoryPoolKind::Greedy => Box::new(GreedyMemoryPool::new(limit_bytes)),
+        };
         Self {
-            inner: FairSpillPool::new(limit_bytes),
+            inner,
             peak_bytes: AtomicUsize::new(0),
         }
     }

@@ -90,7 +90,10 @@ async fn fetch_spec(url: &str) -> Result<Vec<u8>, String> {
 /// Runs one task from a parsed spec.
 pub async fn run_task_spec(spec: &TaskSpec, functions: &FunctionLibrary) -> TaskReport {
     let counters = Arc::new(RequestCounters::default());
-    let pool = Arc::new(PeakMemoryPool::new(spec.limits.memory_bytes as usize));
+    let pool = Arc::new(PeakMemoryPool::of_kind(
+        spec.limits.memory_pool,
+        spec.limits.memory_bytes as usize,
+    ));
     let input_bytes = spec
         .scans
         .iter()

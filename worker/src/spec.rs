@@ -76,6 +76,21 @@ pub struct TaskLimits {
     pub memory_bytes: u64,
     /// Rows per batch.
     pub batch_size: usize,
+    /// How the task's memory is shared between its operators.
+    #[serde(default)]
+    pub memory_pool: MemoryPoolKind,
+}
+
+/// The kind of DataFusion memory pool a task uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryPoolKind {
+    /// Spilling operators get fair shares (`FairSpillPool`).
+    #[default]
+    Fair,
+    /// First come, first served (`GreedyMemoryPool`), as DataFusion does for
+    /// `SET datafusion.runtime.memory_limit`.
+    Greedy,
 }
 
 impl Default for TaskLimits {
@@ -83,6 +98,7 @@ impl Default for TaskLimits {
         Self {
             memory_bytes: 2 * 1024 * 1024 * 1024,
             batch_size: 8192,
+            memory_pool: MemoryPoolKind::Fair,
         }
     }
 }
