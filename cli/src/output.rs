@@ -24,6 +24,14 @@ pub async fn write_result(
     if format == OutputFormat::Parquet && output.is_none() && std::io::stdout().is_terminal() {
         bail!("--format parquet writes binary data: pass --output FILE or redirect stdout");
     }
+    if format == OutputFormat::Parquet
+        && let Some((column, data_type, reason)) = parquet_unsupported_column(&stream.schema())
+    {
+        bail!(
+            "column '{column}' of the result is {data_type}, which Parquet cannot hold ({reason}): \
+             use --format csv, json or table, or CAST the column to a type Parquet holds"
+        );
+    }
     match output {
         None => {
             write_to(
@@ -49,6 +57,39 @@ pub async fn write_result(
             Ok(())
         }
     }
+}
+
+/// The first column Parquet cannot hold (intervals, run-end-encoded arrays,
+/// negative-scale decimals, ...), with its type and Parquet's reason: each
+/// column is written, one NULL, to a Parquet file in memory.
+fn parquet_unsupported_column(
+    schema: &datafusion::arrow::datatypes::Schema,
+) -> Option<(String, String, String)> {
+    use datafusion::arrow::array::new_null_array;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    schema.fields().iter().find_map(|field| {
+        let probe = Field::new(field.name(), field.data_type().clone(), true);
+        let schema = std::sync::Arc::new(Schema::new(vec![probe]));
+        let written = RecordBatch::try_new(
+            std::sync::Arc::clone(&schema),
+            vec![new_null_array(field.data_type(), 1)],
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|batch| {
+            let mut writer =
+                ArrowWriter::try_new(Vec::new(), schema, None).map_err(|e| e.to_string())?;
+            writer.write(&batch).map_err(|e| e.to_string())?;
+            writer.close().map(|_| ()).map_err(|e| e.to_string())
+        });
+        written.err().map(|reason| {
+            (
+                field.name().clone(),
+                field.data_type().to_string(),
+                squall_connectors::table::one_line(&reason),
+            )
+        })
+    })
 }
 
 async fn write_to(

@@ -41,14 +41,22 @@ pub enum JobError {
     Storage { url: String, message: String },
     /// DataFusion's own error while parsing, planning or running on the
     /// coordinator, unchanged (it may span lines; the CLI prints one).
+    // Not marked as the error's source: its text is already this error's
+    // text, and a chain would print it twice.
     #[error("{}", .0.strip_backtrace())]
-    DataFusion(#[from] DataFusionError),
+    DataFusion(DataFusionError),
     /// A statement Squall does not run (yet), with what to do instead.
     #[error("{0}")]
     Unsupported(String),
     /// A fault of Squall itself.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<DataFusionError> for JobError {
+    fn from(e: DataFusionError) -> Self {
+        JobError::DataFusion(e)
+    }
 }
 
 impl JobError {

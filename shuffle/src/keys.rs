@@ -31,7 +31,7 @@ pub fn exchange_key(query_id: &str, stage: usize, task: usize, attempt: u32) -> 
 /// Relative key of a final-stage task attempt's result part, below the scratch prefix.
 pub fn result_key(query_id: &str, stage: usize, task: usize, attempt: u32) -> String {
     format!(
-        "{query_id}/s{stage}/{}/t{task}-a{attempt}.parquet",
+        "{query_id}/s{stage}/{}/t{task}-a{attempt}.arrows",
         hash_prefix(query_id, stage, task)
     )
 }
