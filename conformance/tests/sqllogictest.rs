@@ -7,7 +7,8 @@
 //! Environment: `SQUALL_SLT_VERBOSE=1` prints every failure;
 //! `SQUALL_SLT_TABLE=FILE` writes the per-file table (for docs/correctness.md);
 //! `SQUALL_SLT_BLESS=1` rewrites `expected-failures.txt` from this run
-//! (records that pass leave it, new failures go under `unclassified`).
+//! (records that pass leave it, new failures go under `unclassified`; with a
+//! filter, records of the files not run stay as they are).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -110,7 +111,9 @@ async fn run(filters: Vec<String>) -> squall_conformance::Result<bool> {
     let judgement = Judgement::new(&reference, &distributed, &expected, complete);
 
     if std::env::var_os("SQUALL_SLT_BLESS").is_some() {
-        let blessed = bless(&expected, &judgement);
+        let ran: std::collections::BTreeSet<&str> =
+            reference.iter().map(|f| f.file.as_str()).collect();
+        let blessed = bless(&expected, &judgement, &ran);
         std::fs::write(&list_path, blessed.render(LIST_HEADER)).map_err(|e| {
             squall_conformance::ConformanceError::Setup(format!("{}: {e}", list_path.display()))
         })?;
@@ -184,7 +187,19 @@ async fn run_isolated(file: PathBuf, engine: Engine) -> FileOutcome {
 
 /// The list after this run: listed records that still fail keep their cause;
 /// new failures go under `unclassified` (or `wrong-answer`).
-fn bless(expected: &ExpectedFailures, judgement: &Judgement) -> ExpectedFailures {
+/// The file of a record key (`file:LINE` or `file:PART:LINE`).
+fn record_file(record: &str) -> &str {
+    record.split(':').next().unwrap_or(record)
+}
+
+/// The expected-failures list after this run: listed records that pass
+/// leave it, new failures join it; records of files this run did not run
+/// stay as they are.
+fn bless(
+    expected: &ExpectedFailures,
+    judgement: &Judgement,
+    ran: &std::collections::BTreeSet<&str>,
+) -> ExpectedFailures {
     let failing: std::collections::BTreeMap<&str, &Outcome> = judgement
         .failures
         .iter()
@@ -197,7 +212,7 @@ fn bless(expected: &ExpectedFailures, judgement: &Judgement) -> ExpectedFailures
             records: c
                 .records
                 .iter()
-                .filter(|r| failing.contains_key(r.as_str()))
+                .filter(|r| failing.contains_key(r.as_str()) || !ran.contains(record_file(r)))
                 .cloned()
                 .collect(),
             ..c.clone()

@@ -1,10 +1,11 @@
 //! [`Session`]: tables, SQL and DataFrames, executed as distributed queries.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, DataFusionError, SchemaError};
 use datafusion::config::ConfigOptions;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
@@ -335,6 +336,9 @@ impl Session {
                 // coordinator then creates the table from its rows, with
                 // DataFusion's own semantics (IF NOT EXISTS, OR REPLACE,
                 // constraints, defaults).
+                // DataFusion's check, before the query runs: a table keeps
+                // only unqualified names, so they must be unique.
+                ensure_unique_column_names(create.input.schema())?;
                 let input = self.materialize(&create.input).await?;
                 let create = CreateMemoryTable {
                     input: Arc::new(input),
@@ -517,4 +521,22 @@ impl Session {
         let df = self.ctx.sql(sql).await?;
         Ok(Arc::new(df.schema().as_arrow().clone()))
     }
+}
+
+/// DataFusion's error for a table whose columns would share a name once
+/// their qualifiers are dropped (`CREATE TABLE t AS SELECT * FROM a JOIN a b`).
+fn ensure_unique_column_names(schema: &DFSchema) -> Result<()> {
+    let mut seen = HashSet::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        if !seen.insert(field.name().as_str()) {
+            return Err(DataFusionError::SchemaError(
+                Box::new(SchemaError::DuplicateUnqualifiedField {
+                    name: field.name().to_string(),
+                }),
+                Box::new(None),
+            )
+            .into());
+        }
+    }
+    Ok(())
 }

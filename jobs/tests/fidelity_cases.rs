@@ -35,7 +35,12 @@ async fn datafusion_context() -> SessionContext {
     .await
     .expect("register");
     for sql in SETUP {
-        ctx.sql(sql).await.expect("setup").collect().await.expect("setup");
+        ctx.sql(sql)
+            .await
+            .expect("setup")
+            .collect()
+            .await
+            .expect("setup");
     }
     ctx
 }
@@ -131,19 +136,23 @@ async fn statements_users_expect_change_what_later_queries_see() {
         "INSERT INTO ext SELECT c1, c2 FROM t".to_string(),
     ];
     for sql in &script {
-        if let squall_jobs::StatementResult::Rows(rows) =
-            session.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        if let squall_jobs::StatementResult::Rows(rows) = session
+            .sql(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
         {
-            rows.collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            rows.collect()
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
     }
-    let expected = datafusion_rows(
-        "SELECT c1, c2 FROM aggregate_test_100 WHERE c2 < 3 OR c2 = 5",
-    )
-    .await;
+    let expected =
+        datafusion_rows("SELECT c1, c2 FROM aggregate_test_100 WHERE c2 < 3 OR c2 = 5").await;
     let in_memory = squall_rows(&session, "SELECT c1, c2 FROM t").await.unwrap();
     assert_same_rows(&expected, &in_memory).unwrap();
-    let on_disk = squall_rows(&session, "SELECT c1, c2 FROM ext").await.unwrap();
+    let on_disk = squall_rows(&session, "SELECT c1, c2 FROM ext")
+        .await
+        .unwrap();
     assert_same_rows(&expected, &on_disk).unwrap();
 }
 
@@ -176,7 +185,8 @@ async fn errors_are_datafusions() {
     .await
     .unwrap_err();
     assert!(
-        err.to_string().contains("Scalar subquery returned more than one row"),
+        err.to_string()
+            .contains("Scalar subquery returned more than one row"),
         "{err}"
     );
     // The failing rows first in file order decide the message, every run.

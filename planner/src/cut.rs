@@ -769,15 +769,17 @@ fn sorted_as_required(
     else {
         return Ok(child);
     };
-    let properties = child.equivalence_properties();
-    for alternative in &alternatives {
-        if properties.ordering_satisfy_requirement(alternative.iter().cloned())? {
-            return Ok(child);
-        }
-    }
+    // The first alternative, as DataFusion's sanity check and sort
+    // enforcement read a requirement.
     let Some(first) = alternatives.first() else {
         return Ok(child);
     };
+    if child
+        .equivalence_properties()
+        .ordering_satisfy_requirement(first.iter().cloned())?
+    {
+        return Ok(child);
+    }
     let ordering = LexOrdering::new(
         first
             .iter()

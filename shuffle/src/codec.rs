@@ -14,6 +14,7 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_expr_common::physical_expr::proto_decode::PhysicalExprDecodeCtx;
 use datafusion::physical_plan::ExecutionPlan;
@@ -38,6 +39,10 @@ use datafusion_proto::protobuf;
 use datafusion_proto::protobuf::physical_plan_node::PhysicalPlanType;
 use prost::Message;
 
+use crate::builtin_functions::{
+    BUILTIN_MARK, default_aggregate, default_scalar, default_window, is_default_aggregate,
+    is_default_scalar, is_default_window,
+};
 use crate::expr_codec::{ExprPatch, apply_expr_patch, expr_patch};
 use crate::grouping_sets_codec::{GroupingSetsNode, lossy_grouping_sets, restore_grouping_sets};
 use crate::join_topk_codec::{
@@ -50,7 +55,11 @@ use crate::recursive_codec::{
     encode_work_table,
 };
 use crate::result_writer::ResultWriterExec;
-use crate::sink_codec::{CsvFormatsNode, csv_formats, restore_csv_formats};
+use crate::scan_codec::{ScanPatchNode, restore_scan, scan_patch, with_options_metadata_size_hint};
+use crate::sink_codec::{
+    CsvFormatsNode, ParquetMetadataNode, csv_formats, parquet_metadata, restore_csv_formats,
+    restore_parquet_metadata,
+};
 use crate::window_codec::{WindowNode, decode_window_node, encode_window_node};
 use crate::writer::{ExchangeWriterExec, OutputPartitioning};
 
@@ -60,11 +69,17 @@ pub struct SquallCodec;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct SquallPlanNode {
-    #[prost(oneof = "squall_node::Node", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(
+        oneof = "squall_node::Node",
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
+    )]
     node: Option<squall_node::Node>,
 }
 
 mod squall_node {
+    // A wire message, built and taken apart once per fragment: boxing its
+    // largest variant would buy nothing.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Node {
         #[prost(message, tag = "1")]
@@ -90,6 +105,12 @@ mod squall_node {
         PartitionedTopK(super::PartitionedTopKNode),
         #[prost(message, tag = "10")]
         PiecewiseMergeJoin(super::PiecewiseMergeJoinNode),
+        /// Restores what datafusion-proto loses of the file scan below it (see `scan_codec`).
+        #[prost(message, tag = "11")]
+        ScanPatch(super::ScanPatchNode),
+        /// Restores the file metadata of the Parquet sink below it (see `sink_codec`).
+        #[prost(message, tag = "12")]
+        ParquetMetadata(super::ParquetMetadataNode),
     }
 }
 
@@ -155,6 +176,10 @@ impl PhysicalExtensionCodec for SquallCodec {
             }
             Some(squall_node::Node::CsvFormats(f)) => {
                 restore_csv_formats(&f, &single_input(inputs)?)
+            }
+            Some(squall_node::Node::ScanPatch(p)) => restore_scan(&p, &single_input(inputs)?),
+            Some(squall_node::Node::ParquetMetadata(m)) => {
+                restore_parquet_metadata(&m, &single_input(inputs)?)
             }
             Some(squall_node::Node::GroupingSets(g)) => {
                 restore_grouping_sets(&g, &single_input(inputs)?)
@@ -241,6 +266,51 @@ impl PhysicalExtensionCodec for SquallCodec {
             ))),
             None => Err(codec_err("empty extension node")),
         }
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> DFResult<()> {
+        if is_default_scalar(node) {
+            buf.extend_from_slice(BUILTIN_MARK);
+        }
+        Ok(())
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> DFResult<Arc<ScalarUDF>> {
+        match buf {
+            BUILTIN_MARK => default_scalar(name),
+            _ => None,
+        }
+        .ok_or_else(|| codec_err(format!("no function '{name}'")))
+    }
+
+    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> DFResult<()> {
+        if is_default_aggregate(node) {
+            buf.extend_from_slice(BUILTIN_MARK);
+        }
+        Ok(())
+    }
+
+    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> DFResult<Arc<AggregateUDF>> {
+        match buf {
+            BUILTIN_MARK => default_aggregate(name),
+            _ => None,
+        }
+        .ok_or_else(|| codec_err(format!("no aggregate function '{name}'")))
+    }
+
+    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> DFResult<()> {
+        if is_default_window(node) {
+            buf.extend_from_slice(BUILTIN_MARK);
+        }
+        Ok(())
+    }
+
+    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> DFResult<Arc<WindowUDF>> {
+        match buf {
+            BUILTIN_MARK => default_window(name),
+            _ => None,
+        }
+        .ok_or_else(|| codec_err(format!("no window function '{name}'")))
     }
 
     fn try_decode_expr(
@@ -383,7 +453,8 @@ impl PhysicalProtoConverterExtension for SquallConverter {
         proto: &protobuf::PhysicalPlanNode,
         ctx: &PhysicalPlanDecodeContext<'_>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        proto.try_into_physical_plan_with_context(ctx, self)
+        let plan = proto.try_into_physical_plan_with_context(ctx, self)?;
+        Ok(with_options_metadata_size_hint(&plan).unwrap_or(plan))
     }
 
     #[recursive::recursive]
@@ -394,8 +465,12 @@ impl PhysicalProtoConverterExtension for SquallConverter {
     ) -> DFResult<protobuf::PhysicalPlanNode> {
         let patch = if let Some(sets) = lossy_grouping_sets(plan) {
             Some(squall_node::Node::GroupingSets(sets))
+        } else if let Some(formats) = csv_formats(plan) {
+            Some(squall_node::Node::CsvFormats(formats))
+        } else if let Some(metadata) = parquet_metadata(plan) {
+            Some(squall_node::Node::ParquetMetadata(metadata))
         } else {
-            csv_formats(plan).map(squall_node::Node::CsvFormats)
+            scan_patch(plan).map(squall_node::Node::ScanPatch)
         };
         if let Some(patch) = patch {
             // DataFusion's encoding of the node, under a node that corrects it.
@@ -443,7 +518,7 @@ impl PhysicalProtoConverterExtension for SquallConverter {
                 .map(|c| self.execution_plan_to_proto(c, codec))
                 .collect::<DFResult<Vec<_>>>();
             self.recursive_queries.borrow_mut().pop();
-            return Ok(extension(node, inputs?)?);
+            return extension(node, inputs?);
         } else if let Some(work_table) = plan.downcast_ref::<WorkTableExec>() {
             let rows = self
                 .recursive_queries

@@ -14,7 +14,9 @@
 
 use std::sync::Arc;
 
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::TaskContext;
+use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
@@ -22,6 +24,7 @@ use datafusion::physical_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use crate::codec::{decode_plan, encode_plan};
 use crate::debug_tree::{canonical, first_difference};
 use crate::error::{Result, ShuffleError};
+use crate::scan_codec::describe_scan;
 use crate::sink_codec::describe_sink;
 
 /// Encodes `plan` and checks that decoding the bytes in `ctx` gives the same plan.
@@ -118,7 +121,27 @@ fn own_debug(node: &Arc<dyn ExecutionPlan>) -> String {
             .unwrap_or_else(|_| Arc::clone(node))
     };
     let sink = describe_sink(node).unwrap_or_default();
-    canonical(&format!("{alone:?} {sink}"))
+    let scan = describe_scan(node).unwrap_or_default();
+    canonical(&format!(
+        "{alone:?} {sink} {scan} {}",
+        called_functions(node)
+    ))
+}
+
+/// The implementation of every scalar function `node` calls (its `Debug`
+/// text names the implementing type): a call's own `Debug` text shows only
+/// the function's name, and two functions may share a name.
+fn called_functions(node: &Arc<dyn ExecutionPlan>) -> String {
+    let mut out = Vec::new();
+    let _ = node.apply_expressions(&mut |root| {
+        root.apply(|e| {
+            if let Some(call) = e.downcast_ref::<ScalarFunctionExpr>() {
+                out.push(format!("{}={:?}", call.name(), call.fun()));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+    });
+    out.join(",")
 }
 
 /// The error for a plan that datafusion-proto and Squall's codec cannot

@@ -15,6 +15,7 @@
 //! are bound by the worker after decoding, so all tasks of a stage share one
 //! plan fragment.
 
+pub mod builtin_functions;
 pub mod codec;
 pub mod debug_tree;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod keys;
 pub mod reader;
 pub mod recursive_codec;
 pub mod result_writer;
+pub mod scan_codec;
 pub mod sink_codec;
 pub mod window_codec;
 pub mod writer;

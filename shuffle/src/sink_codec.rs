@@ -6,7 +6,9 @@
 //! every date and timestamp is then written as an empty value (`COPY (...)
 //! TO 'x.csv'` loses its timestamps). Squall sends a `DataSinkExec` with a
 //! `CsvSink` under a small node that says which formats are set, and
-//! rebuilds the sink's writer options after DataFusion decodes it.
+//! rebuilds the sink's writer options after DataFusion decodes it. It drops
+//! a Parquet sink's file metadata (`OPTIONS ('format.metadata::key' ...)`)
+//! too, which a node above the sink carries the same way.
 //!
 //! [`describe_sink`] gives the fidelity guard a sink's configuration, which
 //! DataFusion's `Debug` output leaves out.
@@ -122,6 +124,73 @@ pub fn restore_csv_formats(
     let mut options = CsvWriterOptions::new(builder, decoded.compression);
     options.compression_level = decoded.compression_level;
     let sink = CsvSink::new(sink.config().clone(), options);
+    Ok(Arc::new(DataSinkExec::new(
+        Arc::clone(exec.input()),
+        Arc::new(sink),
+        exec.sort_order().clone(),
+    )))
+}
+
+/// One entry of a Parquet file's key-value metadata.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MetadataEntry {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(string, optional, tag = "2")]
+    pub value: Option<String>,
+}
+
+/// The key-value metadata the Parquet sink below this node writes into every file.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ParquetMetadataNode {
+    #[prost(message, repeated, tag = "1")]
+    pub entries: Vec<MetadataEntry>,
+}
+
+fn parquet_sink(plan: &Arc<dyn ExecutionPlan>) -> Option<&ParquetSink> {
+    plan.downcast_ref::<DataSinkExec>()?
+        .sink()
+        .downcast_ref::<ParquetSink>()
+}
+
+/// The file metadata of `plan` if it writes Parquet files with some.
+pub fn parquet_metadata(plan: &Arc<dyn ExecutionPlan>) -> Option<ParquetMetadataNode> {
+    let metadata = &parquet_sink(plan)?.parquet_options().key_value_metadata;
+    if metadata.is_empty() {
+        return None;
+    }
+    let mut entries: Vec<MetadataEntry> = metadata
+        .iter()
+        .map(|(key, value)| MetadataEntry {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
+    Some(ParquetMetadataNode { entries })
+}
+
+/// The decoded Parquet sink `input`, writing `node`'s file metadata.
+pub fn restore_parquet_metadata(
+    node: &ParquetMetadataNode,
+    input: &Arc<dyn ExecutionPlan>,
+) -> DFResult<Arc<dyn ExecutionPlan>> {
+    let (exec, sink) = input
+        .downcast_ref::<DataSinkExec>()
+        .zip(parquet_sink(input))
+        .ok_or_else(|| {
+            DataFusionError::Internal(format!(
+                "Squall plan codec: Parquet metadata for a {}",
+                input.name()
+            ))
+        })?;
+    let mut options = sink.parquet_options().clone();
+    options.key_value_metadata = node
+        .entries
+        .iter()
+        .map(|e| (e.key.clone(), e.value.clone()))
+        .collect();
+    let sink = ParquetSink::new(sink.config().clone(), options);
     Ok(Arc::new(DataSinkExec::new(
         Arc::clone(exec.input()),
         Arc::new(sink),

@@ -30,7 +30,10 @@ async fn plan(ctx: &SessionContext, sql: &str) -> Arc<dyn ExecutionPlan> {
 }
 
 /// What DataFusion's own codec gives back for `plan`.
-fn datafusion_round_trip(ctx: &SessionContext, plan: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+fn datafusion_round_trip(
+    ctx: &SessionContext,
+    plan: &Arc<dyn ExecutionPlan>,
+) -> Arc<dyn ExecutionPlan> {
     let bytes = datafusion_proto::bytes::physical_plan_to_bytes(Arc::clone(plan)).unwrap();
     datafusion_proto::bytes::physical_plan_from_bytes(&bytes, &ctx.task_ctx()).unwrap()
 }
@@ -43,7 +46,10 @@ async fn lossy_in_datafusion_kept_by_squall(sql: &str, operator: &str, needle: &
     let err = check_same(&plan, &datafusion_round_trip(&ctx, &plan))
         .expect_err("DataFusion's codec loses this")
         .to_string();
-    assert!(err.contains(operator) && err.contains(needle), "{sql}: {err}");
+    assert!(
+        err.contains(operator) && err.contains(needle),
+        "{sql}: {err}"
+    );
     encode_checked(&plan, &ctx.task_ctx()).unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
@@ -100,7 +106,11 @@ async fn a_float16_literal_stays_float16() {
 #[tokio::test]
 async fn a_window_filter_is_refused_with_one_line_naming_the_operator() {
     let ctx = context().await;
-    let plan = plan(&ctx, "SELECT count(*) FILTER (WHERE k > 2) OVER () AS c FROM t").await;
+    let plan = plan(
+        &ctx,
+        "SELECT count(*) FILTER (WHERE k > 2) OVER () AS c FROM t",
+    )
+    .await;
     let err = encode_checked(&plan, &ctx.task_ctx())
         .expect_err("the filter cannot travel")
         .to_string();
@@ -120,4 +130,42 @@ async fn plans_that_travel_whole_pass() {
         let plan = plan(&ctx, sql).await;
         encode_checked(&plan, &ctx.task_ctx()).unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
+}
+
+#[tokio::test]
+async fn a_compressed_scan_keeps_its_compression() {
+    let ctx = context().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t");
+    for sql in [
+        format!(
+            "COPY (SELECT k FROM t) TO '{}' STORED AS CSV OPTIONS ('format.compression' gzip)",
+            path.display()
+        ),
+        format!(
+            "CREATE EXTERNAL TABLE gz STORED AS CSV LOCATION '{}' OPTIONS ('format.compression' gzip)",
+            path.display()
+        ),
+    ] {
+        ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    }
+    let plan = plan(&ctx, "SELECT * FROM gz").await;
+    let err = check_same(&plan, &datafusion_round_trip(&ctx, &plan))
+        .expect_err("DataFusion's codec reads the files as plain text")
+        .to_string();
+    assert!(
+        err.contains("DataSourceExec") && err.contains("GZIP"),
+        "{err}"
+    );
+    encode_checked(&plan, &ctx.task_ctx()).unwrap();
+}
+
+#[tokio::test]
+async fn parquet_file_metadata_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "COPY (SELECT k FROM t) TO '{}' STORED AS PARQUET OPTIONS ('format.metadata::origin' 'squall')",
+        dir.path().join("x.parquet").display()
+    );
+    lossy_in_datafusion_kept_by_squall(&sql, "DataSinkExec", "origin").await;
 }

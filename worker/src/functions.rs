@@ -59,9 +59,15 @@ impl FunctionLibrary {
     }
 
     /// Registers every function of the library in `ctx`, replacing built-ins of the same name.
+    /// Functions that read the configuration (a time zone) are first updated to `ctx`'s,
+    /// as DataFusion does when it builds a session.
     pub fn register_into(&self, ctx: &SessionContext) {
+        let config = ctx.state().config_options().clone();
         for f in self.scalar.values() {
-            ctx.register_udf(f.as_ref().clone());
+            match f.inner().with_updated_config(&config) {
+                Some(updated) => ctx.register_udf(updated),
+                None => ctx.register_udf(f.as_ref().clone()),
+            }
         }
         for f in self.aggregate.values() {
             ctx.register_udaf(f.as_ref().clone());

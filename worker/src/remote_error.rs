@@ -47,8 +47,11 @@ impl std::fmt::Display for Text {
 
 impl std::error::Error for Text {}
 
+/// Builds one kind of Arrow error from its text.
+type ArrowErrorKind = fn(String) -> ArrowError;
+
 /// Arrow's error kinds by the prefix of their text.
-const ARROW_PREFIXES: &[(&str, fn(String) -> ArrowError)] = &[
+const ARROW_PREFIXES: &[(&str, ArrowErrorKind)] = &[
     ("Not yet implemented: ", ArrowError::NotYetImplemented),
     ("Cast error: ", ArrowError::CastError),
     ("Memory error: ", ArrowError::MemoryError),
