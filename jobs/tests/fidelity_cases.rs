@@ -100,6 +100,8 @@ const SAME_AS_DATAFUSION: &[&str] = &[
     "SELECT a.k, b.k FROM nulls_t a JOIN nulls_t b ON a.k > b.k ORDER BY a.k, b.k",
     // Types Parquet cannot hold reach the client.
     "SELECT INTERVAL '1 day 2 hours' AS i, arrow_cast(1.5, 'Float16') AS f, arrow_cast(12345, 'Decimal128(5, -2)') AS d",
+    // A dictionary of dictionaries crosses exchanges and reaches the client.
+    "SELECT c9, arrow_cast(arrow_cast(c1, 'Dictionary(UInt32, Utf8)'), 'Dictionary(Int32, Dictionary(UInt32, Utf8))') AS d FROM aggregate_test_100 ORDER BY c9 LIMIT 5",
     // DataFusion's default dialect: ^ is exponentiation... or whatever DataFusion says.
     "SELECT 2 ^ 3 AS p",
 ];
@@ -232,4 +234,24 @@ async fn a_window_filter_is_refused_not_dropped() {
         "{message}"
     );
     assert!(!message.contains('\n'), "one line: {message}");
+}
+
+/// A column a filter or a literal fixes keeps that value after an exchange:
+/// the reading stage knows it, so the order DataFusion derived from it (here
+/// a window partitioned by the fixed column) needs no second sort, and the
+/// answer is DataFusion's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn constants_survive_exchanges() {
+    let session = squall_session().await;
+    let sql = "SELECT c1, c2, c9, rank() OVER (PARTITION BY c1 ORDER BY c2) AS r \
+               FROM aggregate_test_100 WHERE c1 = 'a' ORDER BY c2, c9";
+    let graph = session.explain(sql).await.expect("explain");
+    assert!(graph.contains("ExchangeReaderExec"), "{graph}");
+    assert!(
+        !graph.contains("SortExec: expr=[c1@"),
+        "a sort on the constant column was added:\n{graph}"
+    );
+    let expected = datafusion_rows(sql).await;
+    let actual = squall_rows(&session, sql).await.expect("runs");
+    assert_same_rows_in_order(&expected, &actual).unwrap();
 }

@@ -10,7 +10,8 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::physical_planning_context::ScalarSubqueryResults;
 use datafusion::physical_expr::scalar_subquery::ScalarSubqueryExpr;
 use datafusion::physical_expr::{
-    Distribution, LexOrdering, OrderingRequirements, PhysicalExpr, PhysicalSortExpr,
+    AcrossPartitions, Distribution, LexOrdering, OrderingRequirements, PhysicalExpr,
+    PhysicalSortExpr,
 };
 use datafusion::physical_optimizer::sanity_checker::check_plan_sanity;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -116,16 +117,27 @@ fn contains(node: &Arc<dyn ExecutionPlan>, f: impl Fn(&Arc<dyn ExecutionPlan>) -
     found
 }
 
+/// A reader of the rows `node` writes in `stage`. The expressions `node`
+/// holds at one literal value in every row (`2 AS k`, a column under
+/// `WHERE c = 1`) keep it after any exchange: the reader says so, and the
+/// orders DataFusion derived from them hold in the reading stage too.
 fn reader(
     stage: usize,
     node: &Arc<dyn ExecutionPlan>,
     mode: ReadMode,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    Ok(Arc::new(ExchangeReaderExec::try_new(
-        stage,
-        node.schema(),
-        mode,
-    )?))
+    let constants = node
+        .equivalence_properties()
+        .constants()
+        .into_iter()
+        .filter_map(|c| match c.across_partitions {
+            AcrossPartitions::Uniform(Some(value)) => Some((c.expr, value)),
+            _ => None,
+        })
+        .collect();
+    Ok(Arc::new(
+        ExchangeReaderExec::try_new(stage, node.schema(), mode)?.with_constants(constants)?,
+    ))
 }
 
 impl Cutter<'_> {

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::TaskContext;
@@ -129,6 +130,11 @@ struct ReaderNode {
     map_tasks: u64,
     #[prost(message, repeated, tag = "6")]
     ordering: Vec<protobuf::PhysicalSortExprNode>,
+    /// Expressions with one value in every row, and their values (same order).
+    #[prost(message, repeated, tag = "7")]
+    constant_exprs: Vec<protobuf::PhysicalExprNode>,
+    #[prost(message, repeated, tag = "8")]
+    constant_values: Vec<protobuf::ScalarValue>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -234,11 +240,21 @@ impl PhysicalExtensionCodec for SquallCodec {
                     }
                     other => return Err(codec_err(format!("unknown read mode '{other}'"))),
                 };
-                Ok(Arc::new(ExchangeReaderExec::try_new(
-                    r.stage_id as usize,
-                    schema,
-                    mode,
-                )?))
+                let constants = r
+                    .constant_exprs
+                    .iter()
+                    .zip(&r.constant_values)
+                    .map(|(e, v)| {
+                        let expr = parse_physical_expr(e, ctx, &schema, self)?;
+                        let value = ScalarValue::try_from(v)
+                            .map_err(|e| codec_err(format!("reader constant: {e}")))?;
+                        Ok((expr, value))
+                    })
+                    .collect::<DFResult<Vec<_>>>()?;
+                Ok(Arc::new(
+                    ExchangeReaderExec::try_new(r.stage_id as usize, Arc::clone(&schema), mode)?
+                        .with_constants(constants)?,
+                ))
             }
             Some(squall_node::Node::Writer(w)) => {
                 let input = single_input(inputs)?;
@@ -338,6 +354,15 @@ impl PhysicalExtensionCodec for SquallCodec {
                 )?),
                 ..ReaderNode::default()
             };
+            for (expr, value) in r.constants() {
+                msg.constant_exprs
+                    .push(serialize_physical_expr(expr, self)?);
+                msg.constant_values.push(value.try_into().map_err(
+                    |e: datafusion_proto::protobuf::ToProtoError| {
+                        codec_err(format!("reader constant: {e}"))
+                    },
+                )?);
+            }
             match r.mode() {
                 ReadMode::Hash(exprs) => {
                     msg.mode = "hash".into();

@@ -31,6 +31,7 @@ pub mod result_writer;
 pub mod scan_codec;
 pub mod sink_codec;
 pub mod window_codec;
+pub mod wire_types;
 pub mod writer;
 
 pub use codec::SquallCodec;

@@ -7,10 +7,13 @@ use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::reader::StreamDecoder;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr};
+use datafusion::physical_expr::{
+    AcrossPartitions, ConstExpr, EquivalenceProperties, LexOrdering, PhysicalExpr,
+};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -23,6 +26,7 @@ use object_store::{GetOptions, GetRange};
 
 use crate::error::ShuffleError;
 use crate::format::ObjectRange;
+use crate::wire_types::from_wire;
 use crate::writer::split_object_url;
 
 /// Largest byte range fetched by one GET; larger partitions are read in chunks.
@@ -80,6 +84,10 @@ pub struct ExchangeReaderExec {
     mode: ReadMode,
     /// Per output partition, the ranges to read; bound by the worker.
     inputs: Option<Vec<Vec<ObjectRange>>>,
+    /// Expressions with one value in every row the map stage wrote: they
+    /// stay constant through any exchange, so orders DataFusion derived from
+    /// them (a join key that is a literal) still hold after it.
+    constants: Vec<(Arc<dyn PhysicalExpr>, ScalarValue)>,
     metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
 }
@@ -87,13 +95,52 @@ pub struct ExchangeReaderExec {
 impl ExchangeReaderExec {
     /// A reader of `stage_id` whose inputs are bound later.
     pub fn try_new(stage_id: usize, schema: SchemaRef, mode: ReadMode) -> DFResult<Self> {
-        let (eq, partitioning) = match &mode {
+        let properties = Self::compute_properties(&schema, &mode, &[])?;
+        Ok(Self {
+            stage_id,
+            schema,
+            mode,
+            inputs: None,
+            constants: Vec::new(),
+            metrics: ExecutionPlanMetricsSet::new(),
+            properties: Arc::new(properties),
+        })
+    }
+
+    /// The same reader, knowing that each of `constants` has its value in every row.
+    pub fn with_constants(
+        &self,
+        constants: Vec<(Arc<dyn PhysicalExpr>, ScalarValue)>,
+    ) -> DFResult<Self> {
+        let properties = Self::compute_properties(&self.schema, &self.mode, &constants)?;
+        Ok(Self {
+            stage_id: self.stage_id,
+            schema: Arc::clone(&self.schema),
+            mode: self.mode.clone(),
+            inputs: self.inputs.clone(),
+            constants,
+            metrics: ExecutionPlanMetricsSet::new(),
+            properties: Arc::new(properties),
+        })
+    }
+
+    /// The expressions known to have one value in every row read.
+    pub fn constants(&self) -> &[(Arc<dyn PhysicalExpr>, ScalarValue)] {
+        &self.constants
+    }
+
+    fn compute_properties(
+        schema: &SchemaRef,
+        mode: &ReadMode,
+        constants: &[(Arc<dyn PhysicalExpr>, ScalarValue)],
+    ) -> DFResult<PlanProperties> {
+        let (mut eq, partitioning) = match mode {
             ReadMode::Hash(exprs) => (
-                EquivalenceProperties::new(Arc::clone(&schema)),
+                EquivalenceProperties::new(Arc::clone(schema)),
                 Partitioning::Hash(exprs.clone(), 1),
             ),
             ReadMode::Gather | ReadMode::Broadcast => (
-                EquivalenceProperties::new(Arc::clone(&schema)),
+                EquivalenceProperties::new(Arc::clone(schema)),
                 Partitioning::UnknownPartitioning(1),
             ),
             ReadMode::Merge {
@@ -105,24 +152,22 @@ impl ExchangeReaderExec {
                 ordering,
                 ..
             } => (
-                EquivalenceProperties::new_with_orderings(Arc::clone(&schema), [ordering.clone()]),
+                EquivalenceProperties::new_with_orderings(Arc::clone(schema), [ordering.clone()]),
                 Partitioning::UnknownPartitioning((*map_tasks).max(1)),
             ),
         };
-        let properties = PlanProperties::new(
+        eq.add_constants(constants.iter().map(|(expr, value)| {
+            ConstExpr::new(
+                Arc::clone(expr),
+                AcrossPartitions::Uniform(Some(value.clone())),
+            )
+        }))?;
+        Ok(PlanProperties::new(
             eq,
             partitioning,
             EmissionType::Incremental,
             Boundedness::Bounded,
-        );
-        Ok(Self {
-            stage_id,
-            schema,
-            mode,
-            inputs: None,
-            metrics: ExecutionPlanMetricsSet::new(),
-            properties: Arc::new(properties),
-        })
+        ))
     }
 
     /// The same reader reading `inputs` (one list of ranges per output partition).
@@ -140,6 +185,7 @@ impl ExchangeReaderExec {
             schema: Arc::clone(&self.schema),
             mode: self.mode.clone(),
             inputs: Some(inputs),
+            constants: self.constants.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::clone(&self.properties),
         })
@@ -147,7 +193,8 @@ impl ExchangeReaderExec {
 
     /// The same reader with another mode (the planner turns gathers into broadcasts).
     pub fn with_mode(&self, mode: ReadMode) -> DFResult<Self> {
-        Self::try_new(self.stage_id, Arc::clone(&self.schema), mode)
+        Self::try_new(self.stage_id, Arc::clone(&self.schema), mode)?
+            .with_constants(self.constants.clone())
     }
 
     pub fn stage_id(&self) -> usize {
@@ -325,13 +372,10 @@ pub fn read_ranges(
                     // With the reader's own schema (names and metadata as planned);
                     // the row count keeps batches without columns (`count(*)` inputs).
                     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+                    let columns = from_wire(batch.columns(), &schema).map_err(ipc_err)?;
                     batches.push(
-                        RecordBatch::try_new_with_options(
-                            Arc::clone(&schema),
-                            batch.columns().to_vec(),
-                            &options,
-                        )
-                        .map_err(ipc_err)?,
+                        RecordBatch::try_new_with_options(Arc::clone(&schema), columns, &options)
+                            .map_err(ipc_err)?,
                     );
                 }
             }

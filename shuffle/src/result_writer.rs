@@ -13,6 +13,8 @@ use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::CompressionType;
 use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+
+use crate::wire_types::{to_wire, wire_schema};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::TaskContext;
@@ -177,8 +179,9 @@ async fn write_result(
         .try_with_compression(Some(CompressionType::LZ4_FRAME))
         .map_err(ipc_err)?;
     let mut upload = BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES);
-    let mut writer = StreamWriter::try_new_with_options(Vec::new(), &input.schema(), options)
-        .map_err(ipc_err)?;
+    let wire = wire_schema(&input.schema());
+    let mut writer =
+        StreamWriter::try_new_with_options(Vec::new(), &wire, options).map_err(ipc_err)?;
     let mut rows = 0u64;
     let mut bytes = 0u64;
     let outcome: DFResult<()> = async {
@@ -188,7 +191,9 @@ async fn write_result(
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
-                writer.write(&batch).map_err(ipc_err)?;
+                writer
+                    .write(&to_wire(batch, &wire).map_err(ipc_err)?)
+                    .map_err(ipc_err)?;
                 if writer.get_ref().len() >= UPLOAD_PART_BYTES {
                     let chunk = std::mem::take(writer.get_mut());
                     bytes += chunk.len() as u64;

@@ -30,6 +30,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::ShuffleError;
 use crate::format::{ExchangeIndex, PartitionRange};
+use crate::wire_types::{to_wire, wire_schema};
 
 /// In-memory encoded bytes a writer keeps before it spills to a local file.
 pub const DEFAULT_SPILL_THRESHOLD_BYTES: usize = 64 * 1024 * 1024;
@@ -362,6 +363,8 @@ pub fn split_object_url(
 /// Encoded IPC bytes per partition, in memory up to a bound, the rest in one spill file.
 struct PartitionBuffers {
     schema: SchemaRef,
+    /// The schema batches are encoded with (`crate::wire_types`).
+    wire_schema: SchemaRef,
     url: String,
     options: IpcWriteOptions,
     parts: Vec<PartBuffer>,
@@ -400,6 +403,7 @@ impl PartitionBuffers {
             .try_with_compression(Some(CompressionType::LZ4_FRAME))
             .expect("LZ4 is compiled in");
         Self {
+            wire_schema: wire_schema(&schema),
             schema,
             url: url.to_string(),
             options,
@@ -450,7 +454,7 @@ impl PartitionBuffers {
             if part.writer.is_none() {
                 let w = StreamWriter::try_new_with_options(
                     Vec::new(),
-                    &self.schema,
+                    &self.wire_schema,
                     self.options.clone(),
                 )
                 .map_err(|e| ShuffleError::Ipc {
@@ -461,10 +465,12 @@ impl PartitionBuffers {
             }
             let writer = part.writer.as_mut().expect("just created");
             let before = writer.get_ref().len();
-            writer.write(&batch).map_err(|e| ShuffleError::Ipc {
+            let ipc_err = |e: datafusion::arrow::error::ArrowError| ShuffleError::Ipc {
                 url: self.url.clone(),
                 reason: e.to_string(),
-            })?;
+            };
+            let batch = to_wire(batch, &self.wire_schema).map_err(ipc_err)?;
+            writer.write(&batch).map_err(ipc_err)?;
             part.rows += batch.num_rows() as u64;
             self.buffered_bytes += writer.get_ref().len() - before;
         }
