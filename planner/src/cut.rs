@@ -21,6 +21,7 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::scalar_subquery::{ScalarSubqueryExec, ScalarSubqueryLink};
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::union::{InterleaveExec, UnionExec, can_interleave};
 use datafusion::physical_plan::{
     ExecutionPlan, ExecutionPlanProperties, Partitioning, replace_children_if_necessary,
 };
@@ -378,7 +379,15 @@ impl Cutter<'_> {
             .enumerate()
             .map(|(i, (c, _))| sorted_as_required(node, i, Arc::clone(c)))
             .collect::<Result<Vec<_>>>()?;
-        let new_node = replace_children_if_necessary(Arc::clone(node), children)?;
+        let new_node = if node.is::<InterleaveExec>() && !can_interleave(children.iter()) {
+            // UNION ALL of inputs that were identically partitioned on one
+            // machine and are exchanges now: the same rows as a union. An
+            // operator above that needs a partitioning says so, and the
+            // stage's sanity check holds it to that.
+            UnionExec::try_new(children)?
+        } else {
+            replace_children_if_necessary(Arc::clone(node), children)?
+        };
         Ok((new_node, if any_multi { Dist::Multi } else { Dist::Single }))
     }
 
