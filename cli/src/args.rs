@@ -177,6 +177,12 @@ pub struct QueryArgs {
     /// Most tasks of one stage running at once (default: --workers).
     #[arg(long, value_name = "N")]
     pub stage_workers: Option<usize>,
+    /// Attempts of one task before its failure fails the query (default 4).
+    /// A crashed, killed or timed-out task, or a storage hiccup, is tried
+    /// again with backoff; SQL, type and cast errors, a missing input file
+    /// or denied access fail at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub task_attempts: Option<u32>,
     /// Lambda function running the workers (lambda backend). Several names or
     /// aliases, comma-separated, spread each stage over them: each function
     /// scales at its own rate.

@@ -36,6 +36,7 @@ pub struct QueryDefaults {
     pub backend: Option<BackendKind>,
     pub workers: Option<usize>,
     pub stage_workers: Option<usize>,
+    pub task_attempts: Option<u32>,
     pub scratch: Option<String>,
     /// A size like "128MiB".
     pub target_task_bytes: Option<String>,

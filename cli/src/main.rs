@@ -212,6 +212,11 @@ async fn open_session(
         scratch: args.scratch.clone().or(defaults.scratch.clone()),
         keep_scratch: args.keep_scratch,
         stage_workers: args.stage_workers.or(defaults.stage_workers),
+        task_attempts: args
+            .task_attempts
+            .or(defaults.task_attempts)
+            .unwrap_or(squall_jobs::DEFAULT_TASK_ATTEMPTS)
+            .max(1),
         progress: stats::both(
             if progress { progress::listener() } else { None },
             stats.map(stats::StatsCollector::listener),

@@ -26,6 +26,15 @@ pub fn listener() -> Option<ProgressListener> {
         }
         ProgressEvent::StageStarted { stage, .. } => bar.set_message(format!("stage {stage}")),
         ProgressEvent::TaskFinished { .. } => bar.inc(1),
+        ProgressEvent::TaskRetried {
+            stage,
+            task,
+            attempt,
+            ..
+        } => bar.set_message(format!(
+            "stage {stage}: retrying task {task} (attempt {})",
+            attempt + 1
+        )),
         ProgressEvent::StageFinished { .. } => {
             if bar.position() >= bar.length().unwrap_or(0) {
                 bar.finish_and_clear();

@@ -19,6 +19,8 @@ pub struct Stats {
     input_bytes: u64,
     output_bytes: u64,
     requests: RequestCounts,
+    /// Task attempts that failed and were tried again.
+    retries: usize,
 }
 
 /// Collects [`Stats`] from progress events.
@@ -45,6 +47,7 @@ impl StatsCollector {
                     s.output_bytes += output_bytes;
                     s.requests.add(&requests);
                 }
+                ProgressEvent::TaskRetried { .. } => s.retries += 1,
                 ProgressEvent::StageStarted { .. } | ProgressEvent::StageFinished { .. } => {}
             }
         })
@@ -54,10 +57,11 @@ impl StatsCollector {
     pub fn summary(&self) -> String {
         let s = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         format!(
-            "stats: {} stages, {} tasks, {:.1} task-seconds; read {}, wrote {}; \
+            "stats: {} stages, {} tasks ({} retried), {:.1} task-seconds; read {}, wrote {}; \
              object-store requests: {} GET, {} PUT, {} multipart PUT, {} HEAD, {} LIST, {} DELETE",
             s.stages,
             s.tasks,
+            s.retries,
             s.busy_ms as f64 / 1000.0,
             human_bytes(s.input_bytes),
             human_bytes(s.output_bytes),
@@ -111,7 +115,7 @@ mod tests {
         }
         assert_eq!(
             collector.summary(),
-            "stats: 2 stages, 2 tasks, 3.0 task-seconds; read 6.0 MiB, wrote 1.0 KiB; \
+            "stats: 2 stages, 2 tasks (0 retried), 3.0 task-seconds; read 6.0 MiB, wrote 1.0 KiB; \
              object-store requests: 8 GET, 2 PUT, 0 multipart PUT, 0 HEAD, 0 LIST, 0 DELETE"
         );
     }

@@ -26,4 +26,4 @@ pub use backend::{
 pub use error::{JobError, Result};
 pub use progress::{ProgressEvent, ProgressListener};
 pub use results::QueryStream;
-pub use session::{Session, SessionOptions, StatementResult};
+pub use session::{DEFAULT_TASK_ATTEMPTS, Session, SessionOptions, StatementResult};

@@ -24,6 +24,15 @@ pub enum ProgressEvent {
         /// Object-store requests the task made.
         requests: RequestCounts,
     },
+    /// An attempt of a task failed in a way another attempt may not, and
+    /// attempt `attempt` (1 for the first retry) is about to start.
+    TaskRetried {
+        stage: usize,
+        task: usize,
+        attempt: u32,
+        /// Why the previous attempt failed.
+        cause: String,
+    },
     /// All tasks of a stage finished.
     StageFinished { stage: usize },
 }

@@ -6,9 +6,17 @@
 //! stage's semaphore (`--stage-workers`); a launcher invocation holds one pair
 //! per task it keeps in flight and is told that number. Each stage keeps at
 //! most that many task futures alive, so queues are bounded whatever the task
-//! count. A failed task fails the query, naming stage, task and cause; when
-//! several fail, the lowest task's failure is reported (tasks below the first
-//! failure seen are waited for), and the other tasks are cancelled.
+//! count.
+//!
+//! A failed attempt is tried again, with a fresh attempt number and so a
+//! fresh exchange object, after a bounded backoff, up to `task_attempts`
+//! attempts — unless no retry can fix it (the query's own SQL, type or cast
+//! error, a missing input, denied access). Only the attempt that reports
+//! success is a winner; nothing another attempt wrote is read. A task whose
+//! attempts are spent fails the query, naming stage, task, attempts and first
+//! cause; when several fail, the lowest task's failure is reported (tasks
+//! below the first failure seen are waited for), and the other tasks are
+//! cancelled. Retries run inside the task's permits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -56,6 +64,8 @@ pub struct QueryRun {
     pub progress: Option<ProgressListener>,
     /// DataFusion settings every task applies (the session's, where they differ from the defaults).
     pub settings: BTreeMap<String, String>,
+    /// Attempts of one task before its failure fails the query (at least 1).
+    pub task_attempts: u32,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -171,54 +181,38 @@ async fn run_stage(
                     .acquire_many_owned(permits_needed)
                     .await
                     .expect("semaphore never closes");
-                // Fault tolerance adds retries here; every task has one attempt for now.
                 let attempt = 0;
                 let mut specs = Vec::with_capacity(group.len());
                 for &task in &group {
-                    let mut spec = task_spec(&stage, &template, &inputs, task, attempt).to_bytes();
-                    if let Some(limit) = run.backend.max_payload_bytes()
-                        && spec.len() > limit
-                    {
-                        spec = match store_spec(&run, stage.id, task, attempt, spec).await {
-                            Ok(s) => s,
-                            Err(e) => return vec![Err(e)],
-                        };
+                    match attempt_spec(&run, &stage, &template, &inputs, task, attempt).await {
+                        Ok(spec) => specs.push(spec),
+                        Err(e) => return vec![Err(e)],
                     }
-                    specs.push(spec);
                 }
                 let results = if group.len() == 1 {
                     vec![run.backend.invoke(specs.pop().expect("one spec")).await]
                 } else {
                     match run.backend.invoke_group(specs, in_flight).await {
                         Ok(results) if results.len() == group.len() => results,
-                        Ok(results) => vec![Err(format!(
-                            "launcher returned {} reports for {} tasks",
-                            results.len(),
-                            group.len()
-                        ))],
-                        Err(message) => vec![Err(message)],
+                        Ok(results) => {
+                            let message = format!(
+                                "launcher returned {} reports for {} tasks",
+                                results.len(),
+                                group.len()
+                            );
+                            group.iter().map(|_| Err(message.clone())).collect()
+                        }
+                        Err(message) => group.iter().map(|_| Err(message.clone())).collect(),
                     }
                 };
-                group
-                    .iter()
-                    .zip(results)
-                    .map(|(&task, result)| {
-                        let bytes = result.map_err(|message| JobError::Backend {
-                            backend: run.backend.name().to_string(),
-                            stage: stage.id,
-                            task,
-                            message,
-                        })?;
-                        let report =
-                            TaskReport::from_bytes(&bytes).map_err(|e| JobError::TaskFailed {
-                                stage: stage.id,
-                                task,
-                                message: e.to_string(),
-                                error: None,
-                            })?;
-                        Ok::<_, JobError>((task, report))
-                    })
-                    .collect::<Vec<_>>()
+                let mut outcomes = Vec::with_capacity(group.len());
+                for (&task, result) in group.iter().zip(results) {
+                    let first = attempt_outcome(&run, &stage, task, result);
+                    outcomes.push(
+                        retry_until_done(&run, &stage, &template, &inputs, task, first).await,
+                    );
+                }
+                outcomes
             }
         })
         .buffer_unordered(concurrency)
@@ -317,6 +311,158 @@ async fn run_stage(
         return Err(e);
     }
     Ok(winners.into_iter().flatten().collect())
+}
+
+/// The spec bytes of one attempt of `task`, stored under the query's
+/// scratch when the backend cannot carry them.
+async fn attempt_spec(
+    run: &QueryRun,
+    stage: &Stage,
+    template: &StageTemplate,
+    inputs: &HashMap<usize, Arc<Vec<Winner>>>,
+    task: usize,
+    attempt: u32,
+) -> Result<Vec<u8>> {
+    let spec = task_spec(stage, template, inputs, task, attempt).to_bytes();
+    match run.backend.max_payload_bytes() {
+        Some(limit) if spec.len() > limit => store_spec(run, stage.id, task, attempt, spec).await,
+        _ => Ok(spec),
+    }
+}
+
+/// What one attempt of `task` came to: its report, or why there is none.
+/// A report that says the task failed is an error too.
+fn attempt_outcome(
+    run: &QueryRun,
+    stage: &Stage,
+    task: usize,
+    result: std::result::Result<Vec<u8>, String>,
+) -> Result<(usize, TaskReport)> {
+    let bytes = result.map_err(|message| JobError::Backend {
+        backend: run.backend.name().to_string(),
+        stage: stage.id,
+        task,
+        message,
+    })?;
+    let report = TaskReport::from_bytes(&bytes).map_err(|e| JobError::TaskFailed {
+        stage: stage.id,
+        task,
+        message: format!("its report does not decode: {e}"),
+        error: None,
+    })?;
+    if let TaskOutcome::Failed { message, error } = report.outcome {
+        return Err(JobError::TaskFailed {
+            stage: stage.id,
+            task,
+            message,
+            error: error.map(|e| Arc::new(e.to_datafusion())),
+        });
+    }
+    Ok((task, report))
+}
+
+/// Whether another attempt may succeed where `error` failed: yes for a task
+/// the backend could not run (a crash, a killed process, a Lambda function
+/// error or timeout, a lost or undecodable report) and for faults of the
+/// moment ([`RemoteError::is_retriable`](squall_worker::RemoteError::is_retriable));
+/// no when the query itself is at fault.
+fn is_retriable(error: &JobError) -> bool {
+    match error {
+        JobError::Backend { .. } => true,
+        JobError::TaskFailed { error: None, .. } => true,
+        JobError::TaskFailed { error: Some(e), .. } => {
+            squall_worker::RemoteError::from_datafusion(e).is_retriable()
+        }
+        _ => false,
+    }
+}
+
+/// Waits before attempt `attempt` (1 for the first retry): 100 ms, doubled
+/// per attempt, at most 5 s.
+fn retry_backoff(attempt: u32) -> std::time::Duration {
+    const FIRST_MS: u64 = 100;
+    const MAX_MS: u64 = 5_000;
+    let ms = FIRST_MS.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
+    std::time::Duration::from_millis(ms.min(MAX_MS))
+}
+
+/// `first`, or, while it is a failure another attempt may fix and attempts
+/// remain, the outcome of the next attempt of `task`, each with a fresh
+/// attempt number (its own exchange object; the coordinator reads only the
+/// attempt that reports success). The final failure names the number of
+/// attempts and the first cause.
+async fn retry_until_done(
+    run: &QueryRun,
+    stage: &Stage,
+    template: &StageTemplate,
+    inputs: &HashMap<usize, Arc<Vec<Winner>>>,
+    task: usize,
+    first: Result<(usize, TaskReport)>,
+) -> Result<(usize, TaskReport)> {
+    let Err(first_error) = first else {
+        return first;
+    };
+    let first_cause = cause(&first_error);
+    let mut last = first_cause.clone();
+    let mut attempt = 1u32;
+    let mut error = first_error;
+    while attempt < run.task_attempts && is_retriable(&error) {
+        run.emit(ProgressEvent::TaskRetried {
+            stage: stage.id,
+            task,
+            attempt,
+            cause: last.clone(),
+        });
+        tokio::time::sleep(retry_backoff(attempt)).await;
+        let outcome = match attempt_spec(run, stage, template, inputs, task, attempt).await {
+            Ok(spec) => attempt_outcome(run, stage, task, run.backend.invoke(spec).await),
+            Err(e) => Err(e),
+        };
+        attempt += 1;
+        match outcome {
+            Ok(done) => return Ok(done),
+            Err(e) => {
+                last = cause(&e);
+                error = e;
+            }
+        }
+    }
+    if attempt == 1 {
+        return Err(error);
+    }
+    Err(match error {
+        JobError::TaskFailed {
+            stage,
+            task,
+            message,
+            error,
+        } => JobError::TaskFailed {
+            stage,
+            task,
+            message: format!("{message} (after {attempt} attempts; first: {first_cause})"),
+            error,
+        },
+        JobError::Backend {
+            backend,
+            stage,
+            task,
+            message,
+        } => JobError::Backend {
+            backend,
+            stage,
+            task,
+            message: format!("{message} (after {attempt} attempts; first: {first_cause})"),
+        },
+        other => other,
+    })
+}
+
+/// What went wrong in one attempt, without the stage and task it names.
+fn cause(error: &JobError) -> String {
+    match error {
+        JobError::TaskFailed { message, .. } | JobError::Backend { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Tasks per invocation: one each, or, when the backend fans out through

@@ -63,6 +63,9 @@ pub struct SessionOptions {
     pub limits: TaskLimits,
     /// Most tasks of one stage running at once (default: the backend's concurrency).
     pub stage_workers: Option<usize>,
+    /// Attempts of one task before its failure fails the query (at least 1;
+    /// default 4, like Spark). Failures no retry can fix fail at once.
+    pub task_attempts: u32,
     pub progress: Option<ProgressListener>,
 }
 
@@ -77,6 +80,9 @@ impl std::fmt::Debug for SessionOptions {
     }
 }
 
+/// Attempts of one task by default, as in Spark (`spark.task.maxFailures`).
+pub const DEFAULT_TASK_ATTEMPTS: u32 = 4;
+
 impl Default for SessionOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -87,6 +93,7 @@ impl Default for SessionOptions {
             keep_scratch: false,
             limits: TaskLimits::default(),
             stage_workers: None,
+            task_attempts: DEFAULT_TASK_ATTEMPTS,
             progress: None,
         }
     }
@@ -511,6 +518,7 @@ impl Session {
             backend: Arc::clone(&self.options.backend),
             limits: self.task_limits(),
             stage_workers: self.options.stage_workers,
+            task_attempts: self.options.task_attempts.max(1),
             progress: self.options.progress.clone(),
         };
         Ok(QueryStream::start(run, self.options.keep_scratch))

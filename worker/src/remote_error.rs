@@ -131,6 +131,55 @@ impl RemoteError {
     }
 }
 
+impl RemoteError {
+    /// Whether another attempt of the task may succeed. Not when the query
+    /// itself is at fault (SQL, plan, schema, type, cast and arithmetic
+    /// errors: the same input gives the same error) or when storage says an
+    /// input is missing or access is denied; yes for crashes of the task's
+    /// own making (memory, internal faults) and for other storage and I/O
+    /// failures, which are often transient (`503 SlowDown`, a reset connection).
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Plan(_)
+            | Self::Configuration(_)
+            | Self::NotImplemented(_)
+            | Self::Execution(_) => false,
+            Self::Arrow(text) => {
+                (text.starts_with("Io error") || text.starts_with("External error"))
+                    && !is_permanent_storage_fault(text)
+            }
+            Self::ResourcesExhausted(_) | Self::Internal(_) => true,
+            Self::External(text) => !is_permanent_storage_fault(text),
+            Self::Context(_, inner) => inner.is_retriable(),
+            Self::Other { prefix, message } => {
+                matches!(prefix.as_str(), "Object Store error: " | "IO error: ")
+                    && !is_permanent_storage_fault(message)
+            }
+        }
+    }
+}
+
+/// Storage failures no retry fixes: a missing object or bucket, refused credentials.
+fn is_permanent_storage_fault(text: &str) -> bool {
+    const PERMANENT: &[&str] = &[
+        "not found",
+        "notfound",
+        "no such file",
+        "nosuchkey",
+        "nosuchbucket",
+        "access denied",
+        "accessdenied",
+        "permission denied",
+        "forbidden",
+        "unauthenticated",
+        "unauthorized",
+        "invalidaccesskeyid",
+        "signaturedoesnotmatch",
+    ];
+    let text = text.to_ascii_lowercase();
+    PERMANENT.iter().any(|p| text.contains(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +230,41 @@ mod tests {
                 .to_string()
                 .contains("IO error: disk")
         );
+    }
+
+    #[test]
+    fn retries_are_for_faults_another_attempt_may_not_meet() {
+        let fatal = [
+            RemoteError::Plan("no such column".into()),
+            RemoteError::Execution("Scalar subquery returned more than one row".into()),
+            RemoteError::Arrow("Divide by zero error".into()),
+            RemoteError::Other {
+                prefix: "Object Store error: ".into(),
+                message: "Object at location x.parquet not found".into(),
+            },
+            RemoteError::External("Generic S3 error: Access Denied".into()),
+            RemoteError::Other {
+                prefix: "Schema error: ".into(),
+                message: "duplicate field".into(),
+            },
+        ];
+        for e in fatal {
+            assert!(!e.is_retriable(), "{e:?}");
+        }
+        let retriable = [
+            RemoteError::ResourcesExhausted("Failed to allocate".into()),
+            RemoteError::External("Generic S3 error: 503 SlowDown".into()),
+            RemoteError::Other {
+                prefix: "IO error: ".into(),
+                message: "connection reset by peer".into(),
+            },
+            RemoteError::Context(
+                "reading stage 1".into(),
+                Box::new(RemoteError::Internal("worker panicked".into())),
+            ),
+        ];
+        for e in retriable {
+            assert!(e.is_retriable(), "{e:?}");
+        }
     }
 }

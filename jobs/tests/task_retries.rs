@@ -1,0 +1,201 @@
+//! Task retries, checked by injecting faults: a backend that crashes chosen
+//! attempts (before running them, or after they ran and wrote their output,
+//! which it then garbles) must still give single-node DataFusion's answer;
+//! a task that keeps failing fails the query after `task_attempts`
+//! attempts, naming them and the first cause; a failure no retry can fix
+//! (a cast error) is not retried.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use common::{assert_same_rows, reference_rows, squall_session_with, tpch_data, tpch_query};
+use squall_jobs::{Backend, JobError, LocalBackend, SessionOptions};
+
+/// Which attempts fail, and how.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// The first attempt of every task crashes before it runs.
+    CrashFirstAttempts,
+    /// The first attempt of every task runs (and writes its output), then
+    /// its report is lost; what it wrote is then overwritten with garbage,
+    /// so that reading a loser's object would break the query.
+    LoseFirstReports,
+    /// Every attempt of task 0 of stage 0 crashes.
+    AlwaysCrashStage0Task0,
+    /// Nothing fails.
+    None,
+}
+
+#[derive(Debug)]
+struct FaultyBackend {
+    inner: LocalBackend,
+    fault: Fault,
+    /// Attempts invoked, by (stage, task).
+    attempts: Mutex<HashMap<(u64, u64), Vec<u64>>>,
+}
+
+impl FaultyBackend {
+    fn new(fault: Fault) -> Arc<Self> {
+        Arc::new(Self {
+            inner: LocalBackend::new(2),
+            fault,
+            attempts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn attempts_of(&self, stage: u64, task: u64) -> Vec<u64> {
+        self.attempts
+            .lock()
+            .unwrap()
+            .get(&(stage, task))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn retried_tasks(&self) -> usize {
+        self.attempts
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|a| a.len() > 1)
+            .count()
+    }
+}
+
+#[async_trait]
+impl Backend for FaultyBackend {
+    fn name(&self) -> &str {
+        "faulty"
+    }
+
+    fn max_concurrency(&self) -> usize {
+        2
+    }
+
+    async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {
+        let json: serde_json::Value = serde_json::from_slice(&spec).unwrap();
+        let (stage, task, attempt) = (
+            json["stage_id"].as_u64().unwrap(),
+            json["task_index"].as_u64().unwrap(),
+            json["attempt"].as_u64().unwrap(),
+        );
+        let output_url = json["output_url"].as_str().unwrap().to_string();
+        self.attempts
+            .lock()
+            .unwrap()
+            .entry((stage, task))
+            .or_default()
+            .push(attempt);
+        match self.fault {
+            Fault::CrashFirstAttempts if attempt == 0 => Err("injected crash".into()),
+            Fault::AlwaysCrashStage0Task0 if stage == 0 && task == 0 => {
+                Err(format!("injected crash of attempt {attempt}"))
+            }
+            Fault::LoseFirstReports if attempt == 0 => {
+                let _report = self.inner.invoke(spec).await?;
+                let path = output_url.strip_prefix("file://").unwrap();
+                std::fs::write(path, b"garbage written by a losing attempt").unwrap();
+                Err("injected: the report was lost".into())
+            }
+            _ => self.inner.invoke(spec).await,
+        }
+    }
+}
+
+async fn session_on(backend: Arc<FaultyBackend>, task_attempts: u32) -> squall_jobs::Session {
+    squall_session_with(
+        tpch_data().await,
+        SessionOptions {
+            backend,
+            task_attempts,
+            ..SessionOptions::default()
+        },
+    )
+    .await
+}
+
+/// Q3 on `fault`: the answer must be DataFusion's.
+async fn q3_survives(fault: Fault) -> Arc<FaultyBackend> {
+    let backend = FaultyBackend::new(fault);
+    let session = session_on(Arc::clone(&backend), 4).await;
+    let sql = tpch_query(3);
+    let actual = session
+        .query(&sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("Q3 failed despite retries: {e}"));
+    let expected = reference_rows(tpch_data().await, &sql).await;
+    assert_same_rows(&expected, &actual).unwrap();
+    backend
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_attempts_are_retried_and_the_answer_is_unchanged() {
+    let backend = q3_survives(Fault::CrashFirstAttempts).await;
+    assert!(backend.retried_tasks() >= 3, "every task was retried");
+    assert_eq!(backend.attempts_of(0, 0), vec![0, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_a_losing_attempt_wrote_is_read() {
+    let backend = q3_survives(Fault::LoseFirstReports).await;
+    assert!(backend.retried_tasks() >= 3, "every task was retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_keeps_failing_fails_the_query_after_its_attempts() {
+    let backend = FaultyBackend::new(Fault::AlwaysCrashStage0Task0);
+    let session = session_on(Arc::clone(&backend), 3).await;
+    let err = match session.query(&tpch_query(3)).await {
+        Ok(stream) => stream
+            .collect()
+            .await
+            .expect_err("task 0 of stage 0 never runs"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(
+            err,
+            JobError::Backend {
+                stage: 0,
+                task: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("after 3 attempts"), "{text}");
+    assert!(
+        text.contains("first: injected crash of attempt 0"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'), "{text}");
+    assert_eq!(backend.attempts_of(0, 0), vec![0, 1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_no_retry_can_fix_is_not_retried() {
+    let backend = FaultyBackend::new(Fault::None);
+    let session = session_on(Arc::clone(&backend), 4).await;
+    let err = match session
+        .query("SELECT CAST(l_comment AS INT) FROM lineitem")
+        .await
+    {
+        Ok(stream) => stream.collect().await.expect_err("a cast error"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, JobError::TaskFailed { .. }), "{err}");
+    assert!(err.to_string().contains("Cast error"), "{err}");
+    assert!(!err.to_string().contains("attempts"), "{err}");
+    assert_eq!(
+        backend.retried_tasks(),
+        0,
+        "a cast error is the query's fault"
+    );
+}
