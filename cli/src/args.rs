@@ -183,6 +183,11 @@ pub struct QueryArgs {
     /// or denied access fail at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub task_attempts: Option<u32>,
+    /// Longest one task attempt may run, in seconds, before it is abandoned
+    /// (cancelled on the local and process backends) and tried again.
+    /// Default: no limit beyond the backend's own (a Lambda function's timeout).
+    #[arg(long, value_name = "SECONDS")]
+    pub task_timeout: Option<f64>,
     /// Lambda function running the workers (lambda backend). Several names or
     /// aliases, comma-separated, spread each stage over them: each function
     /// scales at its own rate.

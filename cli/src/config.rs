@@ -37,6 +37,8 @@ pub struct QueryDefaults {
     pub workers: Option<usize>,
     pub stage_workers: Option<usize>,
     pub task_attempts: Option<u32>,
+    /// Seconds.
+    pub task_timeout: Option<f64>,
     pub scratch: Option<String>,
     /// A size like "128MiB".
     pub target_task_bytes: Option<String>,

@@ -217,6 +217,13 @@ async fn open_session(
             .or(defaults.task_attempts)
             .unwrap_or(squall_jobs::DEFAULT_TASK_ATTEMPTS)
             .max(1),
+        task_timeout: match args.task_timeout.or(defaults.task_timeout) {
+            Some(s) if s.is_finite() && s > 0.0 => Some(std::time::Duration::from_secs_f64(s)),
+            Some(s) => {
+                anyhow::bail!("--task-timeout must be a positive number of seconds, not {s}")
+            }
+            None => None,
+        },
         progress: stats::both(
             if progress { progress::listener() } else { None },
             stats.map(stats::StatsCollector::listener),

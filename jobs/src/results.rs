@@ -193,6 +193,7 @@ async fn open_part(
         url: part.url.clone(),
         start: 0,
         end: part.bytes,
+        crc32: None,
     };
     let url = part.url.clone();
     Ok(read_ranges(vec![range], context, Arc::clone(schema))

@@ -66,6 +66,9 @@ pub struct QueryRun {
     pub settings: BTreeMap<String, String>,
     /// Attempts of one task before its failure fails the query (at least 1).
     pub task_attempts: u32,
+    /// Longest one attempt may run before it is abandoned (cancelled where
+    /// the backend can) and counted as failed; `None`: no limit.
+    pub task_timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -190,9 +193,19 @@ async fn run_stage(
                     }
                 }
                 let results = if group.len() == 1 {
-                    vec![run.backend.invoke(specs.pop().expect("one spec")).await]
+                    vec![invoke_in_time(&run, specs.pop().expect("one spec")).await]
                 } else {
-                    match run.backend.invoke_group(specs, in_flight).await {
+                    // A launcher runs its tasks `in_flight` at a time: its
+                    // limit is one task's for each round.
+                    let rounds = group.len().div_ceil(in_flight.max(1)) as u32;
+                    let launched = run.backend.invoke_group(specs, in_flight);
+                    let launched = match run.task_timeout {
+                        Some(limit) => tokio::time::timeout(limit * rounds, launched)
+                            .await
+                            .unwrap_or_else(|_| Err(timed_out(limit * rounds))),
+                        None => launched.await,
+                    };
+                    match launched {
                         Ok(results) if results.len() == group.len() => results,
                         Ok(results) => {
                             let message = format!(
@@ -330,6 +343,24 @@ async fn attempt_spec(
     }
 }
 
+/// One invocation, abandoned when it runs past the query's task timeout
+/// (dropping it cancels the task on the local and process backends).
+async fn invoke_in_time(run: &QueryRun, spec: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    match run.task_timeout {
+        Some(limit) => tokio::time::timeout(limit, run.backend.invoke(spec))
+            .await
+            .unwrap_or_else(|_| Err(timed_out(limit))),
+        None => run.backend.invoke(spec).await,
+    }
+}
+
+fn timed_out(limit: std::time::Duration) -> String {
+    format!(
+        "the task ran longer than the task timeout of {:.1} s and was abandoned",
+        limit.as_secs_f64()
+    )
+}
+
 /// What one attempt of `task` came to: its report, or why there is none.
 /// A report that says the task failed is an error too.
 fn attempt_outcome(
@@ -415,7 +446,7 @@ async fn retry_until_done(
         });
         tokio::time::sleep(retry_backoff(attempt)).await;
         let outcome = match attempt_spec(run, stage, template, inputs, task, attempt).await {
-            Ok(spec) => attempt_outcome(run, stage, task, run.backend.invoke(spec).await),
+            Ok(spec) => attempt_outcome(run, stage, task, invoke_in_time(run, spec).await),
             Err(e) => Err(e),
         };
         attempt += 1;

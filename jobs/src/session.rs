@@ -66,6 +66,10 @@ pub struct SessionOptions {
     /// Attempts of one task before its failure fails the query (at least 1;
     /// default 4, like Spark). Failures no retry can fix fail at once.
     pub task_attempts: u32,
+    /// Longest one task attempt may run before it is abandoned and tried
+    /// again; `None` (the default): no limit beyond the backend's own (a
+    /// Lambda function's timeout).
+    pub task_timeout: Option<std::time::Duration>,
     pub progress: Option<ProgressListener>,
 }
 
@@ -94,6 +98,7 @@ impl Default for SessionOptions {
             limits: TaskLimits::default(),
             stage_workers: None,
             task_attempts: DEFAULT_TASK_ATTEMPTS,
+            task_timeout: None,
             progress: None,
         }
     }
@@ -519,6 +524,7 @@ impl Session {
             limits: self.task_limits(),
             stage_workers: self.options.stage_workers,
             task_attempts: self.options.task_attempts.max(1),
+            task_timeout: self.options.task_timeout,
             progress: self.options.progress.clone(),
         };
         Ok(QueryStream::start(run, self.options.keep_scratch))

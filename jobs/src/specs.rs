@@ -111,6 +111,7 @@ pub fn task_spec(
                         url: w.url.clone(),
                         start: r.offset,
                         end: r.offset + r.len_bytes,
+                        crc32: r.crc32,
                     })
             };
             let partitions = match input.kind {

@@ -3,12 +3,15 @@
 //! which it then garbles) must still give single-node DataFusion's answer;
 //! a task that keeps failing fails the query after `task_attempts`
 //! attempts, naming them and the first cause; a failure no retry can fix
-//! (a cast error) is not retried.
+//! (a cast error) is not retried; a hung attempt is abandoned at the task
+//! timeout and tried again; a task delivered several times, at once or
+//! one after another, writes the same bytes and changes no answer.
 
 mod common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{assert_same_rows, reference_rows, squall_session_with, tpch_data, tpch_query};
@@ -25,6 +28,11 @@ enum Fault {
     LoseFirstReports,
     /// Every attempt of task 0 of stage 0 crashes.
     AlwaysCrashStage0Task0,
+    /// The first attempt of task 0 of stage 0 hangs (until cancelled).
+    HangFirstAttemptOfStage0Task0,
+    /// Every spec is delivered twice at once (as Lambda may), then once
+    /// more after both finished; the third run must write the same bytes.
+    DeliverThrice,
     /// Nothing fails.
     None,
 }
@@ -94,6 +102,31 @@ impl Backend for FaultyBackend {
             Fault::AlwaysCrashStage0Task0 if stage == 0 && task == 0 => {
                 Err(format!("injected crash of attempt {attempt}"))
             }
+            Fault::HangFirstAttemptOfStage0Task0 if stage == 0 && task == 0 && attempt == 0 => {
+                std::future::pending::<()>().await;
+                unreachable!("a pending future never completes")
+            }
+            Fault::DeliverThrice => {
+                let (a, b) = tokio::join!(
+                    self.inner.invoke(spec.clone()),
+                    self.inner.invoke(spec.clone())
+                );
+                let (a, b) = (a?, b?);
+                let path = output_url.strip_prefix("file://").unwrap().to_string();
+                let written = std::fs::read(&path).unwrap();
+                let c = self.inner.invoke(spec).await?;
+                assert_eq!(
+                    std::fs::read(&path).unwrap(),
+                    written,
+                    "a repeated delivery wrote other bytes to {path}"
+                );
+                for report in [&a, &b, &c] {
+                    let r: serde_json::Value = serde_json::from_slice(report).unwrap();
+                    let status = r["outcome"]["status"].as_str();
+                    assert!(matches!(status, Some("exchange" | "result")), "{r}");
+                }
+                Ok(a)
+            }
             Fault::LoseFirstReports if attempt == 0 => {
                 let _report = self.inner.invoke(spec).await?;
                 let path = output_url.strip_prefix("file://").unwrap();
@@ -111,6 +144,8 @@ async fn session_on(backend: Arc<FaultyBackend>, task_attempts: u32) -> squall_j
         SessionOptions {
             backend,
             task_attempts,
+            // Generous for a loaded 2-core machine: only a hung task exceeds it.
+            task_timeout: Some(Duration::from_secs(20)),
             ..SessionOptions::default()
         },
     )
@@ -198,4 +233,16 @@ async fn a_failure_no_retry_can_fix_is_not_retried() {
         0,
         "a cast error is the query's fault"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_attempt_is_abandoned_at_the_task_timeout_and_retried() {
+    let backend = q3_survives(Fault::HangFirstAttemptOfStage0Task0).await;
+    assert_eq!(backend.attempts_of(0, 0), vec![0, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_delivered_several_times_changes_nothing() {
+    let backend = q3_survives(Fault::DeliverThrice).await;
+    assert_eq!(backend.retried_tasks(), 0);
 }

@@ -21,6 +21,9 @@ pub struct PartitionRange {
     pub offset: u64,
     pub len_bytes: u64,
     pub rows: u64,
+    /// CRC-32 of the partition's bytes, checked by every reader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<u32>,
 }
 
 /// The index of one map object: a range per output partition.
@@ -88,6 +91,9 @@ pub struct ObjectRange {
     pub url: String,
     pub start: u64,
     pub end: u64,
+    /// CRC-32 the range's bytes must have, when its writer recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<u32>,
 }
 
 impl ObjectRange {
@@ -109,16 +115,19 @@ mod tests {
                     offset: 0,
                     len_bytes: 10,
                     rows: 3,
+                    crc32: Some(0x1234_5678),
                 },
                 PartitionRange {
                     offset: 10,
                     len_bytes: 0,
                     rows: 0,
+                    crc32: None,
                 },
                 PartitionRange {
                     offset: 10,
                     len_bytes: 5,
                     rows: 1,
+                    crc32: None,
                 },
             ],
         };
@@ -147,6 +156,7 @@ mod tests {
                 offset: 0,
                 len_bytes: 100,
                 rows: 1,
+                crc32: None,
             }],
         };
         let object = index.encode_trailer();

@@ -296,6 +296,9 @@ struct Chunk {
     start: u64,
     end: u64,
     last: bool,
+    /// The CRC-32 of the whole range, checked after its last chunk.
+    range_crc32: Option<u32>,
+    range_start: u64,
 }
 
 fn chunks_of(ranges: &[ObjectRange]) -> Vec<Chunk> {
@@ -310,6 +313,8 @@ fn chunks_of(ranges: &[ObjectRange]) -> Vec<Chunk> {
                 start,
                 end,
                 last: end == r.end,
+                range_crc32: r.crc32,
+                range_start: r.start,
             });
             start = end;
         }
@@ -354,6 +359,7 @@ pub fn read_ranges(
         .buffered(MAX_GETS_IN_FLIGHT);
 
     let mut decoder: Option<(usize, StreamDecoder)> = None;
+    let mut checksum: Option<(usize, crc32fast::Hasher)> = None;
     fetched
         .map(move |fetched: DFResult<(Chunk, bytes::Bytes)>| {
             let (chunk, bytes) = fetched?;
@@ -361,6 +367,40 @@ pub fn read_ranges(
                 url: chunk.url.clone(),
                 reason: e.to_string(),
             };
+            // A short read is a truncated object; a range whose bytes do not
+            // have the CRC-32 its writer recorded is a corrupt one. Either is
+            // reported before its batches are used.
+            let corrupt = |reason: String| ShuffleError::Corrupt {
+                url: chunk.url.clone(),
+                reason,
+            };
+            if bytes.len() as u64 != chunk.end - chunk.start {
+                return Err(corrupt(format!(
+                    "bytes {}..{} came back as {} bytes",
+                    chunk.start,
+                    chunk.end,
+                    bytes.len()
+                ))
+                .into());
+            }
+            if checksum.as_ref().map(|(idx, _)| *idx) != Some(chunk.range_idx) {
+                checksum = Some((chunk.range_idx, crc32fast::Hasher::new()));
+            }
+            let (_, hasher) = checksum.as_mut().expect("just set");
+            hasher.update(&bytes);
+            if chunk.last
+                && let Some(expected) = chunk.range_crc32
+            {
+                let (_, hasher) = checksum.take().expect("just set");
+                let actual = hasher.finalize();
+                if actual != expected {
+                    return Err(corrupt(format!(
+                        "bytes {}..{} have CRC-32 {actual:08x}, the writer recorded {expected:08x}",
+                        chunk.range_start, chunk.end
+                    ))
+                    .into());
+                }
+            }
             if decoder.as_ref().map(|(idx, _)| *idx) != Some(chunk.range_idx) {
                 decoder = Some((chunk.range_idx, StreamDecoder::new()));
             }

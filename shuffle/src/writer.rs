@@ -5,7 +5,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::arrow::array::{RecordBatch, UInt32Array, UInt64Array};
+use datafusion::arrow::array::{Array, RecordBatch, UInt32Array, UInt64Array};
 use datafusion::arrow::compute::BatchCoalescer;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::CompressionType;
@@ -161,6 +161,7 @@ pub fn index_schema() -> SchemaRef {
         Field::new("offset", DataType::UInt64, false),
         Field::new("len_bytes", DataType::UInt64, false),
         Field::new("rows", DataType::UInt64, false),
+        Field::new("crc32", DataType::UInt32, true),
     ]))
 }
 
@@ -168,12 +169,14 @@ pub fn index_schema() -> SchemaRef {
 pub fn index_from_batch(batch: &RecordBatch) -> Option<ExchangeIndex> {
     let col = |i: usize| batch.column(i).as_any().downcast_ref::<UInt64Array>();
     let (offset, len, rows) = (col(1)?, col(2)?, col(3)?);
+    let crc = batch.column(4).as_any().downcast_ref::<UInt32Array>()?;
     Some(ExchangeIndex {
         partitions: (0..batch.num_rows())
             .map(|i| PartitionRange {
                 offset: offset.value(i),
                 len_bytes: len.value(i),
                 rows: rows.value(i),
+                crc32: crc.is_valid(i).then(|| crc.value(i)),
             })
             .collect(),
     })
@@ -193,6 +196,9 @@ fn index_to_batch(index: &ExchangeIndex) -> DFResult<RecordBatch> {
             )),
             Arc::new(UInt64Array::from_iter_values(
                 index.partitions.iter().map(|p| p.rows),
+            )),
+            Arc::new(UInt32Array::from_iter(
+                index.partitions.iter().map(|p| p.crc32),
             )),
         ],
     )?)
@@ -538,10 +544,12 @@ impl PartitionBuffers {
         let mut offset = 0u64;
         for i in 0..self.parts.len() {
             let mut len = 0u64;
+            let mut crc = crc32fast::Hasher::new();
             let segments = std::mem::take(&mut self.parts[i].spilled);
             for (seg_offset, seg_len) in segments {
                 let chunk = self.read_spill(seg_offset, seg_len)?;
                 len += chunk.len() as u64;
+                crc.update(&chunk);
                 upload
                     .put(Bytes::from(chunk))
                     .await
@@ -550,6 +558,7 @@ impl PartitionBuffers {
             if let Some(w) = self.parts[i].writer.take() {
                 let tail = w.into_inner().map_err(|e| self.ipc_err(e))?;
                 len += tail.len() as u64;
+                crc.update(&tail);
                 upload
                     .put(Bytes::from(tail))
                     .await
@@ -559,6 +568,7 @@ impl PartitionBuffers {
                 offset,
                 len_bytes: len,
                 rows: self.parts[i].rows,
+                crc32: Some(crc.finalize()),
             });
             offset += len;
         }

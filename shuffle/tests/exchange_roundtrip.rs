@@ -113,6 +113,7 @@ fn range(url: &str, index: &ExchangeIndex, p: usize) -> ObjectRange {
         url: url.to_string(),
         start: r.offset,
         end: r.offset + r.len_bytes,
+        crc32: r.crc32,
     }
 }
 
@@ -305,6 +306,7 @@ async fn reading_a_missing_object_names_it() {
             url: "file:///definitely/missing.sqx".into(),
             start: 0,
             end: 10,
+            crc32: None,
         }]])
         .unwrap();
     let err = collect(Arc::new(reader), task_ctx())
@@ -312,6 +314,45 @@ async fn reading_a_missing_object_names_it() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("file:///definitely/missing.sqx"), "{err}");
+}
+
+/// A byte flipped inside a partition, or an object cut short, is reported as
+/// corrupt by the reader, naming the object; it never becomes rows.
+#[tokio::test]
+async fn a_corrupt_or_truncated_partition_is_caught_by_its_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = object_url(&dir, "corrupt.sqx");
+    let (plan, schema) = memory_plan(vec![all_types_batch(500, 5)]);
+    let index = write(plan, OutputPartitioning::Single, &url, usize::MAX).await;
+    let r = range(&url, &index, 0);
+    assert!(r.crc32.is_some(), "the writer records a checksum");
+    let path = dir.path().join("corrupt.sqx");
+    let good = std::fs::read(&path).unwrap();
+
+    let mut flipped = good.clone();
+    let middle = (r.start + r.len_bytes() / 2) as usize;
+    flipped[middle] ^= 0x55;
+    std::fs::write(&path, &flipped).unwrap();
+    let read_err = |ranges: Vec<ObjectRange>| {
+        let schema = Arc::clone(&schema);
+        async move {
+            let reader = ExchangeReaderExec::try_new(1, schema, ReadMode::Gather)
+                .unwrap()
+                .with_inputs(vec![ranges])
+                .unwrap();
+            collect(Arc::new(reader), task_ctx())
+                .await
+                .expect_err("corrupt data must not be read")
+                .to_string()
+        }
+    };
+    let err = read_err(vec![r.clone()]).await;
+    assert!(err.contains("corrupt") && err.contains(&url), "{err}");
+    assert!(err.contains("CRC-32"), "{err}");
+
+    std::fs::write(&path, &good[..middle]).unwrap();
+    let err = read_err(vec![r]).await;
+    assert!(err.contains(&url), "{err}");
 }
 
 #[tokio::test]
