@@ -188,6 +188,11 @@ pub struct QueryArgs {
     /// Default: no limit beyond the backend's own (a Lambda function's timeout).
     #[arg(long, value_name = "SECONDS")]
     pub task_timeout: Option<f64>,
+    /// Never start backup attempts for slow tasks. By default, once 75% of a
+    /// stage's tasks finished, a task running over twice their median (and
+    /// at least 5 s) gets a backup attempt; the first to finish wins.
+    #[arg(long)]
+    pub no_speculation: bool,
     /// Lambda function running the workers (lambda backend). Several names or
     /// aliases, comma-separated, spread each stage over them: each function
     /// scales at its own rate.

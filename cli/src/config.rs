@@ -39,6 +39,8 @@ pub struct QueryDefaults {
     pub task_attempts: Option<u32>,
     /// Seconds.
     pub task_timeout: Option<f64>,
+    /// Backup attempts for slow tasks (default true).
+    pub speculation: Option<bool>,
     pub scratch: Option<String>,
     /// A size like "128MiB".
     pub target_task_bytes: Option<String>,

@@ -224,6 +224,8 @@ async fn open_session(
             }
             None => None,
         },
+        speculation: (!args.no_speculation && defaults.speculation.unwrap_or(true))
+            .then(squall_jobs::SpeculationPolicy::default),
         progress: stats::both(
             if progress { progress::listener() } else { None },
             stats.map(stats::StatsCollector::listener),

@@ -26,6 +26,10 @@ pub fn listener() -> Option<ProgressListener> {
         }
         ProgressEvent::StageStarted { stage, .. } => bar.set_message(format!("stage {stage}")),
         ProgressEvent::TaskFinished { .. } => bar.inc(1),
+        ProgressEvent::TaskSpeculated { stage, task } => bar.set_message(format!(
+            "stage {stage}: backup attempt for slow task {task}"
+        )),
+        ProgressEvent::SpeculationWon { .. } => {}
         ProgressEvent::TaskRetried {
             stage,
             task,

@@ -21,6 +21,9 @@ pub struct Stats {
     requests: RequestCounts,
     /// Task attempts that failed and were tried again.
     retries: usize,
+    /// Backup attempts started for slow tasks, and how many finished first.
+    backups: usize,
+    backups_won: usize,
 }
 
 /// Collects [`Stats`] from progress events.
@@ -48,6 +51,8 @@ impl StatsCollector {
                     s.requests.add(&requests);
                 }
                 ProgressEvent::TaskRetried { .. } => s.retries += 1,
+                ProgressEvent::TaskSpeculated { .. } => s.backups += 1,
+                ProgressEvent::SpeculationWon { .. } => s.backups_won += 1,
                 ProgressEvent::StageStarted { .. } | ProgressEvent::StageFinished { .. } => {}
             }
         })
@@ -57,11 +62,13 @@ impl StatsCollector {
     pub fn summary(&self) -> String {
         let s = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         format!(
-            "stats: {} stages, {} tasks ({} retried), {:.1} task-seconds; read {}, wrote {}; \
+            "stats: {} stages, {} tasks ({} retried, {} backups of which {} won), {:.1} task-seconds; read {}, wrote {}; \
              object-store requests: {} GET, {} PUT, {} multipart PUT, {} HEAD, {} LIST, {} DELETE",
             s.stages,
             s.tasks,
             s.retries,
+            s.backups,
+            s.backups_won,
             s.busy_ms as f64 / 1000.0,
             human_bytes(s.input_bytes),
             human_bytes(s.output_bytes),
@@ -115,7 +122,7 @@ mod tests {
         }
         assert_eq!(
             collector.summary(),
-            "stats: 2 stages, 2 tasks (0 retried), 3.0 task-seconds; read 6.0 MiB, wrote 1.0 KiB; \
+            "stats: 2 stages, 2 tasks (0 retried, 0 backups of which 0 won), 3.0 task-seconds; read 6.0 MiB, wrote 1.0 KiB; \
              object-store requests: 8 GET, 2 PUT, 0 multipart PUT, 0 HEAD, 0 LIST, 0 DELETE"
         );
     }

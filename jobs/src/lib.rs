@@ -17,6 +17,7 @@ pub mod results;
 pub mod scheduler;
 pub mod session;
 pub mod specs;
+pub mod speculation;
 
 pub use backend::{Backend, LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend};
 pub use backend::{
@@ -27,3 +28,4 @@ pub use error::{JobError, Result};
 pub use progress::{ProgressEvent, ProgressListener};
 pub use results::QueryStream;
 pub use session::{DEFAULT_TASK_ATTEMPTS, Session, SessionOptions, StatementResult};
+pub use speculation::SpeculationPolicy;

@@ -33,6 +33,10 @@ pub enum ProgressEvent {
         /// Why the previous attempt failed.
         cause: String,
     },
+    /// A task ran much longer than the stage's others: a backup attempt starts.
+    TaskSpeculated { stage: usize, task: usize },
+    /// A backup attempt finished first; its report is the task's.
+    SpeculationWon { stage: usize, task: usize },
     /// All tasks of a stage finished.
     StageFinished { stage: usize },
 }

@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::sink::DataSinkExec;
 use futures::stream::FuturesUnordered;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload};
@@ -37,6 +39,7 @@ use crate::progress::{ProgressEvent, ProgressListener};
 use crate::specs::{
     MAX_INLINE_FRAGMENT_BYTES, StageTemplate, Winner, stage_object_stores, task_spec,
 };
+use crate::speculation::{SpeculationPolicy, StageClock};
 
 /// A finished part of the result: one Arrow IPC stream object.
 #[derive(Debug, Clone)]
@@ -69,6 +72,8 @@ pub struct QueryRun {
     /// Longest one attempt may run before it is abandoned (cancelled where
     /// the backend can) and counted as failed; `None`: no limit.
     pub task_timeout: Option<std::time::Duration>,
+    /// When stragglers get backup attempts; `None`: never.
+    pub speculation: Option<SpeculationPolicy>,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -146,6 +151,18 @@ async fn run_stage(
     permits: Arc<Semaphore>,
     parts: Option<mpsc::Sender<ResultPart>>,
 ) -> Result<Vec<Winner>> {
+    // A task that writes a table or files (COPY, INSERT) writes them where
+    // the user reads, not under attempt-scoped keys: a second attempt would
+    // add its files next to the first's. Such tasks run once, as before.
+    let run = if writes_outside_scratch(&stage) {
+        QueryRun {
+            task_attempts: 1,
+            speculation: None,
+            ..run
+        }
+    } else {
+        run
+    };
     run.emit(ProgressEvent::StageStarted {
         stage: stage.id,
         tasks: stage.task_count,
@@ -159,16 +176,18 @@ async fn run_stage(
         .unwrap_or(query_workers)
         .clamp(1, query_workers);
     let stage_permits = Arc::new(Semaphore::new(concurrency));
+    let clock = Arc::new(StageClock::new(stage.task_count));
     let groups = launch_groups(stage.task_count, run.backend.launcher_threshold());
     let mut done = futures::stream::iter(groups)
         .map(|group| {
-            let (run, stage, template, inputs, permits, stage_permits) = (
+            let (run, stage, template, inputs, permits, stage_permits, clock) = (
                 run.clone(),
                 Arc::clone(&stage),
                 Arc::clone(&template),
                 Arc::clone(&inputs),
                 Arc::clone(&permits),
                 Arc::clone(&stage_permits),
+                Arc::clone(&clock),
             );
             async move {
                 // A launcher keeps at most `in_flight` of its tasks running; one
@@ -176,11 +195,11 @@ async fn run_stage(
                 // so that a waiting stage holds none of the query's.
                 let in_flight = group.len().min(concurrency);
                 let permits_needed = u32::try_from(in_flight).unwrap_or(u32::MAX);
-                let _stage_permits = stage_permits
+                let _stage_permits = Arc::clone(&stage_permits)
                     .acquire_many_owned(permits_needed)
                     .await
                     .expect("semaphore never closes");
-                let _query_permits = permits
+                let _query_permits = Arc::clone(&permits)
                     .acquire_many_owned(permits_needed)
                     .await
                     .expect("semaphore never closes");
@@ -192,8 +211,20 @@ async fn run_stage(
                         Err(e) => return vec![Err(e)],
                     }
                 }
+                let mut attempts_used = 1;
                 let results = if group.len() == 1 {
-                    vec![invoke_in_time(&run, specs.pop().expect("one spec")).await]
+                    let backup = Backup {
+                        run: &run,
+                        stage: &stage,
+                        template: &template,
+                        inputs: &inputs,
+                        task: group[0],
+                        clock: &clock,
+                        permits: (&stage_permits, &permits),
+                    };
+                    let (result, used) = backup.invoke(specs.pop().expect("one spec")).await;
+                    attempts_used = used;
+                    vec![result]
                 } else {
                     // A launcher runs its tasks `in_flight` at a time: its
                     // limit is one task's for each round.
@@ -222,7 +253,16 @@ async fn run_stage(
                 for (&task, result) in group.iter().zip(results) {
                     let first = attempt_outcome(&run, &stage, task, result);
                     outcomes.push(
-                        retry_until_done(&run, &stage, &template, &inputs, task, first).await,
+                        retry_until_done(
+                            &run,
+                            &stage,
+                            &template,
+                            &inputs,
+                            task,
+                            first,
+                            attempts_used,
+                        )
+                        .await,
                     );
                 }
                 outcomes
@@ -343,6 +383,103 @@ async fn attempt_spec(
     }
 }
 
+/// The first attempt of a task alone in its invocation, with a backup
+/// attempt if it turns out a straggler (see [`crate::speculation`]).
+struct Backup<'a> {
+    run: &'a QueryRun,
+    stage: &'a Stage,
+    template: &'a StageTemplate,
+    inputs: &'a HashMap<usize, Arc<Vec<Winner>>>,
+    task: usize,
+    clock: &'a StageClock,
+    /// The stage's and the query's semaphores: a backup holds one of each.
+    permits: (&'a Arc<Semaphore>, &'a Arc<Semaphore>),
+}
+
+impl Backup<'_> {
+    /// Runs attempt 0 from `spec`, and attempt 1 beside it if it straggles;
+    /// the first to report wins. Returns that result and the attempts used.
+    async fn invoke(&self, spec: Vec<u8>) -> (std::result::Result<Vec<u8>, String>, u32) {
+        let started = std::time::Instant::now();
+        let first = invoke_in_time(self.run, spec);
+        tokio::pin!(first);
+        let Some(policy) = &self.run.speculation else {
+            let result = first.await;
+            self.finished(&result, started);
+            return (result, 1);
+        };
+        let check_every = (policy.floor / 4).clamp(
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_secs(1),
+        );
+        let backup_permits = loop {
+            tokio::select! {
+                result = &mut first => {
+                    self.finished(&result, started);
+                    return (result, 1);
+                }
+                _ = tokio::time::sleep(check_every) => {
+                    let straggles = self
+                        .clock
+                        .straggler_after(policy)
+                        .is_some_and(|limit| started.elapsed() > limit);
+                    if straggles
+                        && let Ok(stage_permit) = Arc::clone(self.permits.0).try_acquire_owned()
+                        && let Ok(query_permit) = Arc::clone(self.permits.1).try_acquire_owned()
+                    {
+                        break (stage_permit, query_permit);
+                    }
+                }
+            }
+        };
+        self.run.emit(ProgressEvent::TaskSpeculated {
+            stage: self.stage.id,
+            task: self.task,
+        });
+        let backup = async {
+            let _permits = backup_permits;
+            match attempt_spec(
+                self.run,
+                self.stage,
+                self.template,
+                self.inputs,
+                self.task,
+                1,
+            )
+            .await
+            {
+                Ok(spec) => invoke_in_time(self.run, spec).await,
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        tokio::pin!(backup);
+        let (result, backup_won) = tokio::select! {
+            result = &mut first => match result {
+                Ok(report) => (Ok(report), false),
+                Err(_) => (backup.await, true),
+            },
+            result = &mut backup => match result {
+                Ok(report) => (Ok(report), true),
+                Err(_) => (first.await, false),
+            },
+        };
+        if backup_won && result.is_ok() {
+            self.run.emit(ProgressEvent::SpeculationWon {
+                stage: self.stage.id,
+                task: self.task,
+            });
+        }
+        self.finished(&result, started);
+        (result, 2)
+    }
+
+    fn finished(&self, result: &std::result::Result<Vec<u8>, String>, started: std::time::Instant) {
+        if result.is_ok() {
+            self.clock.record(started.elapsed());
+        }
+    }
+}
+
 /// One invocation, abandoned when it runs past the query's task timeout
 /// (dropping it cancels the task on the local and process backends).
 async fn invoke_in_time(run: &QueryRun, spec: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
@@ -429,13 +566,14 @@ async fn retry_until_done(
     inputs: &HashMap<usize, Arc<Vec<Winner>>>,
     task: usize,
     first: Result<(usize, TaskReport)>,
+    attempts_used: u32,
 ) -> Result<(usize, TaskReport)> {
     let Err(first_error) = first else {
         return first;
     };
     let first_cause = cause(&first_error);
     let mut last = first_cause.clone();
-    let mut attempt = 1u32;
+    let mut attempt = attempts_used.max(1);
     let mut error = first_error;
     while attempt < run.task_attempts && is_retriable(&error) {
         run.emit(ProgressEvent::TaskRetried {
@@ -494,6 +632,20 @@ fn cause(error: &JobError) -> String {
         JobError::TaskFailed { message, .. } | JobError::Backend { message, .. } => message.clone(),
         other => other.to_string(),
     }
+}
+
+/// True when the stage's tasks write somewhere other than the query's scratch.
+fn writes_outside_scratch(stage: &Stage) -> bool {
+    let mut found = false;
+    let _ = stage.plan.apply(|node| {
+        found = node.is::<DataSinkExec>();
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 /// Tasks per invocation: one each, or, when the backend fans out through

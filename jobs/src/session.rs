@@ -70,6 +70,9 @@ pub struct SessionOptions {
     /// again; `None` (the default): no limit beyond the backend's own (a
     /// Lambda function's timeout).
     pub task_timeout: Option<std::time::Duration>,
+    /// When a straggling task gets a backup attempt (default: Spark's
+    /// rule, see [`SpeculationPolicy`]); `None`: never.
+    pub speculation: Option<crate::SpeculationPolicy>,
     pub progress: Option<ProgressListener>,
 }
 
@@ -99,6 +102,7 @@ impl Default for SessionOptions {
             stage_workers: None,
             task_attempts: DEFAULT_TASK_ATTEMPTS,
             task_timeout: None,
+            speculation: Some(crate::SpeculationPolicy::default()),
             progress: None,
         }
     }
@@ -525,6 +529,7 @@ impl Session {
             stage_workers: self.options.stage_workers,
             task_attempts: self.options.task_attempts.max(1),
             task_timeout: self.options.task_timeout,
+            speculation: self.options.speculation.clone(),
             progress: self.options.progress.clone(),
         };
         Ok(QueryStream::start(run, self.options.keep_scratch))

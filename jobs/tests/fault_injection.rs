@@ -5,7 +5,8 @@
 //! attempts, naming them and the first cause; a failure no retry can fix
 //! (a cast error) is not retried; a hung attempt is abandoned at the task
 //! timeout and tried again; a task delivered several times, at once or
-//! one after another, writes the same bytes and changes no answer.
+//! one after another, writes the same bytes and changes no answer; a
+//! straggler gets a backup attempt that wins.
 
 mod common;
 
@@ -15,7 +16,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{assert_same_rows, reference_rows, squall_session_with, tpch_data, tpch_query};
-use squall_jobs::{Backend, JobError, LocalBackend, SessionOptions};
+use squall_jobs::{
+    Backend, JobError, LocalBackend, ProgressEvent, SessionOptions, SpeculationPolicy,
+};
+use squall_planner::PlannerConfig;
 
 /// Which attempts fail, and how.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +34,8 @@ enum Fault {
     AlwaysCrashStage0Task0,
     /// The first attempt of task 0 of stage 0 hangs (until cancelled).
     HangFirstAttemptOfStage0Task0,
+    /// The first attempt of task 0 of stage 0 takes a minute.
+    StraggleFirstAttemptOfStage0Task0,
     /// Every spec is delivered twice at once (as Lambda may), then once
     /// more after both finished; the third run must write the same bytes.
     DeliverThrice,
@@ -127,6 +133,10 @@ impl Backend for FaultyBackend {
                 }
                 Ok(a)
             }
+            Fault::StraggleFirstAttemptOfStage0Task0 if stage == 0 && task == 0 && attempt == 0 => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                self.inner.invoke(spec).await
+            }
             Fault::LoseFirstReports if attempt == 0 => {
                 let _report = self.inner.invoke(spec).await?;
                 let path = output_url.strip_prefix("file://").unwrap();
@@ -214,6 +224,33 @@ async fn a_task_that_keeps_failing_fails_the_query_after_its_attempts() {
     assert_eq!(backend.attempts_of(0, 0), vec![0, 1, 2]);
 }
 
+/// A task that writes files where the user reads them is not retried: a
+/// second attempt would add its files next to the first's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_writes_files_runs_once() {
+    let backend = FaultyBackend::new(Fault::CrashFirstAttempts);
+    let session = session_on(Arc::clone(&backend), 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "COPY (SELECT n_name FROM nation) TO '{}' STORED AS CSV",
+        dir.path().join("out").display()
+    );
+    let err = match session.query(&sql).await {
+        Ok(stream) => stream.collect().await.expect_err("the copy crashed"),
+        Err(e) => e,
+    };
+    assert!(err.to_string().contains("injected crash"), "{err}");
+    assert!(!err.to_string().contains("attempts"), "{err}");
+    let JobError::Backend { stage, task, .. } = err else {
+        panic!("a crash is a backend error: {err}");
+    };
+    assert_eq!(
+        backend.attempts_of(stage as u64, task as u64),
+        vec![0],
+        "the writing task ran once"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_no_retry_can_fix_is_not_retried() {
     let backend = FaultyBackend::new(Fault::None);
@@ -245,4 +282,59 @@ async fn a_hung_attempt_is_abandoned_at_the_task_timeout_and_retried() {
 async fn a_task_delivered_several_times_changes_nothing() {
     let backend = q3_survives(Fault::DeliverThrice).await;
     assert_eq!(backend.retried_tasks(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_straggler_gets_a_backup_attempt_that_wins() {
+    let backend = FaultyBackend::new(Fault::StraggleFirstAttemptOfStage0Task0);
+    let events = Arc::new(Mutex::new((0usize, 0usize)));
+    let seen = Arc::clone(&events);
+    let session = squall_session_with(
+        tpch_data().await,
+        SessionOptions {
+            backend: Arc::clone(&backend) as Arc<dyn Backend>,
+            // Small tasks: the first stage has several, so most can finish.
+            planner: PlannerConfig {
+                target_task_bytes: 256 * 1024,
+                ..PlannerConfig::default()
+            },
+            // Half the stage finished (stage 0 may have two tasks).
+            speculation: Some(SpeculationPolicy {
+                min_finished_fraction: 0.5,
+                floor: Duration::from_millis(200),
+                ..SpeculationPolicy::default()
+            }),
+            task_timeout: Some(Duration::from_secs(45)),
+            progress: Some(Arc::new(move |event| {
+                let mut seen = seen.lock().unwrap();
+                match event {
+                    ProgressEvent::TaskSpeculated { .. } => seen.0 += 1,
+                    ProgressEvent::SpeculationWon { .. } => seen.1 += 1,
+                    _ => {}
+                }
+            })),
+            ..SessionOptions::default()
+        },
+    )
+    .await;
+    let sql = tpch_query(3);
+    let started = std::time::Instant::now();
+    let actual = session.query(&sql).await.unwrap().collect().await.unwrap();
+    let took = started.elapsed();
+    let expected = reference_rows(tpch_data().await, &sql).await;
+    assert_same_rows(&expected, &actual).unwrap();
+    assert!(
+        !backend.attempts_of(0, 1).is_empty(),
+        "stage 0 needs several tasks for this test"
+    );
+    assert_eq!(backend.attempts_of(0, 0), vec![0, 1]);
+    let (speculated, won) = *events.lock().unwrap();
+    assert!(
+        speculated >= 1 && won >= 1,
+        "{speculated} backups, {won} won"
+    );
+    assert!(
+        took < Duration::from_secs(40),
+        "the backup, not the straggler or the timeout, finished the task: {took:?}"
+    );
 }
