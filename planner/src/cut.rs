@@ -559,18 +559,19 @@ impl Cutter<'_> {
         ordering: LexOrdering,
         original: &Arc<dyn ExecutionPlan>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let map_root = Self::sorted_map_root(&child, &ordering);
-        let id = self.add_stage(map_root, dist, DraftOutput::Hash(exprs.clone()), original)?;
-        let mode = ReadMode::SortedHash {
-            exprs,
-            map_tasks: self.drafts[id].task_count,
-            ordering: ordering.clone(),
-        };
-        let sorted_parts = reader(id, &child, mode)?;
-        Ok(Arc::new(SortPreservingMergeExec::new(
+        let output = DraftOutput::Hash(exprs.clone());
+        self.merged_read(
+            child,
+            dist,
+            output,
             ordering,
-            sorted_parts,
-        )))
+            original,
+            |map_tasks, ordering| ReadMode::SortedHash {
+                exprs,
+                map_tasks,
+                ordering,
+            },
+        )
     }
 
     /// A gather of `child` that keeps `ordering`: one task merges the map
@@ -582,12 +583,34 @@ impl Cutter<'_> {
         ordering: LexOrdering,
         original: &Arc<dyn ExecutionPlan>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.merged_read(
+            child,
+            dist,
+            DraftOutput::Single,
+            ordering,
+            original,
+            |map_tasks, ordering| ReadMode::Merge {
+                map_tasks,
+                ordering,
+            },
+        )
+    }
+
+    /// `child` as a stage whose tasks each write one stream sorted by
+    /// `ordering`, read back by `mode` (given the stage's task count) and
+    /// merged in order.
+    fn merged_read(
+        &mut self,
+        child: Arc<dyn ExecutionPlan>,
+        dist: Dist,
+        output: DraftOutput,
+        ordering: LexOrdering,
+        original: &Arc<dyn ExecutionPlan>,
+        mode: impl FnOnce(usize, LexOrdering) -> ReadMode,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let map_root = Self::sorted_map_root(&child, &ordering);
-        let id = self.add_stage(map_root, dist, DraftOutput::Single, original)?;
-        let mode = ReadMode::Merge {
-            map_tasks: self.drafts[id].task_count,
-            ordering: ordering.clone(),
-        };
+        let id = self.add_stage(map_root, dist, output, original)?;
+        let mode = mode(self.drafts[id].task_count, ordering.clone());
         let sorted_parts = reader(id, &child, mode)?;
         Ok(Arc::new(SortPreservingMergeExec::new(
             ordering,
