@@ -20,6 +20,11 @@ pub struct Cli {
     /// see the README). Default: ~/.config/squall/config.toml if it exists.
     #[arg(long, global = true, value_name = "FILE", env = "SQUALL_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Show log messages of Squall's libraries (AWS SDK, DataFusion, ...) on
+    /// stderr: -v warnings, -vv information, -vvv debugging. RUST_LOG, when
+    /// set, decides instead. Quiet by default.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }

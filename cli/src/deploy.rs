@@ -28,7 +28,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Runs `squall deploy lambda`.
 pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
     if args.print_policy {
-        println!("{}", policy(&args.buckets, args.scratch.as_deref())?);
+        let text = policy(&args.buckets, args.scratch.as_deref())?;
+        use std::io::Write;
+        writeln!(std::io::stdout().lock(), "{text}")?;
         return Ok(());
     }
     let name = args

@@ -48,7 +48,13 @@ fn main() -> ExitCode {
         };
     }
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let log_level = match cli.verbose {
+        0 => "off",
+        1 => "warn",
+        2 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(log_level)).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,6 +67,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever reads stdout went away (`squall ... | head`): a quiet exit.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the outermost context and its causes, joined.
             let msg = format!("{e:#}");
@@ -70,13 +78,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether `error` comes from writing to a closed pipe.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Sql(args) => run_sql(args, &config).await,
         Command::Explain(args) => {
             let (session, sql) = open_session(&args, &config, false, None).await?;
-            print!("{}", session.explain(&sql).await?);
+            let text = session.explain(&sql).await?;
+            let mut stdout = std::io::stdout().lock();
+            std::io::Write::write_all(&mut stdout, text.as_bytes())?;
+            std::io::Write::flush(&mut stdout)?;
             Ok(())
         }
         Command::Deploy(DeployCommand::Lambda(mut args)) => {

@@ -148,3 +148,55 @@ fn stats_sum_the_tasks_on_stderr() {
     assert!(number_before(" GET") > 0, "{line}");
     assert!(number_before(" PUT") > 0, "{line}");
 }
+
+#[test]
+fn explain_runs_none_of_the_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let copied = dir.path().join("copied.csv");
+    let script = format!(
+        "CREATE TABLE totals AS SELECT team, sum(points) AS total FROM scores GROUP BY team; \
+         COPY (SELECT * FROM scores) TO '{}' STORED AS CSV; \
+         SELECT * FROM totals WHERE total > 4 ORDER BY team",
+        copied.display()
+    );
+    let out = squall(&["explain", "--table", &table(dir.path()), &script]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Squall plan: "), "{text}");
+    assert!(!copied.exists(), "explain ran the COPY");
+    // --explain shows the plan, then runs the script once: the CREATE does
+    // not find its table already made by the explanation.
+    let out = squall(&[
+        "sql",
+        "--explain",
+        "--format",
+        "csv",
+        "--table",
+        &table(dir.path()),
+        "-c",
+        &script,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "team,total\nblue,5\nred,7\n"
+    );
+    assert!(copied.exists(), "the real run writes the COPY");
+}
+
+#[test]
+fn a_closed_stdout_is_a_quiet_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["explain", "sql"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args([command, "--no-progress", "--table", &table(dir.path()), SQL])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before squall writes anything (`| head -0`).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "squall {command}: {stderr}");
+        assert!(stderr.is_empty(), "squall {command}: {stderr}");
+    }
+}

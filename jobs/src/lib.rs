@@ -10,6 +10,7 @@
 //! is complete.
 
 pub mod backend;
+mod dry_run;
 pub mod error;
 pub mod progress;
 pub mod registry;

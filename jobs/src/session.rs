@@ -241,33 +241,53 @@ impl Session {
         self.execute_physical(plan).await
     }
 
-    /// The stage graph of the last statement of `sql` (earlier statements run first).
+    /// The stage graph of the last statement of `sql`, without running
+    /// anything: earlier statements are applied to a copy of the session's
+    /// catalog and settings (see `dry_run`), and the session is left as it was.
     pub async fn plan_stages(&self, sql: &str) -> Result<StageGraph> {
-        let mut statements = self.parse(sql)?;
-        let last = statements
-            .pop()
-            .ok_or_else(|| JobError::Plan("no SQL statement given".into()))?;
-        for statement in statements {
-            let plan = self.ctx.state().statement_to_plan(statement).await?;
-            if let StatementResult::Rows(s) = self.run_logical(plan).await? {
-                s.collect().await?;
-            }
-        }
-        let plan = self.ctx.state().statement_to_plan(last).await?;
-        let physical = self.ctx.state().create_physical_plan(&plan).await?;
-        self.cut(physical).await
+        Ok(self.plan_without_running(sql).await?.0)
     }
 
     /// The stage graph of `sql` with its fragments checked (see [`Session::plan_stages`]).
     pub async fn plan_checked(&self, sql: &str) -> Result<StageGraph> {
-        let graph = self.plan_stages(sql).await?;
-        self.encode_fragments(&graph, &self.task_settings())?;
+        let (graph, ctx) = self.plan_without_running(sql).await?;
+        self.encode_fragments(&graph, &settings_of(&ctx))?;
         Ok(graph)
     }
 
-    /// `squall explain`: the stage graph of `sql` as text.
+    /// `squall explain`: the stage graph of `sql` as text. Runs nothing.
     pub async fn explain(&self, sql: &str) -> Result<String> {
         Ok(render_stage_graph(&self.plan_checked(sql).await?))
+    }
+
+    /// The stage graph of the last statement of `sql` and the context that
+    /// planned it (the session's own, or a copy with the earlier statements
+    /// applied).
+    async fn plan_without_running(&self, sql: &str) -> Result<(StageGraph, SessionContext)> {
+        let mut statements = self.parse(sql)?;
+        let last = statements
+            .pop()
+            .ok_or_else(|| JobError::Plan("no SQL statement given".into()))?;
+        let ctx = if statements.is_empty() {
+            self.ctx.clone()
+        } else {
+            let copy = crate::dry_run::planning_copy(&self.ctx).await?;
+            for statement in statements {
+                crate::dry_run::apply_without_running(&copy, statement).await?;
+            }
+            copy
+        };
+        let state = ctx.state();
+        let plan = match state.statement_to_plan(last).await? {
+            // CREATE TABLE ... AS: the query that fills the table.
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
+                state.optimize(&create.input)?
+            }
+            plan => plan,
+        };
+        let physical = state.create_physical_plan(&plan).await?;
+        let graph = cut_with(&ctx, physical, &self.options.planner).await?;
+        Ok((graph, ctx))
     }
 
     fn parse(&self, sql: &str) -> Result<Vec<datafusion::sql::parser::Statement>> {
@@ -302,22 +322,7 @@ impl Session {
     /// The DataFusion settings of this session that differ from the defaults:
     /// what every task applies to its own context.
     pub fn task_settings(&self) -> BTreeMap<String, String> {
-        let defaults: HashMap<String, Option<String>> = ConfigOptions::default()
-            .entries()
-            .into_iter()
-            .map(|e| (e.key, e.value))
-            .collect();
-        self.ctx
-            .state()
-            .config_options()
-            .entries()
-            .into_iter()
-            .filter_map(|e| {
-                let value = e.value?;
-                let default = defaults.get(&e.key).cloned().flatten();
-                (default.as_deref() != Some(value.as_str())).then_some((e.key, value))
-            })
-            .collect()
+        settings_of(&self.ctx)
     }
 
     /// Encodes every stage's fragment and checks that it decodes, in a context
@@ -496,15 +501,7 @@ impl Session {
     }
 
     async fn cut(&self, physical: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
-        let state = self.ctx.state();
-        let optimizer = state.config_options().optimizer.clone();
-        Ok(cut_into_stages(
-            physical,
-            &self.ctx.runtime_env(),
-            &self.options.planner,
-            &optimizer,
-        )
-        .await?)
+        cut_with(&self.ctx, physical, &self.options.planner).await
     }
 
     /// Cuts and runs a physical plan.
@@ -540,6 +537,35 @@ impl Session {
         let df = self.ctx.sql(sql).await?;
         Ok(Arc::new(df.schema().as_arrow().clone()))
     }
+}
+
+/// The DataFusion settings of `ctx` that differ from the defaults.
+fn settings_of(ctx: &SessionContext) -> BTreeMap<String, String> {
+    let defaults: HashMap<String, Option<String>> = ConfigOptions::default()
+        .entries()
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect();
+    ctx.state()
+        .config_options()
+        .entries()
+        .into_iter()
+        .filter_map(|e| {
+            let value = e.value?;
+            let default = defaults.get(&e.key).cloned().flatten();
+            (default.as_deref() != Some(value.as_str())).then_some((e.key, value))
+        })
+        .collect()
+}
+
+/// Cuts `physical` into stages with `ctx`'s stores and optimizer settings.
+async fn cut_with(
+    ctx: &SessionContext,
+    physical: Arc<dyn ExecutionPlan>,
+    planner: &PlannerConfig,
+) -> Result<StageGraph> {
+    let optimizer = ctx.state().config_options().optimizer.clone();
+    Ok(cut_into_stages(physical, &ctx.runtime_env(), planner, &optimizer).await?)
 }
 
 /// DataFusion's error for a table whose columns would share a name once
