@@ -46,6 +46,7 @@ async fn main() -> Result<()> {
         scratch: scratch.clone(),
         is_final: stage.is_final,
         settings: Default::default(),
+        sink: None,
     };
     let mut walls = Vec::new();
     let mut inside = Vec::new();

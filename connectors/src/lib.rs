@@ -11,6 +11,7 @@
 pub mod aws_credentials;
 pub mod error;
 pub mod scan_leaf;
+pub mod sink_staging;
 pub mod splits;
 pub mod store;
 pub mod store_builder;

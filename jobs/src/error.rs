@@ -36,6 +36,9 @@ pub enum JobError {
         task: usize,
         message: String,
     },
+    /// Staging, publishing or recovering the files of a `COPY` or `INSERT` failed.
+    #[error("stage {stage} output: {message}")]
+    Sink { stage: usize, message: String },
     /// Reading a result part or cleaning scratch failed.
     #[error("object store error at '{url}': {message}")]
     Storage { url: String, message: String },

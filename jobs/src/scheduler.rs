@@ -22,12 +22,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::datasource::sink::DataSinkExec;
 use futures::stream::FuturesUnordered;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload};
 use squall_connectors::Location;
+use squall_connectors::sink_staging::{self, SinkDestination, has_unstaged_sink};
 use squall_planner::{Stage, StageGraph};
 use squall_shuffle::keys;
 use squall_worker::{FragmentRef, TaskLimits, TaskOutcome, TaskReport};
@@ -151,10 +150,9 @@ async fn run_stage(
     permits: Arc<Semaphore>,
     parts: Option<mpsc::Sender<ResultPart>>,
 ) -> Result<Vec<Winner>> {
-    // A task that writes a table or files (COPY, INSERT) writes them where
-    // the user reads, not under attempt-scoped keys: a second attempt would
-    // add its files next to the first's. Such tasks run once, as before.
-    let run = if writes_outside_scratch(&stage) {
+    // A sink that does not write files (none travels to tasks today) could
+    // not be staged: a second attempt would add to the first's output.
+    let run = if has_unstaged_sink(&stage.plan) {
         QueryRun {
             task_attempts: 1,
             speculation: None,
@@ -168,6 +166,13 @@ async fn run_stage(
         tasks: stage.task_count,
     });
     let template = Arc::new(stage_template(&run, &stage).await?);
+    if let Some(sink) = &template.sink {
+        // Commits of earlier queries to the same destination that a crash
+        // interrupted are finished first; their dead staging is deleted.
+        sink_staging::recover(sink, &run.query_id)
+            .await
+            .map_err(|e| sink_error(&stage, e))?;
+    }
     let stage = Arc::new(stage);
     let inputs = Arc::new(inputs);
     let query_workers = run.backend.max_concurrency().max(1);
@@ -325,6 +330,22 @@ async fn run_stage(
             }
             TaskOutcome::Result { rows, bytes } => (Default::default(), rows, bytes),
         };
+        if let Some(sink) = &template.sink {
+            // The winner's files become visible; nobody else's ever do.
+            let staged = report
+                .staged_url
+                .as_deref()
+                .ok_or_else(|| JobError::TaskFailed {
+                    stage: stage.id,
+                    task,
+                    message: "the task wrote files but reported no staging folder".into(),
+                    error: None,
+                })?;
+            let staged = Location::parse(staged).map_err(|e| sink_error(&stage, e.into()))?;
+            sink_staging::commit(sink, &run.query_id, &staged)
+                .await
+                .map_err(|e| sink_error(&stage, e))?;
+        }
         run.emit(ProgressEvent::TaskFinished {
             stage: stage.id,
             task,
@@ -634,18 +655,12 @@ fn cause(error: &JobError) -> String {
     }
 }
 
-/// True when the stage's tasks write somewhere other than the query's scratch.
-fn writes_outside_scratch(stage: &Stage) -> bool {
-    let mut found = false;
-    let _ = stage.plan.apply(|node| {
-        found = node.is::<DataSinkExec>();
-        Ok(if found {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    });
-    found
+/// A failure to stage, commit or recover a stage's file output.
+fn sink_error(stage: &Stage, error: squall_connectors::ConnectorError) -> JobError {
+    JobError::Sink {
+        stage: stage.id,
+        message: error.to_string(),
+    }
 }
 
 /// Tasks per invocation: one each, or, when the backend fans out through
@@ -684,6 +699,7 @@ async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<StageTemplate> 
         scratch: run.scratch.clone(),
         is_final: stage.is_final,
         settings: run.settings.clone(),
+        sink: SinkDestination::find(&stage.plan).map_err(|e| sink_error(stage, e))?,
     })
 }
 
@@ -719,8 +735,16 @@ async fn store_spec(
     Ok(serde_json::to_vec(&serde_json::json!({ "spec_url": location.to_string() })).expect("JSON"))
 }
 
-/// Deletes everything a query wrote below the scratch root.
+/// Deletes everything a query wrote below the scratch root, and what it
+/// staged but did not publish at its sinks' destinations.
 pub async fn delete_query_scratch(run: &QueryRun) -> Result<()> {
+    for stage in &run.graph.stages {
+        if let Ok(Some(sink)) = SinkDestination::find(&stage.plan) {
+            sink_staging::discard(&sink, &run.query_id)
+                .await
+                .map_err(|e| sink_error(stage, e))?;
+        }
+    }
     let prefix = run.query_prefix();
     if let Some(dir) = prefix.local_path() {
         return match tokio::fs::remove_dir_all(&dir).await {

@@ -10,6 +10,7 @@ use datafusion::datasource::file_format::parquet::ParquetSink;
 use datafusion::datasource::physical_plan::FileSink;
 use datafusion::datasource::sink::DataSinkExec;
 use squall_connectors::Location;
+use squall_connectors::sink_staging::SinkDestination;
 use squall_planner::{ExchangeKind, Stage};
 use squall_shuffle::{ExchangeIndex, ObjectRange, keys};
 use squall_worker::spec::TASK_SPEC_VERSION;
@@ -37,6 +38,9 @@ pub struct StageTemplate {
     pub is_final: bool,
     /// The session's DataFusion settings that differ from the defaults.
     pub settings: BTreeMap<String, String>,
+    /// Where the stage's file sink publishes, if it has one: its tasks stage
+    /// their files below it.
+    pub sink: Option<SinkDestination>,
 }
 
 impl StageTemplate {
@@ -149,5 +153,9 @@ pub fn task_spec(
         object_stores: template.object_stores.clone(),
         limits: template.limits.clone(),
         settings: template.settings.clone(),
+        sink_staging_url: template.sink.as_ref().map(|sink| {
+            sink.attempt_staging(&template.query_id, stage.id, task, attempt)
+                .to_string()
+        }),
     }
 }

@@ -6,7 +6,8 @@
 //! (a cast error) is not retried; a hung attempt is abandoned at the task
 //! timeout and tried again; a task delivered several times, at once or
 //! one after another, writes the same bytes and changes no answer; a
-//! straggler gets a backup attempt that wins.
+//! straggler gets a backup attempt that wins; a COPY publishes the files
+//! of exactly one attempt, and nothing when it fails.
 
 mod common;
 
@@ -30,6 +31,8 @@ enum Fault {
     /// its report is lost; what it wrote is then overwritten with garbage,
     /// so that reading a loser's object would break the query.
     LoseFirstReports,
+    /// Every attempt runs (and writes its output), then its report is lost.
+    LoseFirstReportsAlways,
     /// Every attempt of task 0 of stage 0 crashes.
     AlwaysCrashStage0Task0,
     /// The first attempt of task 0 of stage 0 hangs (until cancelled).
@@ -143,6 +146,10 @@ impl Backend for FaultyBackend {
                 std::fs::write(path, b"garbage written by a losing attempt").unwrap();
                 Err("injected: the report was lost".into())
             }
+            Fault::LoseFirstReportsAlways => {
+                let _report = self.inner.invoke(spec).await?;
+                Err("injected: the report was lost".into())
+            }
             _ => self.inner.invoke(spec).await,
         }
     }
@@ -224,31 +231,105 @@ async fn a_task_that_keeps_failing_fails_the_query_after_its_attempts() {
     assert_eq!(backend.attempts_of(0, 0), vec![0, 1, 2]);
 }
 
-/// A task that writes files where the user reads them is not retried: a
-/// second attempt would add its files next to the first's.
+/// Every file below `dir`, relative, sorted.
+fn files_below(dir: &std::path::Path) -> Vec<String> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The rows of the CSV files a COPY wrote into `dir`, read back by DataFusion.
+async fn rows_written(dir: &std::path::Path) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE written STORED AS CSV LOCATION '{}/' OPTIONS ('format.has_header' 'true')",
+        dir.display()
+    ))
+    .await
+    .unwrap();
+    ctx.sql("SELECT * FROM written")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+}
+
+/// A COPY whose attempts crash, lose their reports after writing, or are
+/// delivered three times publishes exactly one attempt's files, then
+/// `_SUCCESS`, and leaves no staging behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_task_that_writes_files_runs_once() {
-    let backend = FaultyBackend::new(Fault::CrashFirstAttempts);
-    let session = session_on(Arc::clone(&backend), 4).await;
+async fn a_copy_publishes_only_the_winning_attempts_files() {
+    let sql = "SELECT n_nationkey, n_name FROM nation";
+    let expected = reference_rows(tpch_data().await, sql).await;
+    for fault in [
+        Fault::CrashFirstAttempts,
+        Fault::LoseFirstReports,
+        Fault::DeliverThrice,
+    ] {
+        let backend = FaultyBackend::new(fault);
+        let session = session_on(Arc::clone(&backend), 4).await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let copy = format!("COPY ({sql}) TO '{}/' STORED AS CSV", out.display());
+        let counts = session
+            .query(&copy)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(counts[0].num_rows(), 1, "{fault:?}: one count row");
+        let files = files_below(&out);
+        assert!(
+            files.contains(&"_SUCCESS".to_string()),
+            "{fault:?}: {files:?}"
+        );
+        assert!(
+            files.iter().all(|f| !f.starts_with("_squall_staging")),
+            "{fault:?}: staging left behind: {files:?}"
+        );
+        assert_same_rows(&expected, &rows_written(&out).await)
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        if !matches!(fault, Fault::DeliverThrice) {
+            assert!(
+                backend.retried_tasks() >= 1,
+                "{fault:?}: the COPY was retried"
+            );
+        }
+    }
+}
+
+/// A COPY that fails leaves its destination as it was: no file appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_copy_leaves_nothing_at_its_destination() {
+    let backend = FaultyBackend::new(Fault::LoseFirstReportsAlways);
+    let session = session_on(Arc::clone(&backend), 3).await;
     let dir = tempfile::tempdir().unwrap();
-    let sql = format!(
-        "COPY (SELECT n_name FROM nation) TO '{}' STORED AS CSV",
-        dir.path().join("out").display()
+    let out = dir.path().join("out");
+    let copy = format!(
+        "COPY (SELECT n_name FROM nation) TO '{}/' STORED AS CSV",
+        out.display()
     );
-    let err = match session.query(&sql).await {
-        Ok(stream) => stream.collect().await.expect_err("the copy crashed"),
+    let err = match session.query(&copy).await {
+        Ok(stream) => stream.collect().await.expect_err("every report is lost"),
         Err(e) => e,
     };
-    assert!(err.to_string().contains("injected crash"), "{err}");
-    assert!(!err.to_string().contains("attempts"), "{err}");
-    let JobError::Backend { stage, task, .. } = err else {
-        panic!("a crash is a backend error: {err}");
-    };
-    assert_eq!(
-        backend.attempts_of(stage as u64, task as u64),
-        vec![0],
-        "the writing task ran once"
-    );
+    assert!(err.to_string().contains("after 3 attempts"), "{err}");
+    // Three attempts ran and wrote their files; none was published, and
+    // the staging went with the query.
+    assert_eq!(files_below(&out), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

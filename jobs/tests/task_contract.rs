@@ -36,6 +36,7 @@ async fn first_scan_task_spec(sql: &str, query_id: &str, scratch_dir: &std::path
         scratch,
         is_final: stage.is_final,
         settings: Default::default(),
+        sink: None,
     };
     task_spec(stage, &template, &HashMap::new(), 0, 0).to_bytes()
 }

@@ -71,6 +71,9 @@ pub struct TaskReport {
     pub requests: RequestCounts,
     /// Highest memory reserved through DataFusion's pool.
     pub peak_memory_bytes: u64,
+    /// The folder this delivery of a file-writing task staged its files in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_url: Option<String>,
 }
 
 impl TaskReport {
@@ -100,6 +103,7 @@ impl TaskReport {
             execute_ms: 0,
             requests: RequestCounts::default(),
             peak_memory_bytes: 0,
+            staged_url: None,
         }
     }
 

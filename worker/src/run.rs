@@ -11,7 +11,9 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::ObjectStoreExt;
+use squall_connectors::Location;
 use squall_connectors::scan_leaf::{bind_scan_splits, file_scan_config};
+use squall_connectors::sink_staging::{file_sink_config, stage_file_sink};
 use squall_connectors::store::build_store;
 use squall_shuffle::codec::decode_plan;
 use squall_shuffle::result_writer::result_summary_from_batch;
@@ -173,7 +175,8 @@ async fn execute(
         }
     };
     let plan = decode_plan(&fragment, &task_ctx)?;
-    let plan = bind_task(plan, spec)?;
+    let (plan, staged_url) = bind_task(plan, spec)?;
+    report.staged_url = staged_url;
     report.decode_ms = started.elapsed().as_millis() as u64;
 
     let executing = Instant::now();
@@ -215,10 +218,28 @@ pub fn task_config(
     Ok(config)
 }
 
-/// Binds this task's splits, exchange inputs and output URL into the shared fragment.
-fn bind_task(plan: Arc<dyn ExecutionPlan>, spec: &TaskSpec) -> DFResult<Arc<dyn ExecutionPlan>> {
+/// Binds this task's splits, exchange inputs and output URL into the shared
+/// fragment; a file sink writes into a fresh folder below the spec's staging
+/// folder, which is returned.
+fn bind_task(
+    plan: Arc<dyn ExecutionPlan>,
+    spec: &TaskSpec,
+) -> DFResult<(Arc<dyn ExecutionPlan>, Option<String>)> {
     let mut scan_ordinal = 0usize;
+    let mut staged_url = None;
     let bound = plan.transform_down(|node| {
+        if let Some(staging) = &spec.sink_staging_url
+            && file_sink_config(&node).is_some()
+        {
+            // A folder per delivery: running this spec twice writes two
+            // folders, and only the reported one can be published.
+            let staging =
+                Location::parse(staging).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let delivery = staging.join(&format!("{}/", uuid::Uuid::new_v4().simple()));
+            let staged = stage_file_sink(&node, &delivery)?;
+            staged_url = Some(delivery.to_string());
+            return Ok(Transformed::yes(staged));
+        }
         if let Some(w) = node.downcast_ref::<ExchangeWriterExec>() {
             return Ok(Transformed::yes(
                 Arc::new(w.with_output_url(&spec.output_url)) as _,
@@ -258,7 +279,7 @@ fn bind_task(plan: Arc<dyn ExecutionPlan>, spec: &TaskSpec) -> DFResult<Arc<dyn 
         }
         Ok(Transformed::no(node))
     })?;
-    Ok(bound.data)
+    Ok((bound.data, staged_url))
 }
 
 fn leaf_output_rows(plan: &Arc<dyn ExecutionPlan>) -> u64 {

@@ -39,6 +39,12 @@ pub struct TaskSpec {
     /// (`SET` statements, session options), applied to the task's context.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// For a stage that writes files (`COPY`, `INSERT`): the attempt's
+    /// staging folder below the destination. The task writes its files in a
+    /// fresh subfolder of it and reports that subfolder; the coordinator
+    /// publishes the winner's (see `squall_connectors::sink_staging`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink_staging_url: Option<String>,
 }
 
 /// Where the plan fragment is.
@@ -166,6 +172,7 @@ mod tests {
                 "datafusion.execution.batch_size".to_string(),
                 "7".to_string(),
             )]),
+            sink_staging_url: Some("file:///tmp/out/_squall_staging/q/s1-t2-a0/".into()),
         };
         let bytes = spec.to_bytes();
         assert_eq!(TaskSpec::from_bytes(&bytes).unwrap(), spec);
