@@ -193,6 +193,14 @@ pub struct QueryArgs {
     /// Default: no limit beyond the backend's own (a Lambda function's timeout).
     #[arg(long, value_name = "SECONDS")]
     pub task_timeout: Option<f64>,
+    /// Memory one task may use (e.g. 512MiB, 2GiB); sorts, aggregates and
+    /// joins spill to local disk beyond it, and a task that still needs more
+    /// fails with a message saying so. Default: on the local and process
+    /// backends, three quarters of this machine's memory shared by the
+    /// --workers; on Lambda, 2 GiB, lowered by each worker to 60% of its
+    /// function's memory.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub task_memory: Option<u64>,
     /// Never start backup attempts for slow tasks. By default, once 75% of a
     /// stage's tasks finished, a task running over twice their median (and
     /// at least 5 s) gets a backup attempt; the first to finish wins.

@@ -44,6 +44,8 @@ pub struct QueryDefaults {
     pub scratch: Option<String>,
     /// A size like "128MiB".
     pub target_task_bytes: Option<String>,
+    /// A size like "2GiB".
+    pub task_memory: Option<String>,
     pub max_tasks_per_stage: Option<usize>,
 }
 
@@ -106,6 +108,10 @@ impl Config {
             // toml's message spans several lines with a source excerpt; keep its first.
             anyhow::anyhow!("{}", e.message().trim())
         })?;
+        if let Some(bytes) = &config.query.task_memory {
+            crate::args::parse_bytes(bytes)
+                .map_err(|e| anyhow::anyhow!("query.task_memory: {e}"))?;
+        }
         if let Some(bytes) = &config.query.target_task_bytes {
             crate::args::parse_bytes(bytes)
                 .map_err(|e| anyhow::anyhow!("query.target_task_bytes: {e}"))?;

@@ -21,6 +21,14 @@ use squall_jobs::{
 
 use squall_planner::PlannerConfig;
 
+/// This machine's memory (Linux: `MemTotal` of `/proc/meminfo`).
+fn machine_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -226,8 +234,24 @@ async fn open_session(
     if let Some(b) = args.target_task_bytes.or(config_task_bytes) {
         planner.target_task_bytes = b;
     }
+    let config_task_memory = match &defaults.task_memory {
+        Some(s) => Some(args::parse_bytes(s).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let mut limits = squall_worker::TaskLimits::default();
+    match args.task_memory.or(config_task_memory) {
+        Some(0) => anyhow::bail!("--task-memory must be more than 0 bytes"),
+        Some(bytes) => limits.memory_bytes = bytes,
+        None if backend_kind != BackendKind::Lambda => {
+            if let Some(machine) = machine_memory_bytes() {
+                limits.memory_bytes = machine / 4 * 3 / backend.max_concurrency().max(1) as u64;
+            }
+        }
+        None => {}
+    }
     let options = SessionOptions {
         backend,
+        limits,
         planner,
         scratch: args.scratch.clone().or(defaults.scratch.clone()),
         keep_scratch: args.keep_scratch,
@@ -250,7 +274,6 @@ async fn open_session(
             if progress { progress::listener() } else { None },
             stats.map(stats::StatsCollector::listener),
         ),
-        ..SessionOptions::default()
     };
     let session = Session::try_new(options)?;
     for table in &args.tables {

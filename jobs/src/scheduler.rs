@@ -29,7 +29,7 @@ use squall_connectors::Location;
 use squall_connectors::sink_staging::{self, SinkDestination, has_unstaged_sink};
 use squall_planner::{Stage, StageGraph};
 use squall_shuffle::keys;
-use squall_worker::{FragmentRef, TaskLimits, TaskOutcome, TaskReport};
+use squall_worker::{FragmentRef, RemoteError, TaskLimits, TaskOutcome, TaskReport};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::backend::Backend;
@@ -341,7 +341,7 @@ async fn run_stage(
                     message: "the task wrote files but reported no staging folder".into(),
                     error: None,
                 })?;
-            let staged = Location::parse(staged).map_err(|e| sink_error(&stage, e.into()))?;
+            let staged = Location::parse(staged).map_err(|e| sink_error(&stage, e))?;
             sink_staging::commit(sink, &run.query_id, &staged)
                 .await
                 .map_err(|e| sink_error(&stage, e))?;
@@ -540,6 +540,14 @@ fn attempt_outcome(
         error: None,
     })?;
     if let TaskOutcome::Failed { message, error } = report.outcome {
+        // Out of memory: the same limit would fail again; say which to change.
+        let message = match error.as_ref().map(RemoteError::innermost) {
+            Some(RemoteError::ResourcesExhausted(_)) => format!(
+                "ran out of memory (limit {}): raise --task-memory or lower --target-task-bytes ({message})",
+                format_bytes(report.memory_limit_bytes)
+            ),
+            _ => message,
+        };
         return Err(JobError::TaskFailed {
             stage: stage.id,
             task,
@@ -652,6 +660,22 @@ fn cause(error: &JobError) -> String {
     match error {
         JobError::TaskFailed { message, .. } | JobError::Backend { message, .. } => message.clone(),
         other => other.to_string(),
+    }
+}
+
+/// `bytes` for people: `512 MiB`, `1.5 GiB`.
+fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -773,6 +797,13 @@ pub async fn delete_query_scratch(run: &QueryRun) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::launch_groups;
+
+    #[test]
+    fn byte_counts_read_as_people_write_them() {
+        assert_eq!(super::format_bytes(512), "512 bytes");
+        assert_eq!(super::format_bytes(2 << 30), "2 GiB");
+        assert_eq!(super::format_bytes(1536 << 20), "1.5 GiB");
+    }
 
     #[test]
     fn groups_cover_every_task_once_and_respect_the_threshold() {

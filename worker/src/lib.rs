@@ -11,6 +11,7 @@
 pub mod counting_store;
 pub mod error;
 pub mod functions;
+pub mod memory;
 pub mod peak_memory;
 pub mod remote_error;
 pub mod report;

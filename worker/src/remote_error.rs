@@ -132,23 +132,33 @@ impl RemoteError {
 }
 
 impl RemoteError {
+    /// The error below any context wrappers.
+    pub fn innermost(&self) -> &RemoteError {
+        match self {
+            Self::Context(_, inner) => inner.innermost(),
+            other => other,
+        }
+    }
+
     /// Whether another attempt of the task may succeed. Not when the query
     /// itself is at fault (SQL, plan, schema, type, cast and arithmetic
     /// errors: the same input gives the same error) or when storage says an
-    /// input is missing or access is denied; yes for crashes of the task's
-    /// own making (memory, internal faults) and for other storage and I/O
-    /// failures, which are often transient (`503 SlowDown`, a reset connection).
+    /// input is missing or access is denied, nor when the task ran out of
+    /// memory or spill disk (another attempt gets the same limits); yes for
+    /// internal faults and for other storage and I/O failures, which are
+    /// often transient (`503 SlowDown`, a reset connection).
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Plan(_)
             | Self::Configuration(_)
             | Self::NotImplemented(_)
-            | Self::Execution(_) => false,
+            | Self::Execution(_)
+            | Self::ResourcesExhausted(_) => false,
             Self::Arrow(text) => {
                 (text.starts_with("Io error") || text.starts_with("External error"))
                     && !is_permanent_storage_fault(text)
             }
-            Self::ResourcesExhausted(_) | Self::Internal(_) => true,
+            Self::Internal(_) => true,
             Self::External(text) => !is_permanent_storage_fault(text),
             Self::Context(_, inner) => inner.is_retriable(),
             Self::Other { prefix, message } => {
@@ -251,8 +261,8 @@ mod tests {
         for e in fatal {
             assert!(!e.is_retriable(), "{e:?}");
         }
+        assert!(!RemoteError::ResourcesExhausted("Failed to allocate".into()).is_retriable());
         let retriable = [
-            RemoteError::ResourcesExhausted("Failed to allocate".into()),
             RemoteError::External("Generic S3 error: 503 SlowDown".into()),
             RemoteError::Other {
                 prefix: "IO error: ".into(),

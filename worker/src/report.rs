@@ -71,6 +71,12 @@ pub struct TaskReport {
     pub requests: RequestCounts,
     /// Highest memory reserved through DataFusion's pool.
     pub peak_memory_bytes: u64,
+    /// The memory limit the task ran under (its pool's size).
+    #[serde(default)]
+    pub memory_limit_bytes: u64,
+    /// Bytes its operators spilled to local disk.
+    #[serde(default)]
+    pub spilled_bytes: u64,
     /// The folder this delivery of a file-writing task staged its files in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staged_url: Option<String>,
@@ -103,6 +109,8 @@ impl TaskReport {
             execute_ms: 0,
             requests: RequestCounts::default(),
             peak_memory_bytes: 0,
+            memory_limit_bytes: 0,
+            spilled_bytes: 0,
             staged_url: None,
         }
     }

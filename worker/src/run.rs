@@ -92,9 +92,10 @@ async fn fetch_spec(url: &str) -> Result<Vec<u8>, String> {
 /// Runs one task from a parsed spec.
 pub async fn run_task_spec(spec: &TaskSpec, functions: &FunctionLibrary) -> TaskReport {
     let counters = Arc::new(RequestCounters::default());
+    let (memory_bytes, spill_bytes) = crate::memory::effective_limits(&spec.limits);
     let pool = Arc::new(PeakMemoryPool::of_kind(
         spec.limits.memory_pool,
-        spec.limits.memory_bytes as usize,
+        memory_bytes as usize,
     ));
     let input_bytes = spec
         .scans
@@ -118,7 +119,8 @@ pub async fn run_task_spec(spec: &TaskSpec, functions: &FunctionLibrary) -> Task
             &spec.output_url,
         )
     };
-    match execute(spec, functions, &counters, &pool, &mut report).await {
+    report.memory_limit_bytes = memory_bytes;
+    match execute(spec, functions, &counters, &pool, spill_bytes, &mut report).await {
         Ok(outcome) => report.outcome = outcome,
         Err(e) => {
             report.outcome = TaskOutcome::Failed {
@@ -137,11 +139,15 @@ async fn execute(
     functions: &FunctionLibrary,
     counters: &Arc<RequestCounters>,
     pool: &Arc<PeakMemoryPool>,
+    spill_bytes: u64,
     report: &mut TaskReport,
 ) -> DFResult<TaskOutcome> {
     let started = Instant::now();
+    // Spill files go to the OS temporary directory (`/tmp` on Lambda),
+    // bounded; they are deleted when the task ends.
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::clone(pool) as _)
+        .with_max_temp_directory_size(spill_bytes)
         .build_arc()?;
     for store_url in &spec.object_stores {
         let url = url::Url::parse(store_url)
@@ -183,6 +189,7 @@ async fn execute(
     let batches = collect(Arc::clone(&plan), Arc::clone(&task_ctx) as Arc<TaskContext>).await?;
     report.execute_ms = executing.elapsed().as_millis() as u64;
     report.input_rows = leaf_output_rows(&plan);
+    report.spilled_bytes = spilled_bytes(&plan);
     let batch = batches
         .first()
         .ok_or_else(|| DataFusionError::Internal("task writer returned no summary".into()))?;
@@ -280,6 +287,18 @@ fn bind_task(
         Ok(Transformed::no(node))
     })?;
     Ok((bound.data, staged_url))
+}
+
+/// Bytes the plan's operators spilled to disk.
+fn spilled_bytes(plan: &Arc<dyn ExecutionPlan>) -> u64 {
+    let mut bytes = 0u64;
+    let _ = plan.apply(|node| {
+        if let Some(n) = node.metrics().and_then(|m| m.spilled_bytes()) {
+            bytes += n as u64;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    bytes
 }
 
 fn leaf_output_rows(plan: &Arc<dyn ExecutionPlan>) -> u64 {

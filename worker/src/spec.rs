@@ -85,6 +85,17 @@ pub struct TaskLimits {
     /// How the task's memory is shared between its operators.
     #[serde(default)]
     pub memory_pool: MemoryPoolKind,
+    /// Local disk the task's operators may spill to (sorts, aggregates,
+    /// joins); beyond it they fail.
+    #[serde(default = "default_spill_bytes")]
+    pub spill_bytes: u64,
+}
+
+/// Spill disk per task unless the session says otherwise.
+pub const DEFAULT_SPILL_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+
+fn default_spill_bytes() -> u64 {
+    DEFAULT_SPILL_BYTES
 }
 
 /// The kind of DataFusion memory pool a task uses.
@@ -105,6 +116,7 @@ impl Default for TaskLimits {
             memory_bytes: 2 * 1024 * 1024 * 1024,
             batch_size: 8192,
             memory_pool: MemoryPoolKind::Fair,
+            spill_bytes: DEFAULT_SPILL_BYTES,
         }
     }
 }
