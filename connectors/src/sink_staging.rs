@@ -38,12 +38,12 @@ use datafusion::datasource::physical_plan::{FileOutputMode, FileSink, FileSinkCo
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::physical_plan::ExecutionPlan;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::{ConnectorError, Result};
-use crate::store::Location;
+use crate::store::{Location, delete_prefix};
 
 /// The folder below a destination where tasks write before the commit.
 pub const STAGING_DIR: &str = "_squall_staging";
@@ -379,31 +379,6 @@ pub async fn recover(destination: &SinkDestination, own_query_id: &str) -> Resul
         }
     }
     Ok(recovery)
-}
-
-/// Deletes every object below `prefix` (on a local disk: the folder).
-async fn delete_prefix(prefix: &Location) -> Result<()> {
-    if let Some(dir) = prefix.local_path() {
-        return match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ConnectorError::Write {
-                url: prefix.to_string(),
-                reason: e.to_string(),
-            }),
-        };
-    }
-    let store = prefix.build_store()?;
-    let locations = store
-        .list(Some(&prefix.path()))
-        .map_ok(|m| m.location)
-        .boxed();
-    store
-        .delete_stream(locations)
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(|source| store_error(prefix, source))?;
-    Ok(())
 }
 
 /// `base/relative`, `relative` being object-store path parts joined by `/`.

@@ -144,6 +144,36 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// Deletes every object below `prefix` (on a local disk: the folder, since
+/// object stores have no folders to leave behind).
+pub async fn delete_prefix(prefix: &Location) -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    if let Some(dir) = prefix.local_path() {
+        return match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ConnectorError::Write {
+                url: prefix.to_string(),
+                reason: e.to_string(),
+            }),
+        };
+    }
+    let store = prefix.build_store()?;
+    let locations = store
+        .list(Some(&prefix.path()))
+        .map_ok(|m| m.location)
+        .boxed();
+    store
+        .delete_stream(locations)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|source| ConnectorError::ObjectStore {
+            url: prefix.to_string(),
+            source,
+        })?;
+    Ok(())
+}
+
 /// Registers the store of `location` with a DataFusion runtime, unless one is there already.
 pub fn register_object_store(env: &RuntimeEnv, location: &Location) -> Result<()> {
     let store_url = location.store_url();

@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload};
 use squall_connectors::Location;
 use squall_connectors::sink_staging::{self, SinkDestination, has_unstaged_sink};
@@ -769,28 +769,7 @@ pub async fn delete_query_scratch(run: &QueryRun) -> Result<()> {
                 .map_err(|e| sink_error(stage, e))?;
         }
     }
-    let prefix = run.query_prefix();
-    if let Some(dir) = prefix.local_path() {
-        return match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(JobError::Storage {
-                url: prefix.to_string(),
-                message: e.to_string(),
-            }),
-        };
-    }
-    let store = prefix.build_store()?;
-    let path = prefix.path();
-    let locations = store.list(Some(&path)).map_ok(|m| m.location).boxed();
-    store
-        .delete_stream(locations)
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(|e| JobError::Storage {
-            url: prefix.to_string(),
-            message: e.to_string(),
-        })?;
+    squall_connectors::store::delete_prefix(&run.query_prefix()).await?;
     Ok(())
 }
 

@@ -4,13 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::datasource::file_format::csv::CsvSink;
-use datafusion::datasource::file_format::json::JsonSink;
-use datafusion::datasource::file_format::parquet::ParquetSink;
-use datafusion::datasource::physical_plan::FileSink;
-use datafusion::datasource::sink::DataSinkExec;
 use squall_connectors::Location;
-use squall_connectors::sink_staging::SinkDestination;
+use squall_connectors::sink_staging::{SinkDestination, file_sink_config};
 use squall_planner::{ExchangeKind, Stage};
 use squall_shuffle::{ExchangeIndex, ObjectRange, keys};
 use squall_worker::spec::TASK_SPEC_VERSION;
@@ -63,19 +58,8 @@ pub fn stage_object_stores(stage: &Stage, scratch: &Location) -> Vec<String> {
         stores.insert(scan.store_url.clone());
     }
     let _ = stage.plan.apply(|node| {
-        if let Some(sink) = node.downcast_ref::<DataSinkExec>() {
-            let sink = sink.sink();
-            let url = if let Some(s) = sink.downcast_ref::<ParquetSink>() {
-                Some(s.config().object_store_url.clone())
-            } else if let Some(s) = sink.downcast_ref::<CsvSink>() {
-                Some(s.config().object_store_url.clone())
-            } else {
-                sink.downcast_ref::<JsonSink>()
-                    .map(|s| s.config().object_store_url.clone())
-            };
-            if let Some(url) = url {
-                stores.insert(url.as_str().to_string());
-            }
+        if let Some(config) = file_sink_config(node) {
+            stores.insert(config.object_store_url.as_str().to_string());
         }
         Ok(TreeNodeRecursion::Continue)
     });
