@@ -27,6 +27,7 @@ use futures::stream::FuturesUnordered;
 use object_store::{ObjectStoreExt, PutPayload};
 use squall_connectors::Location;
 use squall_connectors::sink_staging::{self, SinkDestination, has_unstaged_sink};
+use squall_planner::explain::human_bytes;
 use squall_planner::{Stage, StageGraph};
 use squall_shuffle::keys;
 use squall_worker::{FragmentRef, RemoteError, TaskLimits, TaskOutcome, TaskReport};
@@ -544,7 +545,7 @@ fn attempt_outcome(
         let message = match error.as_ref().map(RemoteError::innermost) {
             Some(RemoteError::ResourcesExhausted(_)) => format!(
                 "ran out of memory (limit {}): raise --task-memory or lower --target-task-bytes ({message})",
-                format_bytes(report.memory_limit_bytes)
+                human_bytes(report.memory_limit_bytes)
             ),
             _ => message,
         };
@@ -663,22 +664,6 @@ fn cause(error: &JobError) -> String {
     }
 }
 
-/// `bytes` for people: `512 MiB`, `1.5 GiB`.
-fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 || value.fract() == 0.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// A failure to stage, commit or recover a stage's file output.
 fn sink_error(stage: &Stage, error: squall_connectors::ConnectorError) -> JobError {
     JobError::Sink {
@@ -776,13 +761,6 @@ pub async fn delete_query_scratch(run: &QueryRun) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::launch_groups;
-
-    #[test]
-    fn byte_counts_read_as_people_write_them() {
-        assert_eq!(super::format_bytes(512), "512 bytes");
-        assert_eq!(super::format_bytes(2 << 30), "2 GiB");
-        assert_eq!(super::format_bytes(1536 << 20), "1.5 GiB");
-    }
 
     #[test]
     fn groups_cover_every_task_once_and_respect_the_threshold() {

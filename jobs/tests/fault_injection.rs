@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{assert_same_rows, reference_rows, squall_session_with, tpch_data, tpch_query};
+use common::{
+    assert_same_rows, csv_rows_below, reference_rows, squall_session_with, tpch_data, tpch_query,
+};
 use squall_jobs::{
     Backend, JobError, LocalBackend, ProgressEvent, SessionOptions, SpeculationPolicy,
 };
@@ -249,23 +251,6 @@ fn files_below(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
-/// The rows of the CSV files a COPY wrote into `dir`, read back by DataFusion.
-async fn rows_written(dir: &std::path::Path) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
-    let ctx = datafusion::prelude::SessionContext::new();
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE written STORED AS CSV LOCATION '{}/' OPTIONS ('format.has_header' 'true')",
-        dir.display()
-    ))
-    .await
-    .unwrap();
-    ctx.sql("SELECT * FROM written")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap()
-}
-
 /// A COPY whose attempts crash, lose their reports after writing, or are
 /// delivered three times publishes exactly one attempt's files, then
 /// `_SUCCESS`, and leaves no staging behind.
@@ -300,7 +285,7 @@ async fn a_copy_publishes_only_the_winning_attempts_files() {
             files.iter().all(|f| !f.starts_with("_squall_staging")),
             "{fault:?}: staging left behind: {files:?}"
         );
-        assert_same_rows(&expected, &rows_written(&out).await)
+        assert_same_rows(&expected, &csv_rows_below(&out).await)
             .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
         if !matches!(fault, Fault::DeliverThrice) {
             assert!(

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{squall_session, tpch_data};
+use common::{csv_rows_below, squall_session, tpch_data};
 use datafusion::prelude::SessionContext;
 
 const SQL: &str = "SELECT o_orderkey, o_custkey FROM orders";
@@ -28,21 +28,7 @@ fn visible(dir: &Path) -> (Vec<String>, bool) {
 }
 
 async fn rows_below(dir: &Path) -> usize {
-    let ctx = SessionContext::new();
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '{}/' OPTIONS ('format.has_header' 'true')",
-        dir.display()
-    ))
-    .await
-    .unwrap();
-    let batches = ctx
-        .sql("SELECT * FROM t")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    batches.iter().map(|b| b.num_rows()).sum()
+    csv_rows_below(dir).await.iter().map(|b| b.num_rows()).sum()
 }
 
 fn copy_to(dir: &Path) -> String {

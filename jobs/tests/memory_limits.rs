@@ -89,7 +89,7 @@ async fn an_impossible_memory_limit_fails_at_once_saying_what_to_change() {
         .to_string();
     assert!(
         err.contains(
-            "ran out of memory (limit 4 KiB): raise --task-memory or lower --target-task-bytes"
+            "ran out of memory (limit 4.0 KiB): raise --task-memory or lower --target-task-bytes"
         ),
         "{err}"
     );

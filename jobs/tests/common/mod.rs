@@ -35,6 +35,24 @@ pub async fn tpch_data() -> &'static TpchData {
     .await
 }
 
+/// The rows of the CSV files (with headers) below `dir`, as single-node
+/// DataFusion reads them back.
+pub async fn csv_rows_below(dir: &std::path::Path) -> Vec<RecordBatch> {
+    let ctx = SessionContext::new();
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE written STORED AS CSV LOCATION '{}/' OPTIONS ('format.has_header' 'true')",
+        dir.display()
+    ))
+    .await
+    .expect("register the written files");
+    ctx.sql("SELECT * FROM written")
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("read the written files")
+}
+
 /// The text of TPC-H query `n`.
 pub fn tpch_query(n: usize) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
