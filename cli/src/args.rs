@@ -68,7 +68,7 @@ pub enum DeployCommand {
     ///
     /// Examples:
     ///   squall deploy lambda --name squall-worker --role arn:aws:iam::123456789012:role/squall --arch arm64
-    ///   squall deploy lambda --print-policy --bucket lake --scratch s3://scratch-bucket/squall/
+    ///   squall deploy lambda --print-policy --name squall --bucket lake --scratch s3://scratch-bucket/squall/
     #[command(verbatim_doc_comment)]
     Lambda(DeployLambdaArgs),
 }
@@ -103,12 +103,22 @@ pub struct DeployLambdaArgs {
     /// Lambda API endpoint, for emulators (default: AWS_ENDPOINT_URL_LAMBDA, else AWS).
     #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL_LAMBDA")]
     pub lambda_endpoint: Option<String>,
+    /// Give the function a new task key instead of keeping its current one.
+    /// The key (SQUALL_TASK_KEY in the function's environment) is what its
+    /// workers check every task against: taken from SQUALL_TASK_KEY here if
+    /// set, else kept from the function, else generated.
+    #[arg(long)]
+    pub rotate_task_key: bool,
     /// Print the least-privilege IAM policy of the worker instead of deploying.
     #[arg(long)]
     pub print_policy: bool,
     /// Input bucket the worker reads (with --print-policy; repeatable).
     #[arg(long = "bucket", value_name = "BUCKET")]
     pub buckets: Vec<String>,
+    /// COPY/INSERT destination the worker writes (with --print-policy;
+    /// s3://BUCKET/PREFIX/, repeatable).
+    #[arg(long = "destination", value_name = "URL")]
+    pub destinations: Vec<String>,
     /// Scratch location the worker writes (with --print-policy).
     #[arg(long, value_name = "URL")]
     pub scratch: Option<String>,

@@ -5,6 +5,10 @@
 //! then its configuration updated; a missing one is created. Either way the
 //! command waits, bounded, until the function is Active and its last update
 //! succeeded, so that the next `squall sql --backend lambda` can use it.
+//!
+//! The function's environment carries its task key (SQUALL_TASK_KEY): the
+//! coordinator reads it from the function's configuration and signs every
+//! task with it; the workers refuse anything else.
 
 use std::io::{Cursor, Write};
 use std::path::Path;
@@ -14,7 +18,11 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, FunctionCode, LastUpdateStatus, Runtime, State};
+use aws_sdk_lambda::types::{
+    Architecture, Environment, FunctionCode, LastUpdateStatus, Runtime, State,
+};
+use squall_worker::calls::{CallTarget, WorkerCall};
+use squall_worker::{TASK_KEY_ENV, TaskKey};
 
 use crate::args::{DeployLambdaArgs, LambdaArch};
 
@@ -28,7 +36,12 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Runs `squall deploy lambda`.
 pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
     if args.print_policy {
-        let text = policy(&args.buckets, args.scratch.as_deref())?;
+        let text = policy(
+            args.name.as_deref(),
+            &args.buckets,
+            args.scratch.as_deref(),
+            &args.destinations,
+        )?;
         use std::io::Write;
         writeln!(std::io::stdout().lock(), "{text}")?;
         return Ok(());
@@ -62,16 +75,29 @@ pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
         ),
         None => Code::Zip(zip),
     };
-    let exists = match client.get_function().function_name(name).send().await {
-        Ok(_) => true,
+    let existing = match client.get_function().function_name(name).send().await {
+        Ok(function) => Some(
+            function
+                .configuration()
+                .and_then(|c| c.environment())
+                .and_then(|e| e.variables())
+                .cloned()
+                .unwrap_or_default(),
+        ),
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_not_found_exception()) =>
         {
-            false
+            None
         }
         Err(e) => bail!("cannot look up function {name}: {}", aws_error(&e)),
     };
+    let exists = existing.is_some();
+    let mut variables = existing.unwrap_or_default();
+    let key_source = task_key(&mut variables, args.rotate_task_key)?;
+    let environment = Environment::builder()
+        .set_variables(Some(variables))
+        .build();
     if exists {
         let update = client.update_function_code().function_name(name);
         let update = match &code {
@@ -92,6 +118,7 @@ pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
             .handler("bootstrap")
             .memory_size(args.memory_mb as i32)
             .timeout(args.timeout_s as i32)
+            .environment(environment)
             .send()
             .await
             .map_err(|e| {
@@ -107,6 +134,7 @@ pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
             .architectures(arch)
             .memory_size(args.memory_mb as i32)
             .timeout(args.timeout_s as i32)
+            .environment(environment)
             .description("Squall worker")
             .code(match code {
                 Code::Zip(zip) => FunctionCode::builder().zip_file(Blob::new(zip)).build(),
@@ -121,7 +149,7 @@ pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
     }
     wait_ready(&client, name).await?;
     eprintln!(
-        "{} function {name}: {} MiB memory, {} s timeout, {:?}, package {:.1} MiB",
+        "{} function {name}: {} MiB memory, {} s timeout, {:?}, package {:.1} MiB, task key {key_source}",
         if exists { "updated" } else { "created" },
         args.memory_mb,
         args.timeout_s,
@@ -129,6 +157,25 @@ pub async fn deploy_lambda(args: &DeployLambdaArgs) -> Result<()> {
         zip_bytes as f64 / (1024.0 * 1024.0)
     );
     Ok(())
+}
+
+/// Sets SQUALL_TASK_KEY in the function's environment `variables`: this
+/// process's SQUALL_TASK_KEY if set, else the function's current key unless
+/// `rotate`, else a fresh one. Returns where the key came from (never the key).
+fn task_key(
+    variables: &mut std::collections::HashMap<String, String>,
+    rotate: bool,
+) -> Result<&'static str> {
+    let (key, source) = match TaskKey::from_env()? {
+        Some(key) => (key, "from SQUALL_TASK_KEY"),
+        None => match variables.get(TASK_KEY_ENV) {
+            Some(current) if !rotate => (TaskKey::new(current)?, "kept"),
+            Some(_) => (TaskKey::generate(), "rotated"),
+            None => (TaskKey::generate(), "generated"),
+        },
+    };
+    variables.insert(TASK_KEY_ENV.to_string(), key.expose_secret().to_string());
+    Ok(source)
 }
 
 /// Where the function's code comes from.
@@ -145,7 +192,7 @@ async fn upload_package(url: &str, function: &str, zip: Vec<u8>) -> Result<(Stri
     if location.url().scheme() != "s3" {
         bail!("--code-bucket must be an s3:// URL, got '{url}'");
     }
-    let object = location.as_prefix().join(&format!("{function}.zip"));
+    let object = location.as_prefix().join(&format!("{function}.zip"))?;
     let store = object.build_store()?;
     object_store::ObjectStoreExt::put(&*store, &object.path(), zip.into())
         .await
@@ -249,49 +296,141 @@ async fn wait_ready(client: &Client, name: &str) -> Result<()> {
     }
 }
 
-/// The least-privilege IAM policy of the worker function.
-pub fn policy(buckets: &[String], scratch: Option<&str>) -> Result<String> {
+/// An S3 location a policy grants access to: its bucket, and the key prefix
+/// below it (empty: the whole bucket).
+#[derive(Debug, Clone, PartialEq)]
+struct S3Grant {
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Grant {
+    /// `s3://bucket/prefix/` (or a bare bucket name when `bare_bucket_ok`).
+    fn parse(text: &str, flag: &str, bare_bucket_ok: bool) -> Result<Self> {
+        if bare_bucket_ok && !text.contains("://") {
+            return Ok(Self {
+                bucket: text.trim_matches('/').to_string(),
+                prefix: String::new(),
+            });
+        }
+        let url = url::Url::parse(text).with_context(|| format!("invalid {flag} URL '{text}'"))?;
+        if url.scheme() != "s3" {
+            bail!("{flag} must be an s3:// URL, got '{text}'");
+        }
+        Ok(Self {
+            bucket: url
+                .host_str()
+                .with_context(|| format!("{flag} '{text}' has no bucket"))?
+                .to_string(),
+            prefix: url.path().trim_start_matches('/').to_string(),
+        })
+    }
+
+    fn objects(&self) -> String {
+        format!("arn:aws:s3:::{}/{}*", self.bucket, self.prefix)
+    }
+}
+
+/// The least-privilege IAM policy of the worker function `function`: for
+/// every call the worker makes ([`WorkerCall::ALL`]), its actions on the
+/// resources it makes them on — tables in `buckets`, the `scratch` prefix,
+/// COPY/INSERT `destinations`, the function itself, its logs.
+pub fn policy(
+    function: Option<&str>,
+    buckets: &[String],
+    scratch: Option<&str>,
+    destinations: &[String],
+) -> Result<String> {
+    let function = function.context(
+        "--name FUNCTION is required for --print-policy: launchers invoke the function itself",
+    )?;
     let scratch =
         scratch.context("--scratch s3://bucket/prefix/ is required for --print-policy")?;
-    let url =
-        url::Url::parse(scratch).with_context(|| format!("invalid --scratch URL '{scratch}'"))?;
-    if url.scheme() != "s3" {
-        bail!("--scratch must be an s3:// URL, got '{scratch}'");
-    }
-    let scratch_bucket = url
-        .host_str()
-        .context("--scratch has no bucket")?
-        .to_string();
-    let prefix = url.path().trim_start_matches('/').to_string();
-    let mut statements = vec![
-        serde_json::json!({
-            "Sid": "ReadInputs",
+    let scratch = S3Grant::parse(scratch, "--scratch", false)?;
+    let inputs = buckets
+        .iter()
+        .map(|b| S3Grant::parse(b, "--bucket", true))
+        .collect::<Result<Vec<_>>>()?;
+    let destinations = destinations
+        .iter()
+        .map(|d| S3Grant::parse(d, "--destination", false))
+        .collect::<Result<Vec<_>>>()?;
+    let mut statements = Vec::new();
+    for (target, sid) in [
+        (CallTarget::Inputs, "Inputs"),
+        (CallTarget::Scratch, "Scratch"),
+        (CallTarget::Destinations, "Destinations"),
+        (CallTarget::OwnFunction, "LaunchTasks"),
+        (CallTarget::Logs, "Logs"),
+    ] {
+        let calls = WorkerCall::ALL
+            .into_iter()
+            .filter(|c| c.targets().contains(&target));
+        let mut object_actions = std::collections::BTreeSet::new();
+        let mut list = false;
+        let mut other_actions = std::collections::BTreeSet::new();
+        for call in calls {
+            for action in call.iam_actions() {
+                match *action {
+                    "s3:ListBucket" => list = true,
+                    a if a.starts_with("s3:") => {
+                        object_actions.insert(a);
+                    }
+                    a => {
+                        other_actions.insert(a);
+                    }
+                }
+            }
+        }
+        let grants: &[S3Grant] = match target {
+            CallTarget::Inputs => &inputs,
+            CallTarget::Scratch => std::slice::from_ref(&scratch),
+            CallTarget::Destinations => &destinations,
+            CallTarget::OwnFunction => {
+                statements.push(serde_json::json!({
+                    "Sid": sid,
+                    "Effect": "Allow",
+                    "Action": other_actions,
+                    "Resource": [
+                        format!("arn:aws:lambda:*:*:function:{function}"),
+                        format!("arn:aws:lambda:*:*:function:{function}:*"),
+                    ],
+                }));
+                continue;
+            }
+            CallTarget::Logs => {
+                statements.push(serde_json::json!({
+                    "Sid": sid,
+                    "Effect": "Allow",
+                    "Action": other_actions,
+                    "Resource": ["arn:aws:logs:*:*:*"],
+                }));
+                continue;
+            }
+        };
+        if grants.is_empty() {
+            continue;
+        }
+        statements.push(serde_json::json!({
+            "Sid": sid,
             "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:ListBucket"],
-            "Resource": buckets.iter().flat_map(|b| [format!("arn:aws:s3:::{b}"), format!("arn:aws:s3:::{b}/*")]).collect::<Vec<_>>(),
-        }),
-        serde_json::json!({
-            "Sid": "Scratch",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-            "Resource": [format!("arn:aws:s3:::{scratch_bucket}/{prefix}*")],
-        }),
-        serde_json::json!({
-            "Sid": "ListScratch",
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket"],
-            "Resource": [format!("arn:aws:s3:::{scratch_bucket}")],
-            "Condition": {"StringLike": {"s3:prefix": [format!("{prefix}*")]}},
-        }),
-        serde_json::json!({
-            "Sid": "Logs",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": ["arn:aws:logs:*:*:*"],
-        }),
-    ];
-    if buckets.is_empty() {
-        statements.remove(0);
+            "Action": object_actions,
+            "Resource": grants.iter().map(S3Grant::objects).collect::<Vec<_>>(),
+        }));
+        if list {
+            for (i, grant) in grants.iter().enumerate() {
+                let mut statement = serde_json::json!({
+                    "Sid": format!("List{sid}{}", if grants.len() > 1 { i.to_string() } else { String::new() }),
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket"],
+                    "Resource": [format!("arn:aws:s3:::{}", grant.bucket)],
+                });
+                if !grant.prefix.is_empty() {
+                    statement["Condition"] = serde_json::json!({"StringLike": {"s3:prefix": [format!("{}*", grant.prefix)]}});
+                }
+                statements.push(statement);
+            }
+        }
     }
     Ok(serde_json::to_string_pretty(&serde_json::json!({
         "Version": "2012-10-17",
@@ -302,6 +441,53 @@ pub fn policy(buckets: &[String], scratch: Option<&str>) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every call the worker makes is granted on every resource it makes it on.
+    #[test]
+    fn the_policy_grants_every_worker_call() {
+        let text = policy(
+            Some("squall"),
+            &["lake".into()],
+            Some("s3://tmp/squall/"),
+            &["s3://out/reports/".into()],
+        )
+        .unwrap();
+        let policy: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let granted = |action: &str, resource: &str| {
+            policy["Statement"].as_array().unwrap().iter().any(|s| {
+                s["Action"].as_array().unwrap().iter().any(|a| a == action)
+                    && s["Resource"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|r| r == resource)
+            })
+        };
+        for call in WorkerCall::ALL {
+            for target in call.targets() {
+                let resources: &[&str] = match target {
+                    CallTarget::Inputs => &["arn:aws:s3:::lake/*", "arn:aws:s3:::lake"],
+                    CallTarget::Scratch => &["arn:aws:s3:::tmp/squall/*", "arn:aws:s3:::tmp"],
+                    CallTarget::Destinations => &["arn:aws:s3:::out/reports/*", "arn:aws:s3:::out"],
+                    CallTarget::OwnFunction => &["arn:aws:lambda:*:*:function:squall"],
+                    CallTarget::Logs => &["arn:aws:logs:*:*:*"],
+                };
+                for action in call.iam_actions() {
+                    // Listing is granted on the bucket, everything else on objects.
+                    let resource = if *action == "s3:ListBucket" {
+                        resources[resources.len() - 1]
+                    } else {
+                        resources[0]
+                    };
+                    assert!(
+                        granted(action, resource),
+                        "{call:?} needs {action} on {resource}: {text}"
+                    );
+                }
+            }
+        }
+        assert!(!text.contains("s3:*") && !text.contains("\"*\""), "{text}");
+    }
 
     #[test]
     fn pending_functions_and_running_updates_are_waited_for() {

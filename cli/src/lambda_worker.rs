@@ -2,7 +2,9 @@
 //!
 //! When the Lambda runtime starts `squall` (AWS_LAMBDA_RUNTIME_API is set and
 //! there are no arguments), it serves the Runtime API: each event is a
-//! TaskSpec (or `{"spec_url": ...}`), each response the TaskReport. Nothing
+//! signed TaskSpec, `{"spec_url": ...}` or launcher request (checked against
+//! the function's SQUALL_TASK_KEY before anything else), each response the
+//! TaskReport. Nothing
 //! is set up before the first event arrives beyond the runtime client, so
 //! the function is ready within milliseconds of starting.
 
@@ -20,16 +22,29 @@ pub async fn serve() -> Result<(), Error> {
 }
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
-    if let Some(launch) = event.payload.get("launch") {
+    let envelope = serde_json::to_vec(&event.payload)?;
+    // Nothing is read, fetched or invoked before the payload's signature is checked.
+    let opened = squall_worker::TaskKey::required_from_env()
+        .and_then(|key| key.open(&envelope).map(|payload| (key, payload)));
+    let (key, payload) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("squall worker: refused an invocation: {e}");
+            return Ok(serde_json::from_slice(&squall_worker::refused_report(&e))?);
+        }
+    };
+    let parsed: Value = serde_json::from_slice(&payload)?;
+    if let Some(launch) = parsed.get("launch") {
         // A launcher: invoke every task of its share, return their reports.
         let request: squall_jobs::LaunchRequest = serde_json::from_value(launch.clone())?;
         eprintln!("squall launcher: invoking {} tasks", request.specs.len());
         let endpoint = std::env::var("AWS_ENDPOINT_URL_LAMBDA").ok();
-        let response = squall_jobs::run_launcher(request, endpoint).await?;
+        let response = squall_jobs::run_launcher(request, key, endpoint).await?;
         return Ok(serde_json::from_slice(&response)?);
     }
-    let spec = serde_json::to_vec(&event.payload)?;
-    let report: Value = serde_json::from_slice(&squall_worker::run_task(&spec).await)?;
+    let functions = squall_worker::FunctionLibrary::builtin();
+    let report = squall_worker::run_opened_task(&payload, &key, &functions).await;
+    let report: Value = serde_json::from_slice(&report)?;
     // One line per task in the function's log (CloudWatch, and the log tail
     // an invocation returns): which task ran here and how it ended.
     let field = |name: &str| report.get(name).cloned().unwrap_or(Value::Null);

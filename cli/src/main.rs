@@ -128,7 +128,7 @@ async fn run(cli: Cli) -> Result<()> {
             std::io::stdin()
                 .read_to_end(&mut spec)
                 .context("reading the task spec from stdin")?;
-            let report = squall_worker::run_task(&spec).await;
+            let report = squall_worker::run_task_with_env_key(&spec).await;
             let mut stdout = std::io::stdout().lock();
             stdout
                 .write_all(&report)
@@ -215,6 +215,7 @@ async fn open_session(
                     .scaling_rate
                     .or(lambda.scaling_rate)
                     .unwrap_or(squall_jobs::LAMBDA_SCALING_RATE),
+                task_key: None,
             };
             Arc::new(
                 LambdaBackend::try_new(options)

@@ -174,3 +174,122 @@ fn help_teaches_by_example() {
     assert!(text.contains("squall gen tpch"), "{text}");
     assert!(text.contains("--table"), "{text}");
 }
+
+/// Workers on Lambda see object storage only: a local scratch directory (the
+/// default one too) or a local table is refused before any task is invoked,
+/// saying what to pass instead. No Lambda endpoint is needed to find out.
+#[test]
+fn lambda_workers_cannot_reach_local_paths() {
+    let data = tempfile::tempdir().unwrap();
+    let table = format!("people={}", csv_table(data.path()));
+    let lambda = [
+        "--backend",
+        "lambda",
+        "--function",
+        "squall",
+        "--lambda-endpoint",
+        "http://127.0.0.1:9",
+    ];
+    let env = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("SQUALL_TASK_KEY", "bad-input-test-key-0123456789abcdef"),
+    ];
+    let mut args = vec!["sql", "-c", "SELECT 1"];
+    args.extend(lambda);
+    let out = squall(&args, &env);
+    assert_one_line_error(
+        &out,
+        "the lambda backend's workers cannot reach a temporary local directory (the default scratch location): pass --scratch s3://",
+    );
+
+    let scratch = data.path().join("scratch");
+    let mut args = vec![
+        "sql",
+        "--scratch",
+        scratch.to_str().unwrap(),
+        "-c",
+        "SELECT 1",
+    ];
+    args.extend(lambda);
+    let out = squall(&args, &env);
+    assert_one_line_error(&out, "(the scratch location): pass --scratch s3://");
+
+    let mut args = vec![
+        "sql",
+        "--scratch",
+        "s3://scratch/squall/",
+        "--table",
+        &table,
+        "-c",
+        "SELECT count(*) FROM people",
+    ];
+    args.extend(lambda);
+    let out = squall(&args, &env);
+    assert_one_line_error(&out, "people.csv (read by stage");
+    assert_one_line_error(&out, "its workers see only object storage");
+    assert!(!scratch.exists(), "nothing may be written");
+}
+
+/// `squall worker` runs only specs signed with its SQUALL_TASK_KEY; without
+/// a key it runs none. Refusals are reports (exit 0), so that the
+/// coordinator reads why.
+#[test]
+fn squall_worker_refuses_specs_not_signed_with_its_key() {
+    use std::io::Write;
+    let key = squall_worker::TaskKey::new("worker-test-key-0123456789abcdef0123").unwrap();
+    let other = squall_worker::TaskKey::new("another-key-0123456789abcdef0123456").unwrap();
+    let spec = br#"{"version":1,"query_id":"q","stage_id":0,"task_index":0,"attempt":0}"#;
+    let cases: Vec<(&str, Option<&str>, Vec<u8>, &str)> = vec![
+        ("no key", None, key.sign(spec), "has no SQUALL_TASK_KEY"),
+        (
+            "unsigned",
+            Some(key.expose_secret()),
+            spec.to_vec(),
+            "not signed",
+        ),
+        (
+            "foreign",
+            Some(key.expose_secret()),
+            other.sign(spec),
+            "does not match",
+        ),
+        (
+            "expired",
+            Some(key.expose_secret()),
+            key.sign_until(spec, 1),
+            "expired",
+        ),
+        (
+            "altered",
+            Some(key.expose_secret()),
+            String::from_utf8(key.sign(spec))
+                .unwrap()
+                .replace("query_id\\\":\\\"q", "query_id\\\":\\\"r")
+                .into_bytes(),
+            "does not match",
+        ),
+        ("short key", Some("short"), key.sign(spec), "at least 32"),
+    ];
+    for (case, worker_key, payload, expected) in cases {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_squall"));
+        cmd.arg("worker")
+            .env_remove("SQUALL_TASK_KEY")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(k) = worker_key {
+            cmd.env("SQUALL_TASK_KEY", k);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(&payload).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{case}: {out:?}");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            report.contains("\"status\":\"failed\"") && report.contains(expected),
+            "{case}: {report}"
+        );
+    }
+}

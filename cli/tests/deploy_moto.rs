@@ -82,6 +82,9 @@ fn deploy_creates_then_updates_the_function() {
     assert_eq!(field(&function, "MemorySize"), "3008");
     assert_eq!(field(&function, "Timeout"), "600");
     assert!(function.contains("arm64"), "{function}");
+    let first_key = field(&function, "SQUALL_TASK_KEY");
+    assert_eq!(first_key.len(), 64, "a generated task key: {function}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("task key generated"));
     let code_size: u64 = field(&function, "CodeSize").parse().unwrap();
     assert!(
         code_size > 0 && code_size < 4096,
@@ -110,6 +113,64 @@ fn deploy_creates_then_updates_the_function() {
     let function = moto.request("lambda", "GET", "/2015-03-31/functions/squall-worker", "");
     assert_eq!(field(&function, "MemorySize"), "1769");
     assert_eq!(field(&function, "Timeout"), "900");
+    assert_eq!(
+        field(&function, "SQUALL_TASK_KEY"),
+        first_key,
+        "a redeploy keeps the task key"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("task key kept"));
+
+    // The coordinator finds the key in the function's configuration.
+    let explain = |function: &str| {
+        Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(["explain", "--backend", "lambda", "--function", function])
+            .args(["--scratch", "s3://scratch/squall/", "-c", "SELECT 1"])
+            .env(
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", moto.port),
+            )
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("SQUALL_TASK_KEY")
+            .output()
+            .unwrap()
+    };
+    let found = explain("squall-worker");
+    assert!(
+        found.status.success(),
+        "{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    let missing = explain("no-such-function");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no task key") && stderr.contains("no-such-function"),
+        "{stderr}"
+    );
+
+    let out = deploy(
+        &moto,
+        &[
+            "--name",
+            "squall-worker",
+            "--role",
+            role_arn,
+            "--binary",
+            bin,
+            "--rotate-task-key",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("task key rotated"));
+    let function = moto.request("lambda", "GET", "/2015-03-31/functions/squall-worker", "");
+    let rotated = field(&function, "SQUALL_TASK_KEY");
+    assert!(rotated.len() == 64 && rotated != first_key, "{function}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(&rotated),
+        "the key is never printed"
+    );
 }
 
 #[test]
@@ -144,8 +205,12 @@ fn print_policy_is_least_privilege_json() {
             "deploy",
             "lambda",
             "--print-policy",
+            "--name",
+            "squall",
             "--bucket",
             "lake",
+            "--destination",
+            "s3://reports/monthly/",
             "--scratch",
             "s3://tmp-bucket/squall/",
         ])
@@ -165,6 +230,32 @@ fn print_policy_is_least_privilege_json() {
         "no wildcards on actions or resources: {text}"
     );
     assert!(text.contains("s3:DeleteObject"), "{text}");
+    // Launchers invoke the function itself: without this, every stage above
+    // the launcher threshold fails on AWS with AccessDenied.
+    assert!(text.contains("lambda:InvokeFunction"), "{text}");
+    assert!(
+        text.contains("arn:aws:lambda:*:*:function:squall"),
+        "{text}"
+    );
+    assert!(text.contains("arn:aws:s3:::reports/monthly/*"), "{text}");
+    let inputs = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "Inputs")
+        .unwrap();
+    assert_eq!(
+        inputs["Action"],
+        serde_json::json!(["s3:GetObject"]),
+        "inputs are read only"
+    );
+    let unnamed = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["deploy", "lambda", "--print-policy", "--scratch", "s3://t/"])
+        .env_remove("SQUALL_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(unnamed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unnamed.stderr).contains("--name"));
 }
 
 #[test]
@@ -206,6 +297,9 @@ fn deploy_through_a_code_bucket_uploads_the_package_to_s3() {
         "{listing}"
     );
     let function = moto.request("lambda", "GET", "/2015-03-31/functions/squall-s3", "");
+    let first_key = field(&function, "SQUALL_TASK_KEY");
+    assert_eq!(first_key.len(), 64, "a generated task key: {function}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("task key generated"));
     let code_size: u64 = field(&function, "CodeSize").parse().unwrap();
     assert!(code_size > 0 && code_size < 4096, "{function}");
 }

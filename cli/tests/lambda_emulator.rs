@@ -148,38 +148,74 @@ fn assert_lambda_matches_local(
     );
 }
 
+/// The task key the workers of these tests hold; the emulator serves no
+/// GetFunctionConfiguration, so the coordinator gets it from SQUALL_TASK_KEY.
+const TASK_KEY: &str = "lambda-emulator-test-key-0123456789abcdef";
+
+/// An S3 server with buckets `lake` (TPC-H at scale 0.01 under `tpch/`) and
+/// `scratch`, the emulator, and workers that reach both, as a deployed
+/// function reaches S3 and Lambda through AWS. Workers and client share the
+/// task key.
+struct Cloud {
+    s3: support::S3Server,
+    _processes: Processes,
+    lambda_port: u16,
+    /// The client's environment: S3 endpoint, credentials, region, task key.
+    env: Vec<(&'static str, String)>,
+    _log_dir: tempfile::TempDir,
+    worker_log: std::path::PathBuf,
+}
+
+impl Cloud {
+    fn start() -> Self {
+        let s3 = support::S3Server::start();
+        for bucket in ["lake", "scratch"] {
+            assert!(
+                s3.http("PUT", &format!("/{bucket}"))
+                    .starts_with("HTTP/1.1 200")
+            );
+        }
+        let mut env = s3.envs();
+        env.push(("SQUALL_TASK_KEY", TASK_KEY.to_string()));
+        let log_dir = tempfile::tempdir().unwrap();
+        let worker_log = log_dir.path().join("workers.log");
+        let (processes, lambda_port) = start_emulator_and_workers(&worker_log, &env);
+        let generated = Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(["gen", "tpch", "--scale", "0.01", "--out", "s3://lake/tpch"])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        assert!(
+            generated.status.success(),
+            "{}",
+            String::from_utf8_lossy(&generated.stderr)
+        );
+        Self {
+            s3,
+            _processes: processes,
+            lambda_port,
+            env,
+            _log_dir: log_dir,
+            worker_log,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.lambda_port)
+    }
+
+    fn worker_log(&self) -> String {
+        std::fs::read_to_string(&self.worker_log).unwrap_or_default()
+    }
+}
+
 #[test]
 fn queries_on_the_lambda_backend_match_the_local_backend() {
-    let log_dir = tempfile::tempdir().unwrap();
-    let worker_log = log_dir.path().join("workers.log");
-    let (_processes, port) = start_emulator_and_workers(&worker_log, &[]);
-    let envs = [
-        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-    ];
-    let data = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args([
-            "gen",
-            "tpch",
-            "--scale",
-            "0.01",
-            "--out",
-            data.path().to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let root = data.path().display().to_string();
-    for q in [1, 3, 6, 13, 18] {
-        // Q3 and Q18 go through launchers (threshold 2), the others invoke tasks directly.
-        let threshold = if q == 3 || q == 18 { "2" } else { "0" };
+    let cloud = Cloud::start();
+    let endpoint = cloud.endpoint();
+    for q in [1, 3, 5, 6, 10, 13, 18] {
+        // Q3, Q5 and Q18 go through launchers (threshold 2), the others invoke tasks directly.
+        let threshold = if [3, 5, 18].contains(&q) { "2" } else { "0" };
         // Q1 and Q18 spread their stages over two functions.
         let functions = if q == 1 || q == 18 { "_,squall" } else { "_" };
         let lambda = [
@@ -190,13 +226,14 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
             "--lambda-endpoint",
             &endpoint,
             "--workers",
-            "2",
+            "4",
             "--launcher-threshold",
             threshold,
         ];
-        assert_lambda_matches_local(&query_args(&root, None, q), &lambda, &[], &envs, q);
+        let args = query_args("s3://lake/tpch", Some("s3://scratch/squall/"), q);
+        assert_lambda_matches_local(&args, &lambda, &cloud.env, &cloud.env, q);
     }
-    let log = std::fs::read_to_string(&worker_log).unwrap_or_default();
+    let log = cloud.worker_log();
     assert!(
         log.contains("squall launcher: invoking"),
         "the launcher path did not run: {log}"
@@ -214,18 +251,25 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
     std::fs::write(
         &config,
         format!(
-            "[query]\nbackend = \"lambda\"\nworkers = 3\nstage_workers = 2\n\n\
+            "[query]\nbackend = \"lambda\"\nworkers = 3\nstage_workers = 2\n\
+             scratch = \"s3://scratch/from-config/\"\n\n\
              [lambda]\nfunction = [\"squall\"]\nendpoint = \"{endpoint}\"\nlauncher_threshold = 2\n"
         ),
     )
     .unwrap();
     let before = log.matches("squall worker: squall query").count();
     let config_arg = ["--config", config.to_str().unwrap()];
-    assert_lambda_matches_local(&query_args(&root, None, 3), &config_arg, &[], &envs, 3);
-    let log = std::fs::read_to_string(&worker_log).unwrap_or_default();
+    let args = query_args("s3://lake/tpch", None, 3);
+    assert_lambda_matches_local(&args, &config_arg, &cloud.env, &cloud.env, 3);
+    let log = cloud.worker_log();
     assert!(
         log.matches("squall worker: squall query").count() > before,
         "the config file's function ran no task: {log}"
+    );
+    let listing = cloud.s3.http("GET", "/scratch?list-type=2");
+    assert!(
+        !listing.contains("<Key>"),
+        "scratch must be empty: {listing}"
     );
 }
 
@@ -240,58 +284,84 @@ fn lambda_backend_without_a_function_name_says_what_to_do() {
     assert!(stderr.contains("--function"), "{stderr}");
 }
 
+/// The function runs nothing it was not sent by a coordinator holding its
+/// key: unsigned, altered, foreign and expired payloads — tasks and launcher
+/// requests alike — come back as refused reports, and a client with the
+/// wrong key gets one line saying so.
 #[test]
-fn tpch_on_lambda_with_s3_inputs_and_scratch() {
-    let s3 = support::S3Server::start();
-    for bucket in ["lake", "scratch"] {
+fn the_function_refuses_payloads_not_signed_with_its_key() {
+    let cloud = Cloud::start();
+    let endpoint = cloud.endpoint();
+    let key = squall_worker::TaskKey::new(TASK_KEY).unwrap();
+    let foreign = squall_worker::TaskKey::new("some-other-deployment-0123456789abcdef").unwrap();
+    let spec = br#"{"version":1,"query_id":"q","stage_id":0,"task_index":0,"attempt":0}"#;
+    let launch = format!(
+        r#"{{"launch":{{"function":"_","specs":[{}]}}}}"#,
+        String::from_utf8(foreign.sign(spec)).unwrap()
+    );
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("unsigned", spec.to_vec(), "not signed"),
+        ("foreign", foreign.sign(spec), "does not match"),
+        ("expired", key.sign_until(spec, 1_000), "expired"),
+        (
+            "altered",
+            String::from_utf8(key.sign(spec))
+                .unwrap()
+                .replace("\\\"attempt\\\":0", "\\\"attempt\\\":1")
+                .into_bytes(),
+            "does not match",
+        ),
+        (
+            "unsigned launcher",
+            launch.clone().into_bytes(),
+            "not signed",
+        ),
+        // A signed launcher forwards its specs; the foreign one is refused where it runs.
+        (
+            "launched foreign spec",
+            key.sign(launch.as_bytes()),
+            "does not match",
+        ),
+    ];
+    for (case, payload, expected) in cases {
+        // The emulator's Invoke API checks no signature: a raw request will do.
+        let response = support::http_post(
+            cloud.lambda_port,
+            "/2015-03-31/functions/_/invocations",
+            &payload,
+        );
         assert!(
-            s3.http("PUT", &format!("/{bucket}"))
-                .starts_with("HTTP/1.1 200")
+            response.contains("task spec rejected") && response.contains(expected),
+            "{case}: {response}"
         );
     }
-    let s3_env = s3.envs();
-    let log_dir = tempfile::tempdir().unwrap();
-    // Workers reach S3 through AWS_ENDPOINT_URL and the emulator through
-    // AWS_ENDPOINT_URL_LAMBDA, as a deployed function reaches both through AWS.
-    let (_processes, port) =
-        start_emulator_and_workers(&log_dir.path().join("workers.log"), &s3_env);
-    let generated = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["gen", "tpch", "--scale", "0.01", "--out", "s3://lake/tpch"])
-        .envs(s3_env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
+    let log = cloud.worker_log();
     assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
+        log.contains("squall worker: refused an invocation"),
+        "{log}"
     );
-    let endpoint = format!("http://127.0.0.1:{port}");
-    for q in [3, 5, 10] {
-        // Q5's stages with more than two tasks start through launchers.
-        let threshold = if q == 5 { "2" } else { "0" };
-        let lambda = [
-            "--backend",
-            "lambda",
-            "--function",
-            "_",
-            "--lambda-endpoint",
-            &endpoint,
-            "--workers",
-            "4",
-            "--launcher-threshold",
-            threshold,
-        ];
-        let args = query_args("s3://lake/tpch", Some("s3://scratch/squall/"), q);
-        assert_lambda_matches_local(&args, &lambda, &s3_env, &s3_env, q);
-    }
-    let log = std::fs::read_to_string(log_dir.path().join("workers.log")).unwrap_or_default();
+
+    // A client with another key: the first task fails at once, not retried, in one line.
+    let mut env = cloud.env.clone();
+    env.retain(|(k, _)| *k != "SQUALL_TASK_KEY");
+    env.push(("SQUALL_TASK_KEY", foreign.expose_secret().to_string()));
+    let args = query_args("s3://lake/tpch", Some("s3://scratch/squall/"), 6);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend([
+        "--backend",
+        "lambda",
+        "--function",
+        "_",
+        "--lambda-endpoint",
+        &endpoint,
+    ]);
+    let out = squall(&args, &env);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(
-        log.contains("squall launcher: invoking"),
-        "the launcher path did not run: {log}"
-    );
-    let listing = s3.http("GET", "/scratch?list-type=2");
-    assert!(
-        !listing.contains("<Key>"),
-        "scratch must be empty: {listing}"
+        stderr.contains("does not match this worker's SQUALL_TASK_KEY")
+            && !stderr.contains("attempts"),
+        "{stderr}"
     );
 }

@@ -133,7 +133,7 @@ impl SinkDestination {
     }
 
     /// Everything one query stages here.
-    pub fn query_staging(&self, query_id: &str) -> Location {
+    pub fn query_staging(&self, query_id: &str) -> Result<Location> {
         self.dir.join(&format!("{STAGING_DIR}/{query_id}/"))
     }
 
@@ -144,8 +144,8 @@ impl SinkDestination {
         stage: usize,
         task: usize,
         attempt: u32,
-    ) -> Location {
-        self.query_staging(query_id)
+    ) -> Result<Location> {
+        self.query_staging(query_id)?
             .join(&format!("s{stage}-t{task}-a{attempt}/"))
     }
 }
@@ -193,7 +193,12 @@ pub fn stage_file_sink(
         SinkDestination::of(config).map_err(|e| DataFusionError::External(Box::new(e)))?;
     let staged = staged.as_prefix();
     let (path, mode) = match &destination.file_name {
-        Some(name) => (staged.join(name), FileOutputMode::SingleFile),
+        Some(name) => (
+            staged
+                .join(name)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            FileOutputMode::SingleFile,
+        ),
         None => (staged, FileOutputMode::Directory),
     };
     let table_path = ListingTableUrl::parse(path.to_string())?;
@@ -244,7 +249,7 @@ pub async fn commit(
         staged: staged.to_string(),
         files,
     };
-    let manifest_at = destination.query_staging(query_id).join(COMMIT_MANIFEST);
+    let manifest_at = destination.query_staging(query_id)?.join(COMMIT_MANIFEST)?;
     let bytes = serde_json::to_vec(&manifest).expect("a manifest is JSON");
     store
         .put(&manifest_at.path(), PutPayload::from(bytes))
@@ -278,7 +283,7 @@ async fn publish(
         }
     }
     if destination.success_marker {
-        let marker = destination.dir.join(SUCCESS_MARKER);
+        let marker = destination.dir.join(SUCCESS_MARKER)?;
         store
             .put(&marker.path(), PutPayload::default())
             .await
@@ -292,7 +297,7 @@ async fn publish(
 /// decided: its staging stays for [`recover`] to finish.
 pub async fn discard(destination: &SinkDestination, query_id: &str) -> Result<()> {
     let store = destination.dir.build_store()?;
-    let manifest_at = destination.query_staging(query_id).join(COMMIT_MANIFEST);
+    let manifest_at = destination.query_staging(query_id)?.join(COMMIT_MANIFEST)?;
     match store.head(&manifest_at.path()).await {
         Ok(_) => Ok(()),
         Err(object_store::Error::NotFound { .. }) => delete_staging(destination, query_id).await,
@@ -302,9 +307,9 @@ pub async fn discard(destination: &SinkDestination, query_id: &str) -> Result<()
 
 /// Deletes everything `query_id` staged at `destination`.
 async fn delete_staging(destination: &SinkDestination, query_id: &str) -> Result<()> {
-    delete_prefix(&destination.query_staging(query_id)).await?;
+    delete_prefix(&destination.query_staging(query_id)?).await?;
     // An empty staging folder on a local disk goes too (object stores have no folders).
-    if let Some(dir) = destination.dir.join(STAGING_DIR).local_path() {
+    if let Some(dir) = destination.dir.join(STAGING_DIR)?.local_path() {
         let _ = std::fs::remove_dir(dir);
     }
     Ok(())
@@ -324,7 +329,7 @@ pub struct Recovery {
 /// writes to a destination.
 pub async fn recover(destination: &SinkDestination, own_query_id: &str) -> Result<Recovery> {
     let store = destination.dir.build_store()?;
-    let root = destination.dir.join(&format!("{STAGING_DIR}/"));
+    let root = destination.dir.join(&format!("{STAGING_DIR}/"))?;
     let listing = match store.list_with_delimiter(Some(&root.path())).await {
         Ok(listing) => listing,
         Err(object_store::Error::NotFound { .. }) => return Ok(Recovery::default()),
@@ -338,7 +343,9 @@ pub async fn recover(destination: &SinkDestination, own_query_id: &str) -> Resul
         if query_id == own_query_id {
             continue;
         }
-        let manifest_at = destination.query_staging(&query_id).join(COMMIT_MANIFEST);
+        let manifest_at = destination
+            .query_staging(&query_id)?
+            .join(COMMIT_MANIFEST)?;
         match store.get(&manifest_at.path()).await {
             Ok(found) => {
                 let bytes = found
@@ -355,7 +362,7 @@ pub async fn recover(destination: &SinkDestination, own_query_id: &str) -> Resul
                 recovery.finished += 1;
             }
             Err(object_store::Error::NotFound { .. }) => {
-                let staging = destination.query_staging(&query_id);
+                let staging = destination.query_staging(&query_id)?;
                 let newest_ms = store
                     .list(Some(&staging.path()))
                     .map_ok(|meta| meta.last_modified.timestamp_millis())
@@ -445,7 +452,11 @@ mod tests {
     async fn a_commit_publishes_the_staged_files_then_success() {
         let root = tempfile::tempdir().unwrap();
         let dest = destination(root.path());
-        let staged = dest.attempt_staging("q1", 0, 0, 1).join("delivery/");
+        let staged = dest
+            .attempt_staging("q1", 0, 0, 1)
+            .unwrap()
+            .join("delivery/")
+            .unwrap();
         let staged_dir = staged.local_path().unwrap();
         write(&staged_dir.join("a.csv"), "x\n1\n");
         write(&staged_dir.join("k=2/b.csv"), "x\n2\n");
@@ -453,7 +464,9 @@ mod tests {
         write(
             &dest
                 .attempt_staging("q1", 0, 0, 1)
+                .unwrap()
                 .join("other/a.csv")
+                .unwrap()
                 .local_path()
                 .unwrap(),
             "x\n9\n",
@@ -474,7 +487,11 @@ mod tests {
             success_marker: false,
             ..destination(root.path())
         };
-        let staged = dest.attempt_staging("q1", 0, 0, 0).join("d/");
+        let staged = dest
+            .attempt_staging("q1", 0, 0, 0)
+            .unwrap()
+            .join("d/")
+            .unwrap();
         write(&staged.local_path().unwrap().join("out.csv"), "x\n1\n");
         commit(&dest, "q1", &staged).await.unwrap();
         assert_eq!(visible_files(root.path()), vec!["out.csv"]);
@@ -484,7 +501,11 @@ mod tests {
     async fn recovery_finishes_a_commit_that_crashed_after_its_manifest() {
         let root = tempfile::tempdir().unwrap();
         let dest = destination(root.path());
-        let staged = dest.attempt_staging("dead", 1, 0, 0).join("d/");
+        let staged = dest
+            .attempt_staging("dead", 1, 0, 0)
+            .unwrap()
+            .join("d/")
+            .unwrap();
         let staged_dir = staged.local_path().unwrap();
         write(&staged_dir.join("b.csv"), "x\n2\n");
         // The crash came after the manifest and the first of two moves.
@@ -496,7 +517,9 @@ mod tests {
         write(
             &dest
                 .query_staging("dead")
+                .unwrap()
                 .join(COMMIT_MANIFEST)
+                .unwrap()
                 .local_path()
                 .unwrap(),
             &serde_json::to_string(&manifest).unwrap(),
@@ -523,8 +546,16 @@ mod tests {
     async fn recovery_deletes_stale_uncommitted_staging_and_keeps_fresh() {
         let root = tempfile::tempdir().unwrap();
         let dest = destination(root.path());
-        let stale = dest.attempt_staging("dead", 0, 0, 0).join("d/x.csv");
-        let fresh = dest.attempt_staging("running", 0, 0, 0).join("d/x.csv");
+        let stale = dest
+            .attempt_staging("dead", 0, 0, 0)
+            .unwrap()
+            .join("d/x.csv")
+            .unwrap();
+        let fresh = dest
+            .attempt_staging("running", 0, 0, 0)
+            .unwrap()
+            .join("d/x.csv")
+            .unwrap();
         write(&stale.local_path().unwrap(), "x\n1\n");
         write(&fresh.local_path().unwrap(), "x\n1\n");
         let long_ago = std::time::SystemTime::now() - STALE_STAGING_AGE * 2;
@@ -574,6 +605,7 @@ mod tests {
         assert!(d.dir.to_string().ends_with("/out/"), "{}", d.dir);
         assert!(
             d.attempt_staging("q", 1, 2, 3)
+                .unwrap()
                 .to_string()
                 .ends_with("/out/_squall_staging/q/s1-t2-a3/")
         );

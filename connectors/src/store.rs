@@ -105,14 +105,40 @@ impl Location {
         Self { url }
     }
 
-    /// A child location below this prefix; `relative` must not start with `/`.
-    pub fn join(&self, relative: &str) -> Self {
+    /// A child location below this prefix. `relative` is a key of
+    /// `/`-separated segments; one that could leave the prefix (a `.` or `..`
+    /// segment, spelled plainly or percent-encoded, a leading `/`, a scheme,
+    /// `?`, `#`, `\\`) is refused, so that names built from user input
+    /// (function, file and table names) stay where the user pointed.
+    pub fn join(&self, relative: &str) -> Result<Self> {
+        let refuse = |reason: &str| ConnectorError::InvalidLocation {
+            location: format!("{}{relative}", self.as_prefix()),
+            reason: format!("'{relative}' {reason}"),
+        };
+        if relative.starts_with('/') {
+            return Err(refuse("is not relative"));
+        }
+        if relative.contains(['?', '#', '\\', ':']) {
+            return Err(refuse(
+                "contains one of ? # \\ : which a key below a prefix may not",
+            ));
+        }
+        let is_dot_segment = |segment: &str| {
+            let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+            decoded == "." || decoded == ".."
+        };
+        if relative.split('/').any(is_dot_segment) {
+            return Err(refuse(
+                "has a '.' or '..' segment, which would leave the prefix",
+            ));
+        }
         let base = self.as_prefix();
         let url = base
             .url
             .join(relative)
-            .expect("joining a relative path to a URL cannot fail");
-        Self { url }
+            .map_err(|e| refuse(&e.to_string()))?;
+        debug_assert!(url.as_str().starts_with(base.url.as_str()));
+        Ok(Self { url })
     }
 
     /// The URL of an object path in the same store as this location.
@@ -204,8 +230,35 @@ mod tests {
         assert_eq!(loc.path().as_ref(), "tpch/lineitem");
         assert!(loc.is_prefix());
         assert_eq!(
-            loc.join("a/b.parquet").to_string(),
+            loc.join("a/b.parquet").unwrap().to_string(),
             "s3://lake/tpch/lineitem/a/b.parquet"
+        );
+    }
+
+    #[test]
+    fn keys_cannot_leave_their_prefix() {
+        let loc = Location::parse("s3://lake/tpch/").unwrap();
+        for key in [
+            "../x",
+            "a/../../x",
+            "./x",
+            "%2e%2E/x",
+            ".%2e/x",
+            "/etc/passwd",
+            "s3://other/x",
+            "c:x",
+            "a?b",
+            "a#b",
+            "a\\..\\b",
+        ] {
+            let err = loc.join(key).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let local = Location::parse("/tmp/squall-out/").unwrap();
+        assert!(local.join("../etc").is_err());
+        assert_eq!(
+            local.join("k=1/..a/b..c.csv").unwrap().to_string(),
+            "file:///tmp/squall-out/k=1/..a/b..c.csv"
         );
     }
 

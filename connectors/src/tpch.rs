@@ -74,7 +74,7 @@ pub async fn generate_tpch(scale: f64, out: &Location, parts: usize) -> Result<V
         .map(|(table, part, n)| {
             let location = out.join(&format!("{table}/part-{part}.parquet"));
             let store = Arc::clone(&store);
-            async move { write_part(store, table, scale, part, n, location).await }
+            async move { write_part(store, table, scale, part, n, location?).await }
         })
         .buffer_unordered(concurrency)
         .collect()

@@ -39,6 +39,14 @@ pub enum JobError {
     /// Staging, publishing or recovering the files of a `COPY` or `INSERT` failed.
     #[error("stage {stage} output: {message}")]
     Sink { stage: usize, message: String },
+    /// A location the backend's workers cannot reach (a local path on Lambda).
+    #[error("the {backend} backend's workers cannot reach {url} ({what}): {fix}")]
+    Unreachable {
+        backend: String,
+        url: String,
+        what: String,
+        fix: String,
+    },
     /// Reading a result part or cleaning scratch failed.
     #[error("object store error at '{url}': {message}")]
     Storage { url: String, message: String },

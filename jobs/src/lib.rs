@@ -3,7 +3,7 @@
 //! A [`Session`] holds tables and runs SQL or DataFrames. For each query it
 //! asks DataFusion for a physical plan, has the planner cut it into stages,
 //! and hands the stages to the [`scheduler`], which turns every task into
-//! [`squall_worker::TaskSpec`] bytes, invokes them on a [`Backend`] with a
+//! [`squall_worker::TaskSpec`] bytes signed with the backend's task key, invokes them on a [`Backend`] with a
 //! bound on concurrency, picks the winning attempt of each task, and feeds the
 //! winners' byte ranges into the specs of the stages that read them. The final
 //! stage's result parts (Arrow IPC) stream back through a [`QueryStream`] as soon as each
@@ -13,6 +13,7 @@ pub mod backend;
 mod dry_run;
 pub mod error;
 pub mod progress;
+mod reach;
 pub mod registry;
 pub mod results;
 pub mod scheduler;
@@ -20,7 +21,9 @@ pub mod session;
 pub mod specs;
 pub mod speculation;
 
-pub use backend::{Backend, LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend};
+pub use backend::{
+    Backend, LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend, WorkerReach,
+};
 pub use backend::{
     DEFAULT_LAMBDA_WORKERS, DEFAULT_LAUNCHER_THRESHOLD, LAMBDA_SCALING_RATE, LaunchRequest,
     run_launcher,

@@ -95,7 +95,9 @@ impl QueryRun {
 
     /// The prefix holding everything this query wrote.
     pub fn query_prefix(&self) -> Location {
-        self.scratch.join(&format!("{}/", self.query_id))
+        self.scratch
+            .join(&format!("{}/", self.query_id))
+            .expect("a query id is one safe segment")
     }
 }
 
@@ -388,8 +390,10 @@ async fn run_stage(
     Ok(winners.into_iter().flatten().collect())
 }
 
-/// The spec bytes of one attempt of `task`, stored under the query's
-/// scratch when the backend cannot carry them.
+/// The signed spec of one attempt of `task`, stored (signed) under the
+/// query's scratch when the backend cannot carry it, with a signed reference
+/// sent instead. Signed right before the attempt is invoked, so that it
+/// expires a fixed time after (see [`squall_worker::signing`]).
 async fn attempt_spec(
     run: &QueryRun,
     stage: &Stage,
@@ -398,9 +402,13 @@ async fn attempt_spec(
     task: usize,
     attempt: u32,
 ) -> Result<Vec<u8>> {
-    let spec = task_spec(stage, template, inputs, task, attempt).to_bytes();
+    let key = run.backend.task_key();
+    let spec = key.sign(&task_spec(stage, template, inputs, task, attempt).to_bytes());
     match run.backend.max_payload_bytes() {
-        Some(limit) if spec.len() > limit => store_spec(run, stage.id, task, attempt, spec).await,
+        Some(limit) if spec.len() > limit => {
+            let reference = store_spec(run, stage.id, task, attempt, spec).await?;
+            Ok(key.sign(&reference))
+        }
         _ => Ok(spec),
     }
 }
@@ -714,7 +722,7 @@ async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<StageTemplate> 
 
 /// Writes `bytes` at `key` below the scratch root; returns where.
 async fn put_scratch(run: &QueryRun, key: &str, bytes: Vec<u8>) -> Result<Location> {
-    let location = run.scratch.join(key);
+    let location = run.scratch.join(key)?;
     let store = location.build_store()?;
     store
         .put(&location.path(), PutPayload::from(Bytes::from(bytes)))
@@ -726,8 +734,8 @@ async fn put_scratch(run: &QueryRun, key: &str, bytes: Vec<u8>) -> Result<Locati
     Ok(location)
 }
 
-/// Stores a spec too large for the backend under the query's scratch prefix
-/// and returns the small envelope the worker resolves: `{"spec_url": ...}`.
+/// Stores a signed spec too large for the backend under the query's scratch
+/// prefix and returns the small payload the worker resolves: `{"spec_url": ...}`.
 async fn store_spec(
     run: &QueryRun,
     stage: usize,

@@ -153,8 +153,15 @@ impl Session {
     /// settings that link operators through memory at run time (see
     /// [`DISTRIBUTION_SETTINGS`]).
     pub fn with_context(ctx: SessionContext, options: SessionOptions) -> Result<Self> {
-        let (scratch, scratch_dir) = match &options.scratch {
-            Some(s) => (Location::parse(s)?.as_prefix(), None),
+        let scratch = options
+            .scratch
+            .as_deref()
+            .map(Location::parse)
+            .transpose()?
+            .map(|s| s.as_prefix());
+        crate::reach::check_scratch(options.backend.as_ref(), scratch.as_ref())?;
+        let (scratch, scratch_dir) = match scratch {
+            Some(s) => (s, None),
             None => {
                 let dir = tempfile::Builder::new()
                     .prefix("squall-scratch-")
@@ -513,6 +520,7 @@ impl Session {
         }
         let physical = self.read_coordinator_sources(physical).await?;
         let graph = self.cut(physical).await?;
+        crate::reach::check_stages(self.options.backend.as_ref(), &graph)?;
         let settings = self.task_settings();
         let fragments = self.encode_fragments(&graph, &settings)?;
         let run = QueryRun {

@@ -46,7 +46,10 @@ impl StageTemplate {
         } else {
             keys::exchange_key(&self.query_id, self.stage_id, task, attempt)
         };
-        self.scratch.join(&key).to_string()
+        self.scratch
+            .join(&key)
+            .expect("exchange and result keys are safe segments")
+            .to_string()
     }
 }
 
@@ -139,6 +142,7 @@ pub fn task_spec(
         settings: template.settings.clone(),
         sink_staging_url: template.sink.as_ref().map(|sink| {
             sink.attempt_staging(&template.query_id, stage.id, task, attempt)
+                .expect("a query id is one safe segment")
                 .to_string()
         }),
     }

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{squall_session_with, tpch_data};
-use squall_jobs::{Backend, LocalBackend, SessionOptions};
+use common::{open_spec, squall_session_with, tpch_data};
+use squall_jobs::{Backend, LocalBackend, SessionOptions, WorkerReach};
+use squall_worker::TaskKey;
 
 /// Runs tasks on a [`LocalBackend`], holding each a little longer so that
 /// concurrent tasks overlap, and records the most seen in flight.
@@ -58,6 +59,14 @@ impl Backend for CountingBackend {
         "counting"
     }
 
+    fn task_key(&self) -> &TaskKey {
+        self.inner.task_key()
+    }
+
+    fn reach(&self) -> WorkerReach {
+        self.inner.reach()
+    }
+
     fn max_concurrency(&self) -> usize {
         self.workers
     }
@@ -84,9 +93,7 @@ impl Backend for CountingBackend {
     }
 
     async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {
-        let stage = serde_json::from_slice::<serde_json::Value>(&spec).unwrap()["stage_id"]
-            .as_u64()
-            .unwrap();
+        let stage = open_spec(&self.inner, &spec)["stage_id"].as_u64().unwrap();
         {
             let mut seen = self.seen.lock().unwrap();
             seen.in_flight += 1;

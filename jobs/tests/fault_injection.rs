@@ -17,12 +17,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{
-    assert_same_rows, csv_rows_below, reference_rows, squall_session_with, tpch_data, tpch_query,
+    assert_same_rows, csv_rows_below, open_spec, reference_rows, squall_session_with, tpch_data,
+    tpch_query,
 };
 use squall_jobs::{
-    Backend, JobError, LocalBackend, ProgressEvent, SessionOptions, SpeculationPolicy,
+    Backend, JobError, LocalBackend, ProgressEvent, SessionOptions, SpeculationPolicy, WorkerReach,
 };
 use squall_planner::PlannerConfig;
+use squall_worker::TaskKey;
 
 /// Which attempts fail, and how.
 #[derive(Debug, Clone, Copy)]
@@ -90,12 +92,20 @@ impl Backend for FaultyBackend {
         "faulty"
     }
 
+    fn task_key(&self) -> &TaskKey {
+        self.inner.task_key()
+    }
+
+    fn reach(&self) -> WorkerReach {
+        self.inner.reach()
+    }
+
     fn max_concurrency(&self) -> usize {
         2
     }
 
     async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {
-        let json: serde_json::Value = serde_json::from_slice(&spec).unwrap();
+        let json = open_spec(&self.inner, &spec);
         let (stage, task, attempt) = (
             json["stage_id"].as_u64().unwrap(),
             json["task_index"].as_u64().unwrap(),

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::{assert_same_rows, reference_rows, squall_session_with, tpch_data, tpch_query};
-use squall_jobs::{Backend, LocalBackend, SessionOptions};
-use squall_worker::{TaskLimits, TaskReport};
+use squall_jobs::{Backend, LocalBackend, SessionOptions, WorkerReach};
+use squall_worker::{TaskKey, TaskLimits, TaskReport};
 
 /// The local backend, keeping every report.
 #[derive(Debug)]
@@ -22,6 +22,14 @@ struct Recording {
 impl Backend for Recording {
     fn name(&self) -> &str {
         "recording"
+    }
+
+    fn task_key(&self) -> &TaskKey {
+        self.inner.task_key()
+    }
+
+    fn reach(&self) -> WorkerReach {
+        self.inner.reach()
     }
 
     fn max_concurrency(&self) -> usize {

@@ -190,3 +190,60 @@ async fn scratch_is_empty_after_a_query() {
     let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
     assert!(left.is_empty(), "scratch not cleaned: {left:?}");
 }
+
+/// Partition values come from the data: values that look like paths
+/// (`..`, `../x`, `a/../../b`) name folders inside the destination, never
+/// outside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_values_cannot_escape_a_copy_destination() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("nested").join("out");
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    let sql = format!(
+        "COPY (SELECT * FROM (VALUES ('..', 1), ('../escaped', 2), ('a/../../b', 3), ('.', 4)) \
+         AS t(k, v)) TO '{}/' STORED AS CSV PARTITIONED BY (k)",
+        out.display()
+    );
+    rows_of(&session, &sql).await;
+    fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.path().is_dir() {
+                found.extend(files(&entry.path()));
+            } else {
+                found.push(entry.path());
+            }
+        }
+        found
+    }
+    let written = files(root.path());
+    assert!(written.len() >= 4, "{written:?}");
+    for file in &written {
+        let canonical = file.canonicalize().unwrap();
+        assert!(
+            canonical.starts_with(out.canonicalize().unwrap()),
+            "{} is outside the destination",
+            canonical.display()
+        );
+    }
+    // One folder per value, each directly below the destination, holding
+    // that value's row.
+    let mut folders: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    assert_eq!(
+        folders,
+        ["k=.", "k=..", "k=..%2Fescaped", "k=a%2F..%2F..%2Fb"],
+        "{written:?}"
+    );
+    let rows: usize = written
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "csv"))
+        .map(|f| std::fs::read_to_string(f).unwrap().lines().count() - 1)
+        .sum();
+    assert_eq!(rows, 4, "{written:?}");
+}

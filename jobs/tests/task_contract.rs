@@ -1,4 +1,5 @@
-//! The task contract: a task is a pure function of its spec bytes.
+//! The task contract: a task is a pure function of its spec bytes, and it
+//! runs only specs signed with its key.
 
 mod common;
 
@@ -10,9 +11,17 @@ use object_store::ObjectStoreExt;
 use squall_connectors::Location;
 use squall_jobs::specs::{StageTemplate, stage_object_stores, task_spec};
 use squall_shuffle::codec::encode_plan;
-use squall_worker::{FragmentRef, TaskLimits, TaskOutcome, TaskReport, run_task};
+use squall_worker::{FragmentRef, TaskKey, TaskLimits, TaskOutcome, TaskReport, run_task};
 
-/// The spec bytes of task 0 of the first scan stage of `sql`, writing below `scratch_dir`.
+fn key() -> TaskKey {
+    TaskKey::new("task-contract-test-key-0123456789abcdef").unwrap()
+}
+
+async fn run(payload: &[u8]) -> TaskReport {
+    TaskReport::from_bytes(&run_task(&key().sign(payload), &key()).await).unwrap()
+}
+
+/// The (unsigned) spec bytes of task 0 of the first scan stage of `sql`, writing below `scratch_dir`.
 async fn first_scan_task_spec(sql: &str, query_id: &str, scratch_dir: &std::path::Path) -> Vec<u8> {
     let data = tpch_data().await;
     let session = squall_session(data, 2).await;
@@ -53,7 +62,7 @@ async fn same_spec_bytes_give_byte_identical_output() {
 
     let mut outputs = Vec::new();
     for _ in 0..2 {
-        let report = TaskReport::from_bytes(&run_task(&spec).await).unwrap();
+        let report = run(&spec).await;
         assert!(
             matches!(report.outcome, TaskOutcome::Exchange { .. }),
             "{report:?}"
@@ -86,11 +95,69 @@ async fn same_spec_bytes_give_byte_identical_output() {
 
 #[tokio::test]
 async fn garbage_spec_gives_a_failed_report() {
-    let report = TaskReport::from_bytes(&run_task(b"not json").await).unwrap();
+    let report = run(b"not json").await;
     assert!(
         report.failure().unwrap().contains("invalid task spec"),
         "{report:?}"
     );
+}
+
+/// Unsigned, altered, foreign and expired specs fail before the task reads
+/// or writes anything; only the expired one may be retried (signed afresh).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn specs_not_signed_with_the_workers_key_do_nothing() {
+    let scratch = tempfile::tempdir().unwrap();
+    let spec = first_scan_task_spec(
+        "SELECT l_returnflag, count(*) FROM lineitem GROUP BY l_returnflag",
+        "refused",
+        scratch.path(),
+    )
+    .await;
+    let signed = String::from_utf8(key().sign(&spec)).unwrap();
+    let other_key = TaskKey::new("another-deployment-key-0123456789abcdef").unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("unsigned", spec.clone(), "not signed"),
+        (
+            "altered",
+            signed
+                .replace("\\\"attempt\\\":0", "\\\"attempt\\\":7")
+                .into_bytes(),
+            "does not match",
+        ),
+        ("foreign", other_key.sign(&spec), "does not match"),
+        ("expired", key().sign_until(&spec, 1_000), "expired"),
+    ];
+    for (case, payload, expected) in cases {
+        let report = TaskReport::from_bytes(&run_task(&payload, &key()).await).unwrap();
+        let failure = report.failure().unwrap_or_default().to_string();
+        assert!(
+            failure.starts_with("task spec rejected: ") && failure.contains(expected),
+            "{case}: {failure}"
+        );
+        let TaskOutcome::Failed { error, .. } = &report.outcome else {
+            unreachable!()
+        };
+        let retriable = error.as_ref().is_none_or(|e| e.is_retriable());
+        assert_eq!(retriable, case == "expired", "{case}: {error:?}");
+    }
+    assert!(
+        signed.contains("\\\"attempt\\\":0"),
+        "the altered case changed nothing"
+    );
+    let written: Vec<_> = walk(scratch.path());
+    assert!(written.is_empty(), "a refused spec wrote {written:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.path().is_dir() {
+            files.extend(walk(&entry.path()));
+        } else {
+            files.push(entry.path());
+        }
+    }
+    files
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,20 +170,26 @@ async fn a_spec_stored_in_object_storage_runs_by_reference() {
     )
     .await;
     let spec_path = dir.path().join("spec.json");
-    std::fs::write(&spec_path, &spec).unwrap();
-    let envelope = format!("{{\"spec_url\": \"file://{}\"}}", spec_path.display());
-    let report = TaskReport::from_bytes(&run_task(envelope.as_bytes()).await).unwrap();
+    std::fs::write(&spec_path, key().sign(&spec)).unwrap();
+    let reference = format!("{{\"spec_url\": \"file://{}\"}}", spec_path.display());
+    let report = run(reference.as_bytes()).await;
     assert!(
         matches!(report.outcome, TaskOutcome::Exchange { .. }),
         "{report:?}"
     );
     assert_eq!(report.input_rows, 25);
 
-    let missing =
-        TaskReport::from_bytes(&run_task(br#"{"spec_url": "file:///no/such/spec.json"}"#).await)
-            .unwrap();
+    let missing = run(br#"{"spec_url": "file:///no/such/spec.json"}"#).await;
     assert!(
         missing.failure().unwrap().contains("/no/such/spec.json"),
         "{missing:?}"
+    );
+
+    // The object a reference names must be signed too.
+    std::fs::write(&spec_path, &spec).unwrap();
+    let unsigned = run(reference.as_bytes()).await;
+    assert!(
+        unsigned.failure().unwrap().contains("not signed"),
+        "{unsigned:?}"
     );
 }

@@ -1,4 +1,7 @@
 //! An `ObjectStore` wrapper that counts requests by kind, for task reports.
+//!
+//! Every request a task makes to object storage passes here, named by its
+//! [`WorkerCall`]: the list the worker function's IAM policy is derived from.
 
 use std::fmt;
 use std::ops::Range;
@@ -15,6 +18,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 
+use crate::calls::WorkerCall;
 use crate::report::RequestCounts;
 
 /// Shared counters of one task.
@@ -44,8 +48,22 @@ impl RequestCounters {
     }
 }
 
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
+impl RequestCounters {
+    /// Counts `n` requests of kind `call`.
+    fn count(&self, call: WorkerCall, n: u64) {
+        let counter = match call {
+            WorkerCall::GetObject => &self.get,
+            WorkerCall::HeadObject => &self.head,
+            WorkerCall::ListObjects => &self.list,
+            WorkerCall::PutObject => &self.put,
+            WorkerCall::MultipartUpload => &self.multipart_put,
+            WorkerCall::DeleteObject => &self.delete,
+            WorkerCall::CopyObject => &self.copy,
+            // Not object-store requests.
+            WorkerCall::InvokeFunction | WorkerCall::WriteLogs => return,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// Counts every request before passing it to the wrapped store.
@@ -75,7 +93,7 @@ impl ObjectStore for CountingStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        bump(&self.counters.put, 1);
+        self.counters.count(WorkerCall::PutObject, 1);
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -84,21 +102,22 @@ impl ObjectStore for CountingStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        bump(&self.counters.multipart_put, 1);
+        self.counters.count(WorkerCall::MultipartUpload, 1);
         self.inner.put_multipart_opts(location, opts).await
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         if options.head {
-            bump(&self.counters.head, 1);
+            self.counters.count(WorkerCall::HeadObject, 1);
         } else {
-            bump(&self.counters.get, 1);
+            self.counters.count(WorkerCall::GetObject, 1);
         }
         self.inner.get_opts(location, options).await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        bump(&self.counters.get, ranges.len() as u64);
+        self.counters
+            .count(WorkerCall::GetObject, ranges.len() as u64);
         self.inner.get_ranges(location, ranges).await
     }
 
@@ -109,7 +128,7 @@ impl ObjectStore for CountingStore {
         let counters = Arc::clone(&self.counters);
         let counted = locations
             .map(move |p| {
-                bump(&counters.delete, 1);
+                counters.count(WorkerCall::DeleteObject, 1);
                 p
             })
             .boxed();
@@ -117,7 +136,7 @@ impl ObjectStore for CountingStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        bump(&self.counters.list, 1);
+        self.counters.count(WorkerCall::ListObjects, 1);
         self.inner.list(prefix)
     }
 
@@ -126,22 +145,22 @@ impl ObjectStore for CountingStore {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
-        bump(&self.counters.list, 1);
+        self.counters.count(WorkerCall::ListObjects, 1);
         self.inner.list_with_offset(prefix, offset)
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        bump(&self.counters.list, 1);
+        self.counters.count(WorkerCall::ListObjects, 1);
         self.inner.list_with_delimiter(prefix).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        bump(&self.counters.copy, 1);
+        self.counters.count(WorkerCall::CopyObject, 1);
         self.inner.copy_opts(from, to, options).await
     }
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        bump(&self.counters.copy, 1);
+        self.counters.count(WorkerCall::CopyObject, 1);
         self.inner.rename_opts(from, to, options).await
     }
 }

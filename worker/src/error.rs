@@ -16,6 +16,18 @@ pub enum WorkerError {
         attempt: u32,
         reason: String,
     },
+    /// The payload a worker was sent is not one it may run: unsigned,
+    /// altered or signed with another key (see [`crate::signing`]).
+    #[error("task spec rejected: {0}")]
+    SpecRejected(String),
+    /// The payload was signed with this worker's key but has expired.
+    #[error(
+        "task spec rejected: it expired {seconds_ago} s ago (the coordinator signs every attempt afresh; check the clocks)"
+    )]
+    SpecExpired { seconds_ago: u64 },
+    /// The task key is missing or unusable.
+    #[error("{0}")]
+    TaskKey(String),
     /// A report could not be decoded.
     #[error("invalid task report: {0}")]
     InvalidReport(String),

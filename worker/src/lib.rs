@@ -1,4 +1,4 @@
-//! The worker: runs one task from its serialized [`TaskSpec`], returns a serialized [`TaskReport`].
+//! The worker: runs one task from its serialized, signed [`TaskSpec`], returns a serialized [`TaskReport`].
 //!
 //! [`run_task`] is a pure function of its input bytes plus the objects they
 //! name. It builds a fresh DataFusion context, registers only the object
@@ -8,6 +8,7 @@
 //! unchanged in-process (local backend), in a child process or in a cloud
 //! function.
 
+pub mod calls;
 pub mod counting_store;
 pub mod error;
 pub mod functions;
@@ -16,11 +17,16 @@ pub mod peak_memory;
 pub mod remote_error;
 pub mod report;
 pub mod run;
+pub mod signing;
 pub mod spec;
 
 pub use error::{Result, WorkerError};
 pub use functions::FunctionLibrary;
 pub use remote_error::RemoteError;
 pub use report::{RequestCounts, TaskOutcome, TaskReport};
-pub use run::{run_task, run_task_spec, run_task_with_functions, task_config};
+pub use run::{
+    refused_report, run_opened_task, run_task, run_task_spec, run_task_with_env_key,
+    run_task_with_functions, task_config,
+};
+pub use signing::{TASK_KEY_ENV, TaskKey};
 pub use spec::{ExchangeInput, FragmentRef, MemoryPoolKind, ScanInput, TaskLimits, TaskSpec};

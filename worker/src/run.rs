@@ -21,10 +21,12 @@ use squall_shuffle::writer::{index_from_batch, split_object_url};
 use squall_shuffle::{ExchangeReaderExec, ExchangeWriterExec, ResultWriterExec};
 
 use crate::counting_store::{CountingStore, RequestCounters};
+use crate::error::WorkerError;
 use crate::functions::FunctionLibrary;
 use crate::peak_memory::PeakMemoryPool;
 use crate::remote_error::RemoteError;
 use crate::report::{TaskOutcome, TaskReport};
+use crate::signing::TaskKey;
 use crate::spec::{FragmentRef, TaskSpec};
 
 /// A spec stored in object storage because it is too large for the backend's payload.
@@ -33,47 +35,83 @@ struct SpecByReference {
     spec_url: String,
 }
 
-/// Runs the task described by `spec_bytes` (a TaskSpec, or `{"spec_url": ...}`
-/// naming one in object storage) and returns its report as bytes. Never panics
-/// on bad input: an unreadable spec yields a failed report.
-pub async fn run_task(spec_bytes: &[u8]) -> Vec<u8> {
-    run_task_with_functions(spec_bytes, &FunctionLibrary::builtin()).await
+/// Runs the task in `envelope` (a signed TaskSpec, or a signed
+/// `{"spec_url": ...}` naming a signed one in object storage; see
+/// [`crate::signing`]) and returns its report as bytes. Never panics on bad
+/// input: a payload that is unsigned, altered, signed with another key,
+/// expired or unreadable yields a failed report, before anything is read or
+/// written.
+pub async fn run_task(envelope: &[u8], key: &TaskKey) -> Vec<u8> {
+    run_task_with_functions(envelope, key, &FunctionLibrary::builtin()).await
 }
 
 /// [`run_task`] with the functions of `functions` registered in the task's
 /// context on top of DataFusion's built-ins.
-pub async fn run_task_with_functions(spec_bytes: &[u8], functions: &FunctionLibrary) -> Vec<u8> {
+pub async fn run_task_with_functions(
+    envelope: &[u8],
+    key: &TaskKey,
+    functions: &FunctionLibrary,
+) -> Vec<u8> {
+    match key.open(envelope) {
+        Ok(payload) => run_opened_task(&payload, key, functions).await,
+        Err(e) => refused_report(&e),
+    }
+}
+
+/// [`run_task`] with the key of this process's environment
+/// ([`TASK_KEY_ENV`](crate::signing::TASK_KEY_ENV)): how `squall worker`
+/// and the Lambda function run tasks. Without a usable key, every task fails.
+pub async fn run_task_with_env_key(envelope: &[u8]) -> Vec<u8> {
+    match TaskKey::required_from_env() {
+        Ok(key) => run_task(envelope, &key).await,
+        Err(e) => refused_report(&e),
+    }
+}
+
+/// Runs a payload already taken out of its envelope with `key`: a TaskSpec,
+/// or a reference to a signed one, which is fetched and opened with `key`.
+pub async fn run_opened_task(
+    payload: &[u8],
+    key: &TaskKey,
+    functions: &FunctionLibrary,
+) -> Vec<u8> {
     let fetched;
-    let spec_bytes = match serde_json::from_slice::<SpecByReference>(spec_bytes) {
+    let spec_bytes = match serde_json::from_slice::<SpecByReference>(payload) {
         Ok(reference) => match fetch_spec(&reference.spec_url).await {
-            Ok(bytes) => {
-                fetched = bytes;
-                &fetched[..]
-            }
-            Err(message) => {
-                return TaskReport {
-                    outcome: TaskOutcome::Failed {
-                        message,
-                        error: None,
-                    },
-                    ..TaskReport::new("", 0, 0, 0, "")
+            Ok(bytes) => match key.open(&bytes) {
+                Ok(spec) => {
+                    fetched = spec;
+                    &fetched[..]
                 }
-                .to_bytes();
-            }
+                Err(e) => return refused_report(&e),
+            },
+            Err(message) => return failed_report(message, None),
         },
-        Err(_) => spec_bytes,
+        Err(_) => payload,
     };
     match TaskSpec::from_bytes(spec_bytes) {
         Ok(spec) => run_task_spec(&spec, functions).await.to_bytes(),
-        Err(e) => TaskReport {
-            outcome: TaskOutcome::Failed {
-                message: e.to_string(),
-                error: None,
-            },
-            ..TaskReport::new("", 0, 0, 0, "")
-        }
-        .to_bytes(),
+        Err(e) => failed_report(e.to_string(), None),
     }
+}
+
+/// The report of a payload the worker did not run. A payload no retry can
+/// make acceptable (unsigned, altered, foreign, or no key here) says so as
+/// a configuration error; an expired one may be signed afresh and retried.
+pub fn refused_report(error: &WorkerError) -> Vec<u8> {
+    let remote = match error {
+        WorkerError::SpecExpired { .. } => None,
+        _ => Some(RemoteError::Configuration(error.to_string())),
+    };
+    failed_report(error.to_string(), remote)
+}
+
+fn failed_report(message: String, error: Option<RemoteError>) -> Vec<u8> {
+    TaskReport {
+        outcome: TaskOutcome::Failed { message, error },
+        ..TaskReport::new("", 0, 0, 0, "")
+    }
+    .to_bytes()
 }
 
 async fn fetch_spec(url: &str) -> Result<Vec<u8>, String> {
@@ -242,7 +280,9 @@ fn bind_task(
             // folders, and only the reported one can be published.
             let staging =
                 Location::parse(staging).map_err(|e| DataFusionError::External(Box::new(e)))?;
-            let delivery = staging.join(&format!("{}/", uuid::Uuid::new_v4().simple()));
+            let delivery = staging
+                .join(&format!("{}/", uuid::Uuid::new_v4().simple()))
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
             let staged = stage_file_sink(&node, &delivery)?;
             staged_url = Some(delivery.to_string());
             return Ok(Transformed::yes(staged));

@@ -32,6 +32,21 @@ pub fn wait_until_listening(port: u16, what: &str) {
     }
 }
 
+/// A raw HTTP POST of `body` to `path` on a loopback `port`; the whole response.
+pub fn http_post(port: u16, path: &str, body: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// moto's server on a free loopback port, stopped on drop.
 pub struct S3Server {
     child: Child,

@@ -1,6 +1,7 @@
 //! [`LambdaBackend`]: one synchronous AWS Lambda `Invoke` per task.
 //!
-//! The payload is the TaskSpec JSON; the response is the TaskReport JSON.
+//! The payload is the signed TaskSpec JSON (see [`squall_worker::signing`];
+//! launcher requests are signed too); the response is the TaskReport JSON.
 //! Throttling (429 `TooManyRequestsException`) and server errors (5xx) are
 //! retried with exponential backoff and full jitter, a bounded number of
 //! times. A function error (unhandled panic, timeout, out of memory) comes
@@ -22,8 +23,10 @@ use aws_sdk_lambda::types::{InvocationType, LogType};
 use base64::Engine;
 use rand::Rng;
 
-use super::Backend;
+use squall_worker::{TASK_KEY_ENV, TaskKey};
+
 use super::scaling::{LAMBDA_SCALING_RATE, LAMBDA_SCALING_WINDOW, ScalingRamp};
+use super::{Backend, WorkerReach};
 
 /// Synchronous invocation payloads are limited to 6 MB; larger specs travel by reference.
 pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024 - 64 * 1024;
@@ -50,6 +53,10 @@ pub struct LambdaOptions {
     pub launcher_threshold: usize,
     /// New invocations in flight each function may add per 10 s (0: no pacing).
     pub scaling_rate: usize,
+    /// The functions' task key; `None`: SQUALL_TASK_KEY, or else the
+    /// `SQUALL_TASK_KEY` in the functions' configuration (which
+    /// `squall deploy lambda` sets).
+    pub task_key: Option<TaskKey>,
 }
 
 impl Default for LambdaOptions {
@@ -62,6 +69,7 @@ impl Default for LambdaOptions {
             workers: DEFAULT_LAMBDA_WORKERS,
             launcher_threshold: DEFAULT_LAUNCHER_THRESHOLD,
             scaling_rate: LAMBDA_SCALING_RATE,
+            task_key: None,
         }
     }
 }
@@ -95,10 +103,12 @@ pub enum LaunchResult {
     Error(String),
 }
 
-/// Runs a launcher request: invokes every spec on its function, as many at
-/// once as the request says (bounded); returns the JSON response.
+/// Runs a launcher request (already opened with `key`): invokes every spec
+/// on its function, as many at once as the request says (bounded); returns
+/// the JSON response. The specs go on as they came, signed by the coordinator.
 pub async fn run_launcher(
     request: LaunchRequest,
+    key: TaskKey,
     endpoint_url: Option<String>,
 ) -> Result<Vec<u8>, String> {
     use futures::StreamExt;
@@ -115,6 +125,7 @@ pub async fn run_launcher(
         launcher_threshold: 0,
         // The coordinator paced this launcher with its sub-invocations counted.
         scaling_rate: 0,
+        task_key: Some(key),
     })
     .await?;
     let results: Vec<LaunchResult> = futures::stream::iter(request.specs)
@@ -146,6 +157,7 @@ pub struct LambdaBackend {
     ramps: Arc<Vec<Arc<ScalingRamp>>>,
     /// The function the next invocation goes to, modulo their number.
     next_function: Arc<AtomicUsize>,
+    key: TaskKey,
 }
 
 impl LambdaBackend {
@@ -174,6 +186,14 @@ impl LambdaBackend {
         if let Some(endpoint) = &options.endpoint_url {
             config = config.endpoint_url(endpoint.clone());
         }
+        let client = Client::from_conf(config.build());
+        let key = match options.task_key.clone() {
+            Some(key) => key,
+            None => match TaskKey::from_env().map_err(|e| e.to_string())? {
+                Some(key) => key,
+                None => functions_task_key(&client, &options).await?,
+            },
+        };
         let ramps = if options.scaling_rate > 0 {
             options
                 .functions
@@ -184,10 +204,11 @@ impl LambdaBackend {
             Vec::new()
         };
         Ok(Self {
-            client: Client::from_conf(config.build()),
+            client,
             options,
             ramps: Arc::new(ramps),
             next_function: Arc::new(AtomicUsize::new(0)),
+            key,
         })
     }
 
@@ -262,6 +283,53 @@ impl LambdaBackend {
     }
 }
 
+/// The task key in the configuration of every function of `options`
+/// (`lambda:GetFunctionConfiguration`); they must all have the same one.
+async fn functions_task_key(client: &Client, options: &LambdaOptions) -> Result<TaskKey, String> {
+    let mut found: Option<(String, String)> = None;
+    for function in &options.functions {
+        let config = client
+            .get_function_configuration()
+            .function_name(function)
+            .set_qualifier(options.qualifier.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "no task key: {TASK_KEY_ENV} is not set here, and reading it from the \
+                     configuration of function {function} failed ({}); set {TASK_KEY_ENV} to \
+                     the function's key",
+                    match classify(&e) {
+                        Attempt::Retry(m) | Attempt::Final(m) => m,
+                    }
+                )
+            })?;
+        let secret = config
+            .environment()
+            .and_then(|e| e.variables())
+            .and_then(|v| v.get(TASK_KEY_ENV))
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "function {function} has no {TASK_KEY_ENV} in its environment, so it runs no \
+                     task: deploy it with `squall deploy lambda`, which sets one"
+                )
+            })?;
+        match &found {
+            Some((first, key)) if *key != secret => {
+                return Err(format!(
+                    "functions {first} and {function} have different {TASK_KEY_ENV}s: deploy \
+                     them with the same key ({TASK_KEY_ENV}=... squall deploy lambda)"
+                ));
+            }
+            Some(_) => {}
+            None => found = Some((function.clone(), secret)),
+        }
+    }
+    let (_, secret) = found.ok_or("the lambda backend needs a function name")?;
+    TaskKey::new(&secret).map_err(|e| e.to_string())
+}
+
 /// Whether a failed attempt may be retried.
 enum Attempt {
     Retry(String),
@@ -311,6 +379,14 @@ impl Backend for LambdaBackend {
         "lambda"
     }
 
+    fn task_key(&self) -> &TaskKey {
+        &self.key
+    }
+
+    fn reach(&self) -> WorkerReach {
+        WorkerReach::ObjectStorageOnly
+    }
+
     fn max_concurrency(&self) -> usize {
         self.options.workers.max(1)
     }
@@ -351,7 +427,9 @@ impl Backend for LambdaBackend {
         };
         let payload = serde_json::to_vec(&serde_json::json!({ "launch": request }))
             .map_err(|e| e.to_string())?;
-        if payload.len() > MAX_SYNC_PAYLOAD_BYTES {
+        // Signed like a spec: a launcher invokes functions only on the coordinator's word.
+        let signed = self.key.sign(&payload);
+        if signed.len() > MAX_SYNC_PAYLOAD_BYTES {
             // Too large for one launcher payload: invoke directly instead.
             let request: LaunchRequest = serde_json::from_slice::<serde_json::Value>(&payload)
                 .ok()
@@ -369,7 +447,7 @@ impl Backend for LambdaBackend {
                 .collect()
                 .await);
         }
-        let response = self.invoke_function(&function, &payload).await?;
+        let response = self.invoke_function(&function, &signed).await?;
         #[derive(serde::Deserialize)]
         struct LaunchResponse {
             results: Vec<LaunchResult>,

@@ -3,15 +3,18 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use squall_worker::FunctionLibrary;
+use squall_worker::{FunctionLibrary, TaskKey};
 
-use super::Backend;
+use super::{Backend, WorkerReach};
 
 /// Runs tasks as tokio tasks in this process.
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     workers: usize,
     functions: Arc<FunctionLibrary>,
+    /// Generated for this backend: specs are signed and checked in-process
+    /// too, so that every backend runs the same bytes the same way.
+    key: TaskKey,
 }
 
 impl LocalBackend {
@@ -20,6 +23,7 @@ impl LocalBackend {
         Self {
             workers: workers.max(1),
             functions: Arc::new(FunctionLibrary::builtin()),
+            key: TaskKey::generate(),
         }
     }
 
@@ -36,6 +40,14 @@ impl Backend for LocalBackend {
         "local"
     }
 
+    fn task_key(&self) -> &TaskKey {
+        &self.key
+    }
+
+    fn reach(&self) -> WorkerReach {
+        WorkerReach::ThisProcess
+    }
+
     fn max_concurrency(&self) -> usize {
         self.workers
     }
@@ -48,8 +60,9 @@ impl Backend for LocalBackend {
         // Its own tokio task: a panic in a task is reported, not propagated;
         // and a cancelled query aborts it instead of leaving it running.
         let functions = Arc::clone(&self.functions);
+        let key = self.key.clone();
         let mut task = AbortOnDrop(tokio::spawn(async move {
-            squall_worker::run_task_with_functions(&spec, &functions).await
+            squall_worker::run_task_with_functions(&spec, &key, &functions).await
         }));
         (&mut task.0)
             .await

@@ -7,7 +7,7 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use squall_worker::FunctionLibrary;
+use squall_worker::{FunctionLibrary, TaskKey};
 
 mod lambda;
 mod local;
@@ -22,11 +22,40 @@ pub use local::LocalBackend;
 pub use process::ProcessBackend;
 pub use scaling::{LAMBDA_SCALING_RATE, RampPermit, ScalingRamp};
 
+/// What storage a backend's workers can reach besides object storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerReach {
+    /// Workers run in this process: `memory://` stores and local files too.
+    ThisProcess,
+    /// Workers run on this machine: local files too, not `memory://`.
+    ThisMachine,
+    /// Workers run elsewhere (cloud functions): object storage only.
+    ObjectStorageOnly,
+}
+
+impl WorkerReach {
+    /// Whether workers can reach a store of URL scheme `scheme`.
+    pub fn reaches(self, scheme: &str) -> bool {
+        match scheme {
+            "memory" => self == Self::ThisProcess,
+            "file" => self != Self::ObjectStorageOnly,
+            _ => true,
+        }
+    }
+}
+
 /// Runs tasks somewhere.
 #[async_trait]
 pub trait Backend: Debug + Send + Sync {
     /// Short name for messages (`local`, `process`, `lambda`).
     fn name(&self) -> &str;
+    /// The key the backend's workers check every payload against: the
+    /// coordinator signs every spec it sends with it
+    /// (see [`squall_worker::signing`]).
+    fn task_key(&self) -> &TaskKey;
+    /// Which stores the workers can reach; the coordinator refuses a query
+    /// that would send them to any other.
+    fn reach(&self) -> WorkerReach;
     /// Most tasks this backend should run at once.
     fn max_concurrency(&self) -> usize;
     /// Largest spec this backend carries; larger specs are stored under the

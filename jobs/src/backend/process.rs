@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use async_trait::async_trait;
+use squall_worker::{TASK_KEY_ENV, TaskKey};
 
-use super::Backend;
+use super::{Backend, WorkerReach};
 
 /// Largest report read from a worker; a report is a few KiB.
 const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
@@ -24,6 +25,9 @@ pub struct ProcessBackend {
     program: PathBuf,
     args: Vec<String>,
     workers: usize,
+    /// Generated for this backend and handed to each child in its
+    /// environment; never on a command line, where other users could see it.
+    key: TaskKey,
 }
 
 impl ProcessBackend {
@@ -33,6 +37,7 @@ impl ProcessBackend {
             program: program.into(),
             args,
             workers: workers.max(1),
+            key: TaskKey::generate(),
         }
     }
 
@@ -52,6 +57,14 @@ impl Backend for ProcessBackend {
         "process"
     }
 
+    fn task_key(&self) -> &TaskKey {
+        &self.key
+    }
+
+    fn reach(&self) -> WorkerReach {
+        WorkerReach::ThisMachine
+    }
+
     fn max_concurrency(&self) -> usize {
         self.workers
     }
@@ -59,6 +72,7 @@ impl Backend for ProcessBackend {
     async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {
         let child = Command::new(&self.program)
             .args(&self.args)
+            .env(TASK_KEY_ENV, self.key.expose_secret())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -54,6 +54,16 @@ pub async fn csv_rows_below(dir: &std::path::Path) -> Vec<RecordBatch> {
 }
 
 /// The text of TPC-H query `n`.
+/// The spec inside signed spec bytes a backend was handed, as JSON.
+#[allow(dead_code)]
+pub fn open_spec(backend: &dyn Backend, signed: &[u8]) -> serde_json::Value {
+    let payload = backend
+        .task_key()
+        .open(signed)
+        .expect("the coordinator signs every spec");
+    serde_json::from_slice(&payload).expect("a spec is JSON")
+}
+
 pub fn tpch_query(n: usize) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../benches/queries/tpch")
