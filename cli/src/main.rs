@@ -73,7 +73,40 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let cancellable = matches!(
+        cli.command,
+        Command::Sql(_) | Command::Explain(_) | Command::Gen(_)
+    );
+    let outcome = runtime.block_on(async {
+        if !cancellable {
+            return Ok(run(cli).await);
+        }
+        tokio::select! {
+            result = run(cli) => Ok(result),
+            signal = interrupted() => Err(signal),
+        }
+    });
+    let result = match outcome {
+        Ok(result) => result,
+        Err(signal) => {
+            // The query's future is dropped: its tasks are cancelled; wait
+            // (bounded) until they stopped and its scratch is deleted.
+            let cleaned = runtime.block_on(squall_connectors::cleanup::finish_cleanups(
+                CLEANUP_ON_INTERRUPT_LIMIT,
+            ));
+            eprintln!(
+                "error: interrupted by {}: {}",
+                signal.name,
+                if cleaned {
+                    "cancelled; its scratch and staged files are deleted, nothing was published"
+                } else {
+                    "cancelled; deleting its scratch and staged files took over 30 s, so some may be left behind"
+                }
+            );
+            return ExitCode::from(signal.exit_code);
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // Whoever reads stdout went away (`squall ... | head`): a quiet exit.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -84,6 +117,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// How long an interrupted query may take to stop its tasks and delete its scratch.
+const CLEANUP_ON_INTERRUPT_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A signal that stops the client, and the exit status it leaves (128 + its number).
+struct Interruption {
+    name: &'static str,
+    exit_code: u8,
+}
+
+/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM.
+async fn interrupted() -> Interruption {
+    let sigint = Interruption {
+        name: "SIGINT",
+        exit_code: 130,
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return sigint,
+                _ = term.recv() => return Interruption { name: "SIGTERM", exit_code: 143 },
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    sigint
 }
 
 /// Whether `error` comes from writing to a closed pipe.

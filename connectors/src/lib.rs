@@ -9,6 +9,7 @@
 //! from the URLs in its TaskSpec, never from shared objects.
 
 pub mod aws_credentials;
+pub mod cleanup;
 pub mod error;
 pub mod scan_leaf;
 pub mod sink_staging;

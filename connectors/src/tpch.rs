@@ -3,6 +3,10 @@
 //! Rows are generated on the blocking thread pool and handed to an async
 //! Parquet writer through a bounded channel, so memory stays at a few batches
 //! plus one row group per file, whatever the scale.
+//!
+//! The files are written below `out/_squall_staging/` and published together
+//! by the same commit as a `COPY` (see [`crate::sink_staging`]): a run that
+//! fails or is interrupted half-way leaves no table file visible.
 
 use std::sync::Arc;
 
@@ -22,6 +26,7 @@ use tpchgen_arrow::{
 };
 
 use crate::error::{ConnectorError, Result};
+use crate::sink_staging::{self, SinkDestination};
 use crate::store::Location;
 
 /// The eight TPC-H tables.
@@ -38,6 +43,8 @@ const CHANNEL_BATCHES: usize = 4;
 #[derive(Debug, Clone)]
 pub struct GeneratedFile {
     pub table: &'static str,
+    /// Which part of the table (from 1).
+    pub part: usize,
     pub location: Location,
     pub rows: u64,
 }
@@ -57,6 +64,58 @@ pub async fn generate_tpch(scale: f64, out: &Location, parts: usize) -> Result<V
         });
     }
     let parts = parts.max(1);
+    let destination = SinkDestination {
+        dir: out.as_prefix(),
+        file_name: None,
+        success_marker: false,
+    };
+    let run_id = format!("gen-{}", uuid::Uuid::new_v4().simple());
+    sink_staging::recover(&destination, &run_id).await?;
+    let staged = destination.query_staging(&run_id)?.join("tables/")?;
+    // Dropped before the end (interrupted): what was staged is deleted.
+    let mut guard = DiscardOnDrop(Some((destination.clone(), run_id.clone())));
+    let generated = generate_into(scale, &staged, parts).await;
+    guard.0 = None;
+    match generated {
+        Ok(files) => {
+            sink_staging::commit(&destination, &run_id, &staged).await?;
+            files
+                .into_iter()
+                .map(|file| {
+                    Ok(GeneratedFile {
+                        location: destination.dir.join(&file_name(file.table, file.part))?,
+                        ..file
+                    })
+                })
+                .collect()
+        }
+        Err(e) => {
+            let _ = sink_staging::discard(&destination, &run_id).await;
+            Err(e)
+        }
+    }
+}
+
+/// Discards a run's staging, in the background, if dropped while armed.
+struct DiscardOnDrop(Option<(SinkDestination, String)>);
+
+impl Drop for DiscardOnDrop {
+    fn drop(&mut self) {
+        if let Some((destination, run_id)) = self.0.take() {
+            crate::cleanup::spawn_cleanup(async move {
+                let _ = sink_staging::discard(&destination, &run_id).await;
+            });
+        }
+    }
+}
+
+/// The path of one generated file below the output location.
+fn file_name(table: &str, part: usize) -> String {
+    format!("{table}/part-{part}.parquet")
+}
+
+/// Generates every file below `out`.
+async fn generate_into(scale: f64, out: &Location, parts: usize) -> Result<Vec<GeneratedFile>> {
     let store = out.build_store()?;
     let mut jobs = Vec::new();
     for table in TPCH_TABLES {
@@ -72,7 +131,7 @@ pub async fn generate_tpch(scale: f64, out: &Location, parts: usize) -> Result<V
     let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get());
     let results: Vec<Result<GeneratedFile>> = futures::stream::iter(jobs)
         .map(|(table, part, n)| {
-            let location = out.join(&format!("{table}/part-{part}.parquet"));
+            let location = out.join(&file_name(table, part));
             let store = Arc::clone(&store);
             async move { write_part(store, table, scale, part, n, location?).await }
         })
@@ -163,6 +222,7 @@ async fn write_part(
     writer.close().await.map_err(|e| write_err(e.to_string()))?;
     Ok(GeneratedFile {
         table,
+        part,
         location,
         rows,
     })

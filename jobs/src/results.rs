@@ -159,21 +159,28 @@ impl State {
 
 impl Drop for State {
     fn drop(&mut self) {
-        // Dropped before the end (the client stopped reading): stop and clean up in the background.
+        // Dropped before the end (the client stopped reading, or was
+        // interrupted): stop the scheduler and clean up in the background.
         if self.finished {
             return;
         }
-        if let Some(handle) = self.scheduler.take() {
+        let scheduler = self.scheduler.take();
+        if let Some(handle) = &scheduler {
             handle.abort();
         }
-        if !self.keep_scratch
-            && let Ok(rt) = tokio::runtime::Handle::try_current()
-        {
-            let run = self.run.clone();
-            rt.spawn(async move {
+        let run = self.run.clone();
+        let keep_scratch = self.keep_scratch;
+        squall_connectors::cleanup::spawn_cleanup(async move {
+            // The aborted scheduler is dropped first: that kills worker
+            // processes and aborts in-process tasks, so that they stop
+            // writing before their scratch is deleted.
+            if let Some(handle) = scheduler {
+                let _ = handle.await;
+            }
+            if !keep_scratch {
                 let _ = delete_query_scratch(&run).await;
-            });
-        }
+            }
+        });
     }
 }
 

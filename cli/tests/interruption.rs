@@ -1,0 +1,174 @@
+//! Ctrl-C (SIGINT) and SIGTERM cancel a running query cleanly: its worker
+//! processes stop, its scratch objects and staged files are deleted, nothing
+//! appears at a `COPY` destination, and the client exits with 128 + the
+//! signal's number after one line saying so.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        if entry.path().is_dir() {
+            found.extend(files_below(&entry.path()));
+        } else {
+            found.push(entry.path());
+        }
+    }
+    found
+}
+
+/// Starts a query that runs for a long time on worker processes, waits until
+/// its tasks have written to scratch, sends `signal`, and checks the exit.
+fn interrupt_a_running_query(signal: &str, expected_code: i32) {
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().join("tpch");
+    let generated = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["gen", "tpch", "--scale", "0.01", "--out"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{generated:?}");
+    let scratch = data.path().join("scratch");
+    let destination = data.path().join("out");
+    // A nested-loop join of lineitem with itself: billions of comparisons,
+    // written by COPY so that a destination is at stake too.
+    let sql = format!(
+        "COPY (SELECT a.l_orderkey, count(*) AS n FROM lineitem a JOIN lineitem b \
+         ON a.l_orderkey < b.l_orderkey GROUP BY a.l_orderkey) TO '{}/' STORED AS PARQUET",
+        destination.display()
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args([
+            "sql",
+            "--no-progress",
+            "--backend",
+            "process",
+            "--workers",
+            "2",
+        ])
+        .args(["--target-task-bytes", "64KiB", "--scratch"])
+        .arg(&scratch)
+        .arg("--table")
+        .arg(format!("lineitem={}/lineitem/", root.display()))
+        .args(["-c", &sql])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while files_below(&scratch).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the query wrote nothing to scratch in a minute"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the query ended before it was interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let interrupted = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if interrupted.elapsed() > Duration::from_secs(40) {
+            let _ = child.kill();
+            panic!("squall did not stop within 40 s of {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(expected_code), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("error: interrupted by SIG{signal}"))
+            && lines[0].contains("scratch and staged files are deleted"),
+        "{stderr}"
+    );
+    let left = files_below(&scratch);
+    assert!(left.is_empty(), "scratch left behind: {left:?}");
+    let published = files_below(&destination);
+    assert!(
+        published.is_empty(),
+        "files at the destination: {published:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_a_query_and_deletes_its_scratch() {
+    interrupt_a_running_query("INT", 130);
+}
+
+#[test]
+fn sigterm_cancels_a_query_and_deletes_its_scratch() {
+    interrupt_a_running_query("TERM", 143);
+}
+
+/// `squall gen tpch` interrupted half-way publishes no table file and
+/// deletes what it staged; the next run publishes every table.
+#[test]
+fn an_interrupted_gen_tpch_leaves_nothing_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tpch");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["gen", "tpch", "--scale", "1", "--out"])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while files_below(&out).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing staged"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "gen ended too soon");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let staged = files_below(&out);
+    assert!(
+        staged
+            .iter()
+            .all(|f| f.to_string_lossy().contains("/_squall_staging/")),
+        "files visible before the commit: {staged:?}"
+    );
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out_status = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out_status.stderr);
+    assert_eq!(out_status.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("nothing was published"), "{stderr}");
+    let left = files_below(&out);
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    let again = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["gen", "tpch", "--scale", "0.01", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{again:?}");
+    let tables: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(tables.len(), 8, "{tables:?}");
+    assert!(!tables.iter().any(|t| t.starts_with('_')), "{tables:?}");
+}
