@@ -41,9 +41,29 @@ pub enum Command {
     /// Deploy the worker to a cloud.
     #[command(subcommand)]
     Deploy(DeployCommand),
+    /// Look after scratch locations.
+    #[command(subcommand)]
+    Scratch(ScratchCommand),
     /// Run one task: TaskSpec bytes on stdin, TaskReport bytes on stdout.
     /// Used by the process backend; not meant to be typed by hand.
     Worker,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScratchCommand {
+    /// Delete the scratch of queries whose client died (killed, crashed,
+    /// lost its machine): those whose lease expired. Running queries keep
+    /// theirs; nothing but query folders (q-...) is touched. Every query
+    /// also does this for its own scratch root as it starts.
+    ///
+    /// Examples:
+    ///   squall scratch clean s3://scratch-bucket/squall/
+    ///   squall scratch clean            # the config file's scratch, else this machine's temporary ones
+    Clean {
+        /// Scratch root (default: `scratch` of the config file, else every
+        /// temporary scratch directory of this machine).
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

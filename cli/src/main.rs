@@ -33,7 +33,9 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-use crate::args::{BackendKind, Cli, Command, DeployCommand, GenCommand, QueryArgs};
+use crate::args::{
+    BackendKind, Cli, Command, DeployCommand, GenCommand, QueryArgs, ScratchCommand,
+};
 use crate::config::Config;
 
 fn main() -> ExitCode {
@@ -87,7 +89,14 @@ fn main() -> ExitCode {
         }
     });
     let result = match outcome {
-        Ok(result) => result,
+        Ok(result) => {
+            // Background cleanups (abandoned scratch of dead clients) finish
+            // before the process exits, within a bound.
+            runtime.block_on(squall_connectors::cleanup::finish_cleanups(
+                CLEANUP_AT_EXIT_LIMIT,
+            ));
+            result
+        }
         Err(signal) => {
             // The query's future is dropped: its tasks are cancelled; wait
             // (bounded) until they stopped and its scratch is deleted.
@@ -118,6 +127,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// How long background cleanups may delay a normal exit.
+const CLEANUP_AT_EXIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long an interrupted query may take to stop its tasks and delete its scratch.
 const CLEANUP_ON_INTERRUPT_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -196,6 +208,32 @@ async fn run(cli: Cli) -> Result<()> {
                 .write_all(&report)
                 .context("writing the task report")?;
             stdout.flush()?;
+            Ok(())
+        }
+        Command::Scratch(ScratchCommand::Clean { url }) => {
+            let roots = match url.or(config.query.scratch.clone()) {
+                Some(url) => vec![Location::parse(&url)?.as_prefix()],
+                None => squall_jobs::lease::temp_scratch_dirs(None),
+            };
+            let ttl = squall_jobs::lease::lease_ttl();
+            for root in roots {
+                let cleaning = squall_jobs::lease::clean_abandoned(&root, None, ttl).await?;
+                eprintln!(
+                    "{root}: deleted the scratch of {} abandoned {}; {} running {} kept",
+                    cleaning.deleted.len(),
+                    if cleaning.deleted.len() == 1 {
+                        "query"
+                    } else {
+                        "queries"
+                    },
+                    cleaning.alive.len(),
+                    if cleaning.alive.len() == 1 {
+                        "query"
+                    } else {
+                        "queries"
+                    },
+                );
+            }
             Ok(())
         }
         Command::Gen(GenCommand::Tpch { scale, out, parts }) => {

@@ -172,3 +172,96 @@ fn an_interrupted_gen_tpch_leaves_nothing_visible() {
     assert_eq!(tables.len(), 8, "{tables:?}");
     assert!(!tables.iter().any(|t| t.starts_with('_')), "{tables:?}");
 }
+
+/// A client killed hard (SIGKILL) cannot delete its scratch: its lease
+/// expires, and then `squall scratch clean` — or the next query on the same
+/// scratch — deletes it. A live lease is kept.
+#[test]
+fn a_killed_clients_scratch_is_deleted_once_its_lease_expires() {
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().join("tpch");
+    let generated = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["gen", "tpch", "--scale", "0.01", "--out"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{generated:?}");
+    let scratch = data.path().join("scratch");
+    let lease_seconds = ("SQUALL_SCRATCH_LEASE_SECONDS", "2");
+    let kill_a_running_query =
+        || {
+            // In-process tasks die with their client.
+            let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(["sql", "--no-progress", "--backend", "local", "--workers", "2"])
+            .args(["--target-task-bytes", "64KiB", "--format", "csv", "--scratch"])
+            .arg(&scratch)
+            .arg("--table")
+            .arg(format!("lineitem={}/lineitem/", root.display()))
+            .args([
+                "-c",
+                "SELECT count(*) FROM lineitem a JOIN lineitem b ON a.l_orderkey < b.l_orderkey",
+            ])
+            .env(lease_seconds.0, lease_seconds.1)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+            let started = Instant::now();
+            while !files_below(&scratch).iter().any(|f| !f.ends_with("_lease")) {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "nothing written"
+                );
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "the query ended too soon"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let left = files_below(&scratch);
+            assert!(
+                left.iter().any(|f| f.ends_with("_lease")),
+                "a killed client leaves its lease: {left:?}"
+            );
+        };
+    let clean = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(["scratch", "clean"])
+            .arg(&scratch)
+            .env(lease_seconds.0, lease_seconds.1)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    kill_a_running_query();
+    let early = clean();
+    assert!(
+        early.contains("deleted the scratch of 0 abandoned queries; 1 running query kept"),
+        "{early}"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let late = clean();
+    assert!(
+        late.contains("deleted the scratch of 1 abandoned query; 0 running queries kept"),
+        "{late}"
+    );
+    assert!(files_below(&scratch).is_empty());
+
+    // The next query on the same scratch cleans up after a dead one too.
+    kill_a_running_query();
+    std::thread::sleep(Duration::from_millis(2500));
+    let next = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["sql", "--no-progress", "--scratch"])
+        .arg(&scratch)
+        .args(["-c", "SELECT 1"])
+        .env(lease_seconds.0, lease_seconds.1)
+        .output()
+        .unwrap();
+    assert!(next.status.success(), "{next:?}");
+    let left = files_below(&scratch);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

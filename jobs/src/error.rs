@@ -28,6 +28,16 @@ pub enum JobError {
         message: String,
         error: Option<Arc<DataFusionError>>,
     },
+    /// A task found an exchange object of an earlier stage missing,
+    /// truncated or corrupt: its producer must run again.
+    #[error("stage {stage} task {task} failed: {message}")]
+    LostInput {
+        stage: usize,
+        task: usize,
+        /// The lost object.
+        url: String,
+        message: String,
+    },
     /// The backend could not run a task at all.
     #[error("backend '{backend}' could not run stage {stage} task {task}: {message}")]
     Backend {
@@ -74,7 +84,9 @@ impl JobError {
     /// The task at fault, for errors about one task.
     pub fn task(&self) -> Option<usize> {
         match self {
-            JobError::TaskFailed { task, .. } | JobError::Backend { task, .. } => Some(*task),
+            JobError::TaskFailed { task, .. }
+            | JobError::LostInput { task, .. }
+            | JobError::Backend { task, .. } => Some(*task),
             _ => None,
         }
     }

@@ -12,9 +12,11 @@
 pub mod backend;
 mod dry_run;
 pub mod error;
+pub mod lease;
 pub mod progress;
 mod reach;
 pub mod registry;
+pub mod rerun;
 pub mod results;
 pub mod scheduler;
 pub mod session;

@@ -35,7 +35,9 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::backend::Backend;
 use crate::error::{JobError, Result};
+use crate::lease;
 use crate::progress::{ProgressEvent, ProgressListener};
+use crate::rerun::{WinnerBook, rerun_producer};
 use crate::specs::{
     MAX_INLINE_FRAGMENT_BYTES, StageTemplate, Winner, stage_object_stores, task_spec,
 };
@@ -74,6 +76,9 @@ pub struct QueryRun {
     pub task_timeout: Option<std::time::Duration>,
     /// When stragglers get backup attempts; `None`: never.
     pub speculation: Option<SpeculationPolicy>,
+    /// The winners of finished stages, shared by every stage of the query
+    /// (a re-run producer's new winner replaces the lost one).
+    pub winners: Arc<WinnerBook>,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -87,7 +92,7 @@ impl std::fmt::Debug for QueryRun {
 }
 
 impl QueryRun {
-    fn emit(&self, event: ProgressEvent) {
+    pub(crate) fn emit(&self, event: ProgressEvent) {
         if let Some(p) = &self.progress {
             p(event);
         }
@@ -104,29 +109,36 @@ impl QueryRun {
 /// Runs every stage; sends the final stage's parts on `parts` in task order,
 /// each as soon as it and all parts before it are complete.
 pub async fn run_query(run: QueryRun, parts: mpsc::Sender<ResultPart>) -> Result<()> {
+    // The lease says this query is alive; queries whose clients died are
+    // found by their expired leases and their scratch deleted, in the background.
+    let ttl = lease::lease_ttl();
+    lease::write_lease(&run.query_prefix(), &run.query_id, ttl).await?;
+    let _renewal = AbortOnDrop(lease::keep_renewed(
+        run.query_prefix(),
+        run.query_id.clone(),
+        ttl,
+    ));
+    squall_connectors::cleanup::spawn_cleanup({
+        let (scratch, own) = (run.scratch.clone(), run.query_id.clone());
+        async move {
+            if let Err(e) = lease::clean_abandoned_now_and_then(&scratch, Some(&own), ttl).await {
+                log::warn!("cleaning abandoned scratch under {scratch}: {e}");
+            }
+        }
+    });
     let graph = Arc::clone(&run.graph);
     run.emit(ProgressEvent::QueryPlanned {
         stages: graph.stages.len(),
         tasks: graph.total_tasks(),
     });
     let permits = Arc::new(Semaphore::new(run.backend.max_concurrency().max(1)));
-    let mut winners: HashMap<usize, Arc<Vec<Winner>>> = HashMap::new();
     let mut started = vec![false; graph.stages.len()];
     let mut running = FuturesUnordered::new();
     loop {
         for stage in &graph.stages {
-            if !started[stage.id]
-                && stage
-                    .inputs
-                    .iter()
-                    .all(|i| winners.contains_key(&i.stage_id))
-            {
+            if !started[stage.id] && stage.inputs.iter().all(|i| run.winners.has(i.stage_id)) {
                 started[stage.id] = true;
-                let inputs = stage
-                    .inputs
-                    .iter()
-                    .map(|i| (i.stage_id, Arc::clone(&winners[&i.stage_id])))
-                    .collect();
+                let inputs = run.winners.inputs_of(stage);
                 let fut = run_stage(
                     run.clone(),
                     stage.clone(),
@@ -140,7 +152,7 @@ pub async fn run_query(run: QueryRun, parts: mpsc::Sender<ResultPart>) -> Result
         let Some((stage_id, result)) = running.next().await else {
             break;
         };
-        winners.insert(stage_id, Arc::new(result?));
+        run.winners.record(stage_id, Arc::new(result?));
         run.emit(ProgressEvent::StageFinished { stage: stage_id });
     }
     Ok(())
@@ -394,7 +406,7 @@ async fn run_stage(
 /// query's scratch when the backend cannot carry it, with a signed reference
 /// sent instead. Signed right before the attempt is invoked, so that it
 /// expires a fixed time after (see [`squall_worker::signing`]).
-async fn attempt_spec(
+pub(crate) async fn attempt_spec(
     run: &QueryRun,
     stage: &Stage,
     template: &StageTemplate,
@@ -512,7 +524,10 @@ impl Backup<'_> {
 
 /// One invocation, abandoned when it runs past the query's task timeout
 /// (dropping it cancels the task on the local and process backends).
-async fn invoke_in_time(run: &QueryRun, spec: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+pub(crate) async fn invoke_in_time(
+    run: &QueryRun,
+    spec: Vec<u8>,
+) -> std::result::Result<Vec<u8>, String> {
     match run.task_timeout {
         Some(limit) => tokio::time::timeout(limit, run.backend.invoke(spec))
             .await
@@ -530,7 +545,7 @@ fn timed_out(limit: std::time::Duration) -> String {
 
 /// What one attempt of `task` came to: its report, or why there is none.
 /// A report that says the task failed is an error too.
-fn attempt_outcome(
+pub(crate) fn attempt_outcome(
     run: &QueryRun,
     stage: &Stage,
     task: usize,
@@ -548,6 +563,16 @@ fn attempt_outcome(
         message: format!("its report does not decode: {e}"),
         error: None,
     })?;
+    if let (Some(url), TaskOutcome::Failed { message, .. }) =
+        (&report.lost_input_url, &report.outcome)
+    {
+        return Err(JobError::LostInput {
+            stage: stage.id,
+            task,
+            url: url.clone(),
+            message: message.clone(),
+        });
+    }
     if let TaskOutcome::Failed { message, error } = report.outcome {
         // Out of memory: the same limit would fail again; say which to change.
         let message = match error.as_ref().map(RemoteError::innermost) {
@@ -572,9 +597,9 @@ fn attempt_outcome(
 /// error or timeout, a lost or undecodable report) and for faults of the
 /// moment ([`RemoteError::is_retriable`](squall_worker::RemoteError::is_retriable));
 /// no when the query itself is at fault.
-fn is_retriable(error: &JobError) -> bool {
+pub(crate) fn is_retriable(error: &JobError) -> bool {
     match error {
-        JobError::Backend { .. } => true,
+        JobError::Backend { .. } | JobError::LostInput { .. } => true,
         JobError::TaskFailed { error: None, .. } => true,
         JobError::TaskFailed { error: Some(e), .. } => {
             squall_worker::RemoteError::from_datafusion(e).is_retriable()
@@ -585,7 +610,7 @@ fn is_retriable(error: &JobError) -> bool {
 
 /// Waits before attempt `attempt` (1 for the first retry): 100 ms, doubled
 /// per attempt, at most 5 s.
-fn retry_backoff(attempt: u32) -> std::time::Duration {
+pub(crate) fn retry_backoff(attempt: u32) -> std::time::Duration {
     const FIRST_MS: u64 = 100;
     const MAX_MS: u64 = 5_000;
     let ms = FIRST_MS.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
@@ -620,7 +645,20 @@ async fn retry_until_done(
             attempt,
             cause: last.clone(),
         });
-        tokio::time::sleep(retry_backoff(attempt)).await;
+        // Lost exchange data is written again by its producer; the retry
+        // reads the new object. Otherwise the retry waits a little.
+        let fresh_inputs;
+        let inputs = match &error {
+            JobError::LostInput { url, .. } => {
+                rerun_producer(run, url, (stage.id, task)).await?;
+                fresh_inputs = run.winners.inputs_of(stage);
+                &fresh_inputs
+            }
+            _ => {
+                tokio::time::sleep(retry_backoff(attempt)).await;
+                inputs
+            }
+        };
         let outcome = match attempt_spec(run, stage, template, inputs, task, attempt).await {
             Ok(spec) => attempt_outcome(run, stage, task, invoke_in_time(run, spec).await),
             Err(e) => Err(e),
@@ -649,6 +687,17 @@ async fn retry_until_done(
             message: format!("{message} (after {attempt} attempts; first: {first_cause})"),
             error,
         },
+        JobError::LostInput {
+            stage,
+            task,
+            url,
+            message,
+        } => JobError::LostInput {
+            stage,
+            task,
+            url,
+            message: format!("{message} (after {attempt} attempts; first: {first_cause})"),
+        },
         JobError::Backend {
             backend,
             stage,
@@ -667,7 +716,9 @@ async fn retry_until_done(
 /// What went wrong in one attempt, without the stage and task it names.
 fn cause(error: &JobError) -> String {
     match error {
-        JobError::TaskFailed { message, .. } | JobError::Backend { message, .. } => message.clone(),
+        JobError::TaskFailed { message, .. }
+        | JobError::LostInput { message, .. }
+        | JobError::Backend { message, .. } => message.clone(),
         other => other.to_string(),
     }
 }
@@ -677,6 +728,15 @@ fn sink_error(stage: &Stage, error: squall_connectors::ConnectorError) -> JobErr
     JobError::Sink {
         stage: stage.id,
         message: error.to_string(),
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -696,7 +756,7 @@ fn launch_groups(tasks: usize, threshold: Option<usize>) -> Vec<Vec<usize>> {
     }
 }
 
-async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<StageTemplate> {
+pub(crate) async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<StageTemplate> {
     let bytes = run.fragments[stage.id].clone();
     let fragment = if bytes.len() > MAX_INLINE_FRAGMENT_BYTES {
         let location =

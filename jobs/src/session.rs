@@ -164,13 +164,22 @@ impl Session {
             Some(s) => (s, None),
             None => {
                 let dir = tempfile::Builder::new()
-                    .prefix("squall-scratch-")
+                    .prefix(crate::lease::TEMP_SCRATCH_PREFIX)
                     .tempdir()
                     .map_err(|e| JobError::Storage {
                         url: std::env::temp_dir().display().to_string(),
                         message: e.to_string(),
                     })?;
                 let loc = Location::parse(&dir.path().display().to_string())?.as_prefix();
+                // Queries of other sessions on this machine whose clients
+                // died left their scratch in temporary directories like this one.
+                let own = dir.path().to_path_buf();
+                squall_connectors::cleanup::spawn_cleanup(async move {
+                    let ttl = crate::lease::lease_ttl();
+                    for other in crate::lease::temp_scratch_dirs(Some(&own)) {
+                        let _ = crate::lease::clean_abandoned_now_and_then(&other, None, ttl).await;
+                    }
+                });
                 (loc, Some(dir))
             }
         };
@@ -536,6 +545,7 @@ impl Session {
             task_timeout: self.options.task_timeout,
             speculation: self.options.speculation.clone(),
             progress: self.options.progress.clone(),
+            winners: Default::default(),
         };
         Ok(QueryStream::start(run, self.options.keep_scratch))
     }

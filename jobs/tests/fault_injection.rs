@@ -46,6 +46,13 @@ enum Fault {
     /// Every spec is delivered twice at once (as Lambda may), then once
     /// more after both finished; the third run must write the same bytes.
     DeliverThrice,
+    /// The first exchange object a reader is about to read is deleted.
+    DeleteFirstExchangeInput,
+    /// The first exchange object a reader is about to read gets its bytes
+    /// flipped (same length: only the CRC-32 tells).
+    CorruptFirstExchangeInput,
+    /// Every reader's first exchange object is deleted before it reads it.
+    AlwaysDeleteExchangeInputs,
     /// Nothing fails.
     None,
 }
@@ -56,6 +63,8 @@ struct FaultyBackend {
     fault: Fault,
     /// Attempts invoked, by (stage, task).
     attempts: Mutex<HashMap<(u64, u64), Vec<u64>>>,
+    /// Whether a one-time fault was injected already.
+    injected: std::sync::atomic::AtomicBool,
 }
 
 impl FaultyBackend {
@@ -64,6 +73,7 @@ impl FaultyBackend {
             inner: LocalBackend::new(2),
             fault,
             attempts: Mutex::new(HashMap::new()),
+            injected: Default::default(),
         })
     }
 
@@ -158,6 +168,31 @@ impl Backend for FaultyBackend {
                 std::fs::write(path, b"garbage written by a losing attempt").unwrap();
                 Err("injected: the report was lost".into())
             }
+            Fault::DeleteFirstExchangeInput
+            | Fault::CorruptFirstExchangeInput
+            | Fault::AlwaysDeleteExchangeInputs
+                if first_exchange_input(&json).is_some() =>
+            {
+                let always = matches!(self.fault, Fault::AlwaysDeleteExchangeInputs);
+                if always
+                    || !self
+                        .injected
+                        .swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    let url = first_exchange_input(&json).unwrap();
+                    let path = url.strip_prefix("file://").unwrap().to_string();
+                    if matches!(self.fault, Fault::CorruptFirstExchangeInput) {
+                        let mut bytes = std::fs::read(&path).unwrap();
+                        for b in bytes.iter_mut().skip(8).step_by(7) {
+                            *b ^= 0x5a;
+                        }
+                        std::fs::write(&path, bytes).unwrap();
+                    } else {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+                self.inner.invoke(spec).await
+            }
             Fault::LoseFirstReportsAlways => {
                 let _report = self.inner.invoke(spec).await?;
                 Err("injected: the report was lost".into())
@@ -165,6 +200,16 @@ impl Backend for FaultyBackend {
             _ => self.inner.invoke(spec).await,
         }
     }
+}
+
+/// The URL of the first exchange object a spec reads, if it reads any.
+fn first_exchange_input(spec: &serde_json::Value) -> Option<String> {
+    spec["exchange_inputs"]
+        .as_array()?
+        .iter()
+        .flat_map(|input| input["partitions"].as_array().into_iter().flatten())
+        .flat_map(|partition| partition.as_array().into_iter().flatten())
+        .find_map(|range| range["url"].as_str().map(str::to_string))
 }
 
 async fn session_on(backend: Arc<FaultyBackend>, task_attempts: u32) -> squall_jobs::Session {
@@ -241,6 +286,69 @@ async fn a_task_that_keeps_failing_fails_the_query_after_its_attempts() {
     );
     assert!(!text.contains('\n'), "{text}");
     assert_eq!(backend.attempts_of(0, 0), vec![0, 1, 2]);
+}
+
+/// Attempts of re-run producers are numbered from 2^16.
+const RERUN_ATTEMPT_BASE: u64 = 1 << 16;
+
+/// A reader that finds its input deleted or corrupt gets it written again
+/// by the producing task (one new attempt of that task alone), then reads
+/// the new object; so do other readers of the same object, without another
+/// re-run. The answer is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_or_corrupt_exchange_data_is_written_again_by_its_producer() {
+    for fault in [
+        Fault::DeleteFirstExchangeInput,
+        Fault::CorruptFirstExchangeInput,
+    ] {
+        let backend = q3_survives(fault).await;
+        let attempts = backend.attempts.lock().unwrap().clone();
+        let reruns: Vec<_> = attempts
+            .iter()
+            .filter(|(_, a)| a.iter().any(|n| *n >= RERUN_ATTEMPT_BASE))
+            .collect();
+        assert_eq!(
+            reruns.len(),
+            1,
+            "{fault:?}: one producer ran again: {attempts:?}"
+        );
+        let (_, rerun) = reruns[0];
+        assert_eq!(rerun, &vec![0, RERUN_ATTEMPT_BASE], "{fault:?}");
+        // The producer, and each reader of the lost object (not the whole query).
+        let retried = attempts.values().filter(|a| a.len() > 1).count();
+        assert!(
+            retried >= 2 && retried < attempts.len(),
+            "{fault:?}: {attempts:?}"
+        );
+    }
+}
+
+/// Data that keeps vanishing fails the query, bounded, naming the reader
+/// and the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_data_that_keeps_vanishing_fails_the_query_in_bounded_time() {
+    let backend = FaultyBackend::new(Fault::AlwaysDeleteExchangeInputs);
+    let session = session_on(Arc::clone(&backend), 4).await;
+    let err = match session.query(&tpch_query(3)).await {
+        Ok(stream) => stream.collect().await.expect_err("inputs always vanish"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, JobError::LostInput { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("exchange object"), "{text}");
+    assert!(!text.contains('\n'), "{text}");
+    let reruns: usize = backend
+        .attempts
+        .lock()
+        .unwrap()
+        .values()
+        .flatten()
+        .filter(|n| **n >= RERUN_ATTEMPT_BASE)
+        .count();
+    assert!(
+        (1..=squall_jobs::rerun::MAX_PRODUCER_RERUNS as usize).contains(&reruns),
+        "{reruns} re-runs"
+    );
 }
 
 /// Every file below `dir`, relative, sorted.

@@ -41,6 +41,60 @@ pub enum ShuffleError {
     Spill(#[from] std::io::Error),
 }
 
+impl ShuffleError {
+    /// The exchange object this error shows to be missing, truncated or
+    /// corrupt: data its producer must write again (not a passing fault of
+    /// the store, and not the reader's fault).
+    pub fn lost_object_url(&self) -> Option<&str> {
+        match self {
+            ShuffleError::Corrupt { url, .. } | ShuffleError::Ipc { url, .. } => Some(url),
+            ShuffleError::ObjectStore {
+                url,
+                source: object_store::Error::NotFound { .. },
+            } => Some(url),
+            _ => None,
+        }
+    }
+}
+
+/// The exchange object `error` (however DataFusion wrapped it) shows to be
+/// missing, truncated or corrupt; see [`ShuffleError::lost_object_url`].
+pub fn lost_exchange_object(error: &DataFusionError) -> Option<String> {
+    use datafusion::arrow::error::ArrowError;
+    fn in_dyn(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+        let mut current = Some(error);
+        while let Some(e) = current {
+            if let Some(shuffle) = e.downcast_ref::<ShuffleError>() {
+                return shuffle.lost_object_url().map(str::to_string);
+            }
+            if let Some(df) = e.downcast_ref::<DataFusionError>() {
+                return in_datafusion(df);
+            }
+            if let Some(ArrowError::ExternalError(inner)) = e.downcast_ref::<ArrowError>() {
+                return in_dyn(inner.as_ref());
+            }
+            current = e.source();
+        }
+        None
+    }
+    fn in_datafusion(error: &DataFusionError) -> Option<String> {
+        match error {
+            DataFusionError::External(inner) => in_dyn(inner.as_ref()),
+            DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+                in_datafusion(inner)
+            }
+            DataFusionError::Shared(inner) => in_datafusion(inner),
+            DataFusionError::ArrowError(inner, _) => match inner.as_ref() {
+                ArrowError::ExternalError(inner) => in_dyn(inner.as_ref()),
+                _ => None,
+            },
+            DataFusionError::Collection(errors) => errors.iter().find_map(in_datafusion),
+            _ => None,
+        }
+    }
+    in_datafusion(error)
+}
+
 impl From<ShuffleError> for DataFusionError {
     fn from(e: ShuffleError) -> Self {
         DataFusionError::External(Box::new(e))
@@ -49,3 +103,61 @@ impl From<ShuffleError> for DataFusionError {
 
 /// Result alias for this crate.
 pub type Result<T, E = ShuffleError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn lost_objects_are_found_however_wrapped() {
+        let corrupt = || -> DataFusionError {
+            ShuffleError::Corrupt {
+                url: "file:///s/q/t0-a0.sqx".into(),
+                reason: "bad CRC".into(),
+            }
+            .into()
+        };
+        let missing: DataFusionError = ShuffleError::ObjectStore {
+            url: "s3://b/q/t1-a0.sqx".into(),
+            source: object_store::Error::NotFound {
+                path: "q/t1-a0.sqx".into(),
+                source: "gone".into(),
+            },
+        }
+        .into();
+        assert_eq!(
+            lost_exchange_object(&missing).as_deref(),
+            Some("s3://b/q/t1-a0.sqx")
+        );
+        let wrapped = DataFusionError::Context(
+            "join".into(),
+            Box::new(DataFusionError::Shared(Arc::new(corrupt()))),
+        );
+        assert_eq!(
+            lost_exchange_object(&wrapped).as_deref(),
+            Some("file:///s/q/t0-a0.sqx")
+        );
+        let through_arrow = DataFusionError::ArrowError(
+            Box::new(datafusion::arrow::error::ArrowError::ExternalError(
+                Box::new(corrupt()),
+            )),
+            None,
+        );
+        assert!(lost_exchange_object(&through_arrow).is_some());
+        let passing: DataFusionError = ShuffleError::ObjectStore {
+            url: "s3://b/x".into(),
+            source: object_store::Error::Generic {
+                store: "S3",
+                source: "503 SlowDown".into(),
+            },
+        }
+        .into();
+        assert_eq!(lost_exchange_object(&passing), None);
+        assert_eq!(
+            lost_exchange_object(&DataFusionError::Execution("x".into())),
+            None
+        );
+    }
+}

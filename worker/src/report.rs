@@ -80,6 +80,10 @@ pub struct TaskReport {
     /// The folder this delivery of a file-writing task staged its files in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staged_url: Option<String>,
+    /// For a failed task: the exchange object it found missing, truncated
+    /// or corrupt, which its producer must write again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_input_url: Option<String>,
 }
 
 impl TaskReport {
@@ -112,6 +116,7 @@ impl TaskReport {
             memory_limit_bytes: 0,
             spilled_bytes: 0,
             staged_url: None,
+            lost_input_url: None,
         }
     }
 

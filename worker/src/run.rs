@@ -161,6 +161,7 @@ pub async fn run_task_spec(spec: &TaskSpec, functions: &FunctionLibrary) -> Task
     match execute(spec, functions, &counters, &pool, spill_bytes, &mut report).await {
         Ok(outcome) => report.outcome = outcome,
         Err(e) => {
+            report.lost_input_url = squall_shuffle::error::lost_exchange_object(&e);
             report.outcome = TaskOutcome::Failed {
                 message: e.strip_backtrace(),
                 error: Some(RemoteError::from_datafusion(&e)),
