@@ -29,6 +29,7 @@ async fn tpch_on_worker_processes_matches_single_node_datafusion() {
     );
 }
 
+/// A worker killed in every attempt fails the query after its attempts, saying how.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_task_fails_the_query_with_a_clear_error() {
     let data = tpch_data().await;
