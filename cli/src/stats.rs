@@ -19,6 +19,9 @@ pub struct Stats {
     input_bytes: u64,
     output_bytes: u64,
     requests: RequestCounts,
+    spilled_bytes: u64,
+    /// The most memory one task held.
+    peak_task_memory_bytes: u64,
     /// Task attempts that failed and were tried again.
     retries: usize,
     /// Backup attempts started for slow tasks, and how many finished first.
@@ -42,9 +45,13 @@ impl StatsCollector {
                     output_bytes,
                     busy_ms,
                     requests,
+                    spilled_bytes,
+                    peak_memory_bytes,
                     ..
                 } => {
                     s.tasks += 1;
+                    s.spilled_bytes += spilled_bytes;
+                    s.peak_task_memory_bytes = s.peak_task_memory_bytes.max(peak_memory_bytes);
                     s.busy_ms += busy_ms;
                     s.input_bytes += input_bytes;
                     s.output_bytes += output_bytes;
@@ -63,6 +70,7 @@ impl StatsCollector {
         let s = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         format!(
             "stats: {} stages, {} tasks ({} retried, {} backups of which {} won), {:.1} task-seconds; read {}, wrote {}; \
+             spilled {}, peak task memory {}; \
              object-store requests: {} GET, {} PUT, {} multipart PUT, {} HEAD, {} LIST, {} DELETE",
             s.stages,
             s.tasks,
@@ -72,6 +80,8 @@ impl StatsCollector {
             s.busy_ms as f64 / 1000.0,
             human_bytes(s.input_bytes),
             human_bytes(s.output_bytes),
+            human_bytes(s.spilled_bytes),
+            human_bytes(s.peak_task_memory_bytes),
             s.requests.get,
             s.requests.put,
             s.requests.multipart_put,
@@ -118,12 +128,14 @@ mod tests {
                     put: 1,
                     ..Default::default()
                 },
+                spilled_bytes: 1 << 20,
+                peak_memory_bytes: 2 << 20,
             });
         }
         assert_eq!(
             collector.summary(),
             "stats: 2 stages, 2 tasks (0 retried, 0 backups of which 0 won), 3.0 task-seconds; read 6.0 MiB, wrote 1.0 KiB; \
-             object-store requests: 8 GET, 2 PUT, 0 multipart PUT, 0 HEAD, 0 LIST, 0 DELETE"
+             spilled 2.0 MiB, peak task memory 2.0 MiB; object-store requests: 8 GET, 2 PUT, 0 multipart PUT, 0 HEAD, 0 LIST, 0 DELETE"
         );
     }
 }

@@ -23,6 +23,10 @@ pub enum ProgressEvent {
         busy_ms: u64,
         /// Object-store requests the task made.
         requests: RequestCounts,
+        /// Bytes its operators spilled to local disk.
+        spilled_bytes: u64,
+        /// The most memory it held at once (through DataFusion's pool).
+        peak_memory_bytes: u64,
     },
     /// An attempt of a task failed in a way another attempt may not, and
     /// attempt `attempt` (1 for the first retry) is about to start.

@@ -369,6 +369,8 @@ async fn run_stage(
             output_bytes: report.output_bytes,
             busy_ms: report.decode_ms + report.execute_ms,
             requests: report.requests.clone(),
+            spilled_bytes: report.spilled_bytes,
+            peak_memory_bytes: report.peak_memory_bytes,
         });
         if let Some(parts) = &parts {
             pending_parts.insert(
