@@ -167,6 +167,10 @@ fn task_key(
     rotate: bool,
 ) -> Result<&'static str> {
     let (key, source) = match TaskKey::from_env()? {
+        Some(_) if rotate => bail!(
+            "--rotate-task-key generates a new key, but SQUALL_TASK_KEY is set: unset it, or \
+             drop --rotate-task-key to deploy that key"
+        ),
         Some(key) => (key, "from SQUALL_TASK_KEY"),
         None => match variables.get(TASK_KEY_ENV) {
             Some(current) if !rotate => (TaskKey::new(current)?, "kept"),
@@ -192,7 +196,9 @@ async fn upload_package(url: &str, function: &str, zip: Vec<u8>) -> Result<(Stri
     if location.url().scheme() != "s3" {
         bail!("--code-bucket must be an s3:// URL, got '{url}'");
     }
-    let object = location.as_prefix().join(&format!("{function}.zip"))?;
+    // A function given by ARN names its zip by what follows the last ':'.
+    let file = function.rsplit(':').next().unwrap_or(function);
+    let object = location.as_prefix().join(&format!("{file}.zip"))?;
     let store = object.build_store()?;
     object_store::ObjectStoreExt::put(&*store, &object.path(), zip.into())
         .await

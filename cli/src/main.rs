@@ -128,7 +128,7 @@ fn main() -> ExitCode {
                 "error: interrupted by {}: {}",
                 signal.name,
                 if cleaned {
-                    "cancelled; its scratch and staged files are deleted, nothing was published"
+                    "cancelled; its scratch and staged files are deleted"
                 } else {
                     "cancelled; deleting its scratch and staged files took over 30 s, so some may be left behind"
                 }

@@ -154,7 +154,7 @@ fn an_interrupted_gen_tpch_leaves_nothing_visible() {
     let out_status = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out_status.stderr);
     assert_eq!(out_status.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("nothing was published"), "{stderr}");
+    assert!(stderr.contains("staged files are deleted"), "{stderr}");
     let left = files_below(&out);
     assert!(left.is_empty(), "left behind: {left:?}");
 

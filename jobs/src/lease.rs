@@ -28,6 +28,9 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10 * 60);
 /// Overrides [`DEFAULT_LEASE_TTL`], in seconds (for tests, and for clients
 /// that want abandoned scratch found sooner).
 pub const LEASE_TTL_ENV: &str = "SQUALL_SCRATCH_LEASE_SECONDS";
+/// The "time to live" of a query's scratch kept with `--keep-scratch`: a
+/// century, so that no clean deletes it; the user does.
+pub const KEPT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 /// Query prefixes start with this (`q-<uuid>`).
 const QUERY_PREFIX_START: &str = "q-";
 
@@ -68,7 +71,7 @@ pub async fn write_lease(query_prefix: &Location, query_id: &str, ttl: Duration)
     let location = lease_location(query_prefix)?;
     let record = LeaseRecord {
         query_id: query_id.to_string(),
-        expires_unix_ms: now_unix_ms() + ttl.as_millis() as u64,
+        expires_unix_ms: now_unix_ms().saturating_add(ttl.as_millis() as u64),
         host: std::env::var("HOSTNAME").unwrap_or_default(),
         pid: std::process::id(),
     };
@@ -136,6 +139,25 @@ pub async fn clean_abandoned(
         if !query_id.starts_with(QUERY_PREFIX_START) || Some(query_id.as_str()) == own_query {
             continue;
         }
+        // One prefix that cannot be judged or deleted does not stop the others.
+        match clean_one(&scratch, &query_id, ttl, now).await {
+            Ok(true) => cleaning.deleted.push(query_id),
+            Ok(false) => cleaning.alive.push(query_id),
+            Err(e) => log::warn!("cleaning the scratch of {query_id}: {e}"),
+        }
+    }
+    Ok(cleaning)
+}
+
+/// Deletes the prefix of `query_id` below `scratch` if it is abandoned;
+/// returns whether it was.
+async fn clean_one(scratch: &Location, query_id: &str, ttl: Duration, now: u64) -> Result<bool> {
+    let store = scratch.build_store()?;
+    let storage_error = |url: String, e: object_store::Error| JobError::Storage {
+        url,
+        message: e.to_string(),
+    };
+    {
         let query_prefix = scratch.join(&format!("{query_id}/"))?;
         let lease = lease_location(&query_prefix)?;
         let expired = match store.get(&lease.path()).await {
@@ -157,12 +179,9 @@ pub async fn clean_abandoned(
         };
         if expired {
             delete_prefix(&query_prefix).await?;
-            cleaning.deleted.push(query_id);
-        } else {
-            cleaning.alive.push(query_id);
         }
+        Ok(expired)
     }
-    Ok(cleaning)
 }
 
 /// [`clean_abandoned`], unless this process cleaned `scratch` less than half

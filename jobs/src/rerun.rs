@@ -98,16 +98,17 @@ impl WinnerBook {
 }
 
 /// Runs the producer of the lost exchange object `lost_url` again and makes
-/// its new output the winner; `reader` (stage, task) is who lost it. Nothing
-/// to do when another reader's re-run already replaced that object.
+/// its new output the winner; `reader` (stage, task) is who lost it. Returns
+/// whether it ran: not when another reader's re-run already replaced that
+/// object, or when no stage's winner is that object.
 pub(crate) async fn rerun_producer(
     run: &QueryRun,
     lost_url: &str,
     reader: (usize, usize),
-) -> Result<()> {
+) -> Result<bool> {
     let mut reruns = run.winners.reruns.lock().await;
     let Some((stage_id, task)) = run.winners.producer_of(lost_url) else {
-        return Ok(());
+        return Ok(false);
     };
     if reruns.count >= MAX_PRODUCER_RERUNS {
         return Err(JobError::LostInput {
@@ -139,8 +140,7 @@ pub(crate) async fn rerun_producer(
                 reader.0, reader.1
             ),
         });
-        let inputs = run.winners.inputs_of(stage);
-        let spec = attempt_spec(run, stage, &template, &inputs, task, attempt).await?;
+        let spec = attempt_spec(run, stage, &template, task, attempt).await?;
         match attempt_outcome(run, stage, task, invoke_in_time(run, spec).await) {
             Ok((_, report)) => break report,
             // A lost input of the producer itself is not chased further.
@@ -163,5 +163,5 @@ pub(crate) async fn rerun_producer(
             index,
         },
     );
-    Ok(())
+    Ok(true)
 }

@@ -21,6 +21,7 @@ use squall_shuffle::reader::read_ranges;
 use tokio::sync::mpsc;
 
 use crate::error::{JobError, Result};
+use crate::lease;
 use crate::scheduler::{QueryRun, ResultPart, delete_query_scratch, run_query};
 
 /// Result parts buffered between the scheduler and the reader.
@@ -72,8 +73,13 @@ impl QueryStream {
             let run = run.clone();
             async move { run_query(run, tx).await }
         });
+        // Renewed until the result has been read (or the stream dropped):
+        // the client reads result parts from scratch after the scheduler is done.
+        let lease_renewal =
+            lease::keep_renewed(run.query_prefix(), run.query_id.clone(), lease::lease_ttl());
         let state = State {
             run,
+            lease_renewal,
             keep_scratch,
             rx,
             scheduler: Some(scheduler),
@@ -114,6 +120,7 @@ impl Stream for QueryStream {
 
 struct State {
     run: QueryRun,
+    lease_renewal: tokio::task::JoinHandle<()>,
     keep_scratch: bool,
     rx: mpsc::Receiver<ResultPart>,
     scheduler: Option<tokio::task::JoinHandle<Result<()>>>,
@@ -146,14 +153,12 @@ impl State {
     }
 
     async fn cleanup(&mut self) -> Result<()> {
+        self.lease_renewal.abort();
         if let Some(handle) = self.scheduler.take() {
             handle.abort();
             let _ = handle.await;
         }
-        if self.keep_scratch {
-            return Ok(());
-        }
-        delete_query_scratch(&self.run).await
+        finish_scratch(&self.run, self.keep_scratch).await
     }
 }
 
@@ -164,6 +169,7 @@ impl Drop for State {
         if self.finished {
             return;
         }
+        self.lease_renewal.abort();
         let scheduler = self.scheduler.take();
         if let Some(handle) = &scheduler {
             handle.abort();
@@ -177,11 +183,18 @@ impl Drop for State {
             if let Some(handle) = scheduler {
                 let _ = handle.await;
             }
-            if !keep_scratch {
-                let _ = delete_query_scratch(&run).await;
-            }
+            let _ = finish_scratch(&run, keep_scratch).await;
         });
     }
+}
+
+/// Deletes the query's scratch (and what it staged), or, kept on request,
+/// marks it kept: its lease then never expires, so no clean deletes it.
+async fn finish_scratch(run: &QueryRun, keep_scratch: bool) -> Result<()> {
+    if keep_scratch {
+        return lease::write_lease(&run.query_prefix(), &run.query_id, lease::KEPT).await;
+    }
+    delete_query_scratch(run).await
 }
 
 async fn open_part(

@@ -18,7 +18,7 @@
 //! below the first failure seen are waited for), and the other tasks are
 //! cancelled. Retries run inside the task's permits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -111,13 +111,9 @@ impl QueryRun {
 pub async fn run_query(run: QueryRun, parts: mpsc::Sender<ResultPart>) -> Result<()> {
     // The lease says this query is alive; queries whose clients died are
     // found by their expired leases and their scratch deleted, in the background.
+    // (The `QueryStream` renews it until the client has read the result.)
     let ttl = lease::lease_ttl();
     lease::write_lease(&run.query_prefix(), &run.query_id, ttl).await?;
-    let _renewal = AbortOnDrop(lease::keep_renewed(
-        run.query_prefix(),
-        run.query_id.clone(),
-        ttl,
-    ));
     squall_connectors::cleanup::spawn_cleanup({
         let (scratch, own) = (run.scratch.clone(), run.query_id.clone());
         async move {
@@ -138,11 +134,9 @@ pub async fn run_query(run: QueryRun, parts: mpsc::Sender<ResultPart>) -> Result
         for stage in &graph.stages {
             if !started[stage.id] && stage.inputs.iter().all(|i| run.winners.has(i.stage_id)) {
                 started[stage.id] = true;
-                let inputs = run.winners.inputs_of(stage);
                 let fut = run_stage(
                     run.clone(),
                     stage.clone(),
-                    inputs,
                     Arc::clone(&permits),
                     stage.is_final.then(|| parts.clone()),
                 );
@@ -161,7 +155,6 @@ pub async fn run_query(run: QueryRun, parts: mpsc::Sender<ResultPart>) -> Result
 async fn run_stage(
     run: QueryRun,
     stage: Stage,
-    inputs: HashMap<usize, Arc<Vec<Winner>>>,
     permits: Arc<Semaphore>,
     parts: Option<mpsc::Sender<ResultPart>>,
 ) -> Result<Vec<Winner>> {
@@ -189,7 +182,6 @@ async fn run_stage(
             .map_err(|e| sink_error(&stage, e))?;
     }
     let stage = Arc::new(stage);
-    let inputs = Arc::new(inputs);
     let query_workers = run.backend.max_concurrency().max(1);
     let concurrency = run
         .stage_workers
@@ -200,11 +192,10 @@ async fn run_stage(
     let groups = launch_groups(stage.task_count, run.backend.launcher_threshold());
     let mut done = futures::stream::iter(groups)
         .map(|group| {
-            let (run, stage, template, inputs, permits, stage_permits, clock) = (
+            let (run, stage, template, permits, stage_permits, clock) = (
                 run.clone(),
                 Arc::clone(&stage),
                 Arc::clone(&template),
-                Arc::clone(&inputs),
                 Arc::clone(&permits),
                 Arc::clone(&stage_permits),
                 Arc::clone(&clock),
@@ -226,7 +217,7 @@ async fn run_stage(
                 let attempt = 0;
                 let mut specs = Vec::with_capacity(group.len());
                 for &task in &group {
-                    match attempt_spec(&run, &stage, &template, &inputs, task, attempt).await {
+                    match attempt_spec(&run, &stage, &template, task, attempt).await {
                         Ok(spec) => specs.push(spec),
                         Err(e) => return vec![Err(e)],
                     }
@@ -237,7 +228,6 @@ async fn run_stage(
                         run: &run,
                         stage: &stage,
                         template: &template,
-                        inputs: &inputs,
                         task: group[0],
                         clock: &clock,
                         permits: (&stage_permits, &permits),
@@ -273,16 +263,7 @@ async fn run_stage(
                 for (&task, result) in group.iter().zip(results) {
                     let first = attempt_outcome(&run, &stage, task, result);
                     outcomes.push(
-                        retry_until_done(
-                            &run,
-                            &stage,
-                            &template,
-                            &inputs,
-                            task,
-                            first,
-                            attempts_used,
-                        )
-                        .await,
+                        retry_until_done(&run, &stage, &template, task, first, attempts_used).await,
                     );
                 }
                 outcomes
@@ -412,12 +393,14 @@ pub(crate) async fn attempt_spec(
     run: &QueryRun,
     stage: &Stage,
     template: &StageTemplate,
-    inputs: &HashMap<usize, Arc<Vec<Winner>>>,
     task: usize,
     attempt: u32,
 ) -> Result<Vec<u8>> {
+    // The current winners: a producer re-run since the stage started has
+    // replaced a lost object (see `crate::rerun`).
+    let inputs = run.winners.inputs_of(stage);
     let key = run.backend.task_key();
-    let spec = key.sign(&task_spec(stage, template, inputs, task, attempt).to_bytes());
+    let spec = key.sign(&task_spec(stage, template, &inputs, task, attempt).to_bytes());
     match run.backend.max_payload_bytes() {
         Some(limit) if spec.len() > limit => {
             let reference = store_spec(run, stage.id, task, attempt, spec).await?;
@@ -433,7 +416,6 @@ struct Backup<'a> {
     run: &'a QueryRun,
     stage: &'a Stage,
     template: &'a StageTemplate,
-    inputs: &'a HashMap<usize, Arc<Vec<Winner>>>,
     task: usize,
     clock: &'a StageClock,
     /// The stage's and the query's semaphores: a backup holds one of each.
@@ -482,16 +464,7 @@ impl Backup<'_> {
         });
         let backup = async {
             let _permits = backup_permits;
-            match attempt_spec(
-                self.run,
-                self.stage,
-                self.template,
-                self.inputs,
-                self.task,
-                1,
-            )
-            .await
-            {
+            match attempt_spec(self.run, self.stage, self.template, self.task, 1).await {
                 Ok(spec) => invoke_in_time(self.run, spec).await,
                 Err(e) => Err(e.to_string()),
             }
@@ -628,7 +601,6 @@ async fn retry_until_done(
     run: &QueryRun,
     stage: &Stage,
     template: &StageTemplate,
-    inputs: &HashMap<usize, Arc<Vec<Winner>>>,
     task: usize,
     first: Result<(usize, TaskReport)>,
     attempts_used: u32,
@@ -647,21 +619,16 @@ async fn retry_until_done(
             attempt,
             cause: last.clone(),
         });
-        // Lost exchange data is written again by its producer; the retry
-        // reads the new object. Otherwise the retry waits a little.
-        let fresh_inputs;
-        let inputs = match &error {
-            JobError::LostInput { url, .. } => {
-                rerun_producer(run, url, (stage.id, task)).await?;
-                fresh_inputs = run.winners.inputs_of(stage);
-                &fresh_inputs
-            }
-            _ => {
-                tokio::time::sleep(retry_backoff(attempt)).await;
-                inputs
-            }
+        // Lost exchange data is written again by its producer, and the
+        // retry's spec names the new object; otherwise the retry waits a little.
+        let rerun = match &error {
+            JobError::LostInput { url, .. } => rerun_producer(run, url, (stage.id, task)).await?,
+            _ => false,
         };
-        let outcome = match attempt_spec(run, stage, template, inputs, task, attempt).await {
+        if !rerun {
+            tokio::time::sleep(retry_backoff(attempt)).await;
+        }
+        let outcome = match attempt_spec(run, stage, template, task, attempt).await {
             Ok(spec) => attempt_outcome(run, stage, task, invoke_in_time(run, spec).await),
             Err(e) => Err(e),
         };
@@ -733,15 +700,6 @@ fn sink_error(stage: &Stage, error: squall_connectors::ConnectorError) -> JobErr
     }
 }
 
-/// Aborts a spawned task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Tasks per invocation: one each, or, when the backend fans out through
 /// launchers and the stage has more tasks than its threshold, at most
 /// `threshold` groups that each launcher invokes in turn.
@@ -797,7 +755,8 @@ async fn put_scratch(run: &QueryRun, key: &str, bytes: Vec<u8>) -> Result<Locati
 }
 
 /// Stores a signed spec too large for the backend under the query's scratch
-/// prefix and returns the small payload the worker resolves: `{"spec_url": ...}`.
+/// prefix and returns the small payload the worker resolves:
+/// `{"spec_url": ..., "sha256": ...}`.
 async fn store_spec(
     run: &QueryRun,
     stage: usize,
@@ -805,13 +764,18 @@ async fn store_spec(
     attempt: u32,
     spec: Vec<u8>,
 ) -> Result<Vec<u8>> {
+    let sha256 = squall_worker::signing::sha256_hex(&spec);
     let location = put_scratch(
         run,
         &keys::spec_key(&run.query_id, stage, task, attempt),
         spec,
     )
     .await?;
-    Ok(serde_json::to_vec(&serde_json::json!({ "spec_url": location.to_string() })).expect("JSON"))
+    Ok(serde_json::to_vec(&serde_json::json!({
+        "spec_url": location.to_string(),
+        "sha256": sha256,
+    }))
+    .expect("JSON"))
 }
 
 /// Deletes everything a query wrote below the scratch root, and what it

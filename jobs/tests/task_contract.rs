@@ -170,8 +170,13 @@ async fn a_spec_stored_in_object_storage_runs_by_reference() {
     )
     .await;
     let spec_path = dir.path().join("spec.json");
-    std::fs::write(&spec_path, key().sign(&spec)).unwrap();
-    let reference = format!("{{\"spec_url\": \"file://{}\"}}", spec_path.display());
+    let stored = key().sign(&spec);
+    std::fs::write(&spec_path, &stored).unwrap();
+    let reference = format!(
+        "{{\"spec_url\": \"file://{}\", \"sha256\": \"{}\"}}",
+        spec_path.display(),
+        squall_worker::signing::sha256_hex(&stored)
+    );
     let report = run(reference.as_bytes()).await;
     assert!(
         matches!(report.outcome, TaskOutcome::Exchange { .. }),
@@ -179,15 +184,30 @@ async fn a_spec_stored_in_object_storage_runs_by_reference() {
     );
     assert_eq!(report.input_rows, 25);
 
-    let missing = run(br#"{"spec_url": "file:///no/such/spec.json"}"#).await;
+    let missing = run(br#"{"spec_url": "file:///no/such/spec.json", "sha256": ""}"#).await;
     assert!(
         missing.failure().unwrap().contains("/no/such/spec.json"),
         "{missing:?}"
     );
 
-    // The object a reference names must be signed too.
+    // The object a reference names must be the one it pins: another spec,
+    // even one signed with the right key, is refused.
+    let other = key().sign(&spec.clone().into_iter().chain(*b" ").collect::<Vec<u8>>());
+    std::fs::write(&spec_path, &other).unwrap();
+    let swapped = run(reference.as_bytes()).await;
+    assert!(
+        swapped.failure().unwrap().contains("SHA-256 differs"),
+        "{swapped:?}"
+    );
+    // And it must be signed.
     std::fs::write(&spec_path, &spec).unwrap();
-    let unsigned = run(reference.as_bytes()).await;
+    let unsigned = run(format!(
+        "{{\"spec_url\": \"file://{}\", \"sha256\": \"{}\"}}",
+        spec_path.display(),
+        squall_worker::signing::sha256_hex(&spec)
+    )
+    .as_bytes())
+    .await;
     assert!(
         unsigned.failure().unwrap().contains("not signed"),
         "{unsigned:?}"

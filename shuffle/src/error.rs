@@ -44,10 +44,12 @@ pub enum ShuffleError {
 impl ShuffleError {
     /// The exchange object this error shows to be missing, truncated or
     /// corrupt: data its producer must write again (not a passing fault of
-    /// the store, and not the reader's fault).
+    /// the store, and not the reader's fault). Only the reader raises
+    /// `Corrupt`; a writer's own failures (`Ipc`, other store errors) are not
+    /// lost data.
     pub fn lost_object_url(&self) -> Option<&str> {
         match self {
-            ShuffleError::Corrupt { url, .. } | ShuffleError::Ipc { url, .. } => Some(url),
+            ShuffleError::Corrupt { url, .. } => Some(url),
             ShuffleError::ObjectStore {
                 url,
                 source: object_store::Error::NotFound { .. },

@@ -33,6 +33,9 @@ use crate::spec::{FragmentRef, TaskSpec};
 #[derive(serde::Deserialize)]
 struct SpecByReference {
     spec_url: String,
+    /// SHA-256 (hex) of the object's bytes: the signed reference pins the
+    /// one spec it names, so that another signed spec put in its place is refused.
+    sha256: String,
 }
 
 /// Runs the task in `envelope` (a signed TaskSpec, or a signed
@@ -78,6 +81,12 @@ pub async fn run_opened_task(
     let fetched;
     let spec_bytes = match serde_json::from_slice::<SpecByReference>(payload) {
         Ok(reference) => match fetch_spec(&reference.spec_url).await {
+            Ok(bytes) if crate::signing::sha256_hex(&bytes) != reference.sha256 => {
+                return refused_report(&WorkerError::SpecRejected(format!(
+                    "the spec object {} is not the one its reference names (SHA-256 differs)",
+                    reference.spec_url
+                )));
+            }
             Ok(bytes) => match key.open(&bytes) {
                 Ok(spec) => {
                     fetched = spec;
@@ -161,7 +170,13 @@ pub async fn run_task_spec(spec: &TaskSpec, functions: &FunctionLibrary) -> Task
     match execute(spec, functions, &counters, &pool, spill_bytes, &mut report).await {
         Ok(outcome) => report.outcome = outcome,
         Err(e) => {
-            report.lost_input_url = squall_shuffle::error::lost_exchange_object(&e);
+            // Only an object the spec gave it to read counts as lost input.
+            report.lost_input_url = squall_shuffle::error::lost_exchange_object(&e).filter(|url| {
+                spec.exchange_inputs
+                    .iter()
+                    .flat_map(|input| input.partitions.iter().flatten())
+                    .any(|range| range.url == *url)
+            });
             report.outcome = TaskOutcome::Failed {
                 message: e.strip_backtrace(),
                 error: Some(RemoteError::from_datafusion(&e)),

@@ -190,6 +190,16 @@ struct SignedPayload {
     signature: String,
 }
 
+/// The SHA-256 of `bytes` as hex: how a signed `{"spec_url"}` reference
+/// pins the exact spec object it names.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn rejected(reason: &str) -> WorkerError {
     WorkerError::SpecRejected(reason.to_string())
 }

@@ -330,6 +330,11 @@ async fn functions_task_key(client: &Client, options: &LambdaOptions) -> Result<
     TaskKey::new(&secret).map_err(|e| e.to_string())
 }
 
+/// The report of a refused launch request, once for each of its tasks.
+fn specs_refused(tasks: usize, report: &[u8]) -> Vec<Result<Vec<u8>, String>> {
+    (0..tasks).map(|_| Ok(report.to_vec())).collect()
+}
+
 /// Whether a failed attempt may be retried.
 enum Attempt {
     Retry(String),
@@ -419,6 +424,7 @@ impl Backend for LambdaBackend {
                     .map_err(|e| format!("spec is not JSON: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let request_len = specs.len();
         let request = LaunchRequest {
             function: function.clone(),
             qualifier: self.options.qualifier.clone(),
@@ -452,8 +458,15 @@ impl Backend for LambdaBackend {
         struct LaunchResponse {
             results: Vec<LaunchResult>,
         }
-        let response: LaunchResponse = serde_json::from_slice(&response)
-            .map_err(|e| format!("launcher response is not valid: {e}"))?;
+        let response: LaunchResponse = match serde_json::from_slice(&response) {
+            Ok(response) => response,
+            // The launcher refused the request itself (its key differs,
+            // it expired): that refusal is every task's report.
+            Err(_) if squall_worker::TaskReport::from_bytes(&response).is_ok() => {
+                return Ok(specs_refused(request_len, &response));
+            }
+            Err(e) => return Err(format!("launcher response is not valid: {e}")),
+        };
         Ok(response
             .results
             .into_iter()
