@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{
-    assert_same_rows, csv_rows_below, open_spec, reference_rows, squall_session_with, tpch_data,
-    tpch_query,
+    assert_same_rows, csv_rows_below, first_exchange_input, open_spec, reference_rows,
+    squall_session_with, tpch_data, tpch_query,
 };
 use squall_jobs::{
     Backend, JobError, LocalBackend, ProgressEvent, SessionOptions, SpeculationPolicy, WorkerReach,
@@ -200,16 +200,6 @@ impl Backend for FaultyBackend {
             _ => self.inner.invoke(spec).await,
         }
     }
-}
-
-/// The URL of the first exchange object a spec reads, if it reads any.
-fn first_exchange_input(spec: &serde_json::Value) -> Option<String> {
-    spec["exchange_inputs"]
-        .as_array()?
-        .iter()
-        .flat_map(|input| input["partitions"].as_array().into_iter().flatten())
-        .flat_map(|partition| partition.as_array().into_iter().flatten())
-        .find_map(|range| range["url"].as_str().map(str::to_string))
 }
 
 async fn session_on(backend: Arc<FaultyBackend>, task_attempts: u32) -> squall_jobs::Session {

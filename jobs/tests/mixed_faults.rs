@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{open_spec, squall_session_with, tpch_data, tpch_differences};
+use common::{first_exchange_input, open_spec, squall_session_with, tpch_data, tpch_differences};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use squall_jobs::{Backend, LocalBackend, SessionOptions, WorkerReach};
@@ -85,15 +85,6 @@ impl Backend for RandomFaults {
         }
         self.inner.invoke(spec).await
     }
-}
-
-fn first_exchange_input(spec: &serde_json::Value) -> Option<String> {
-    spec["exchange_inputs"]
-        .as_array()?
-        .iter()
-        .flat_map(|input| input["partitions"].as_array().into_iter().flatten())
-        .flat_map(|partition| partition.as_array().into_iter().flatten())
-        .find_map(|range| range["url"].as_str().map(str::to_string))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

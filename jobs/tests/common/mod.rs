@@ -64,6 +64,17 @@ pub fn open_spec(backend: &dyn Backend, signed: &[u8]) -> serde_json::Value {
     serde_json::from_slice(&payload).expect("a spec is JSON")
 }
 
+/// The URL of the first exchange object a spec reads, if it reads any.
+#[allow(dead_code)]
+pub fn first_exchange_input(spec: &serde_json::Value) -> Option<String> {
+    spec["exchange_inputs"]
+        .as_array()?
+        .iter()
+        .flat_map(|input| input["partitions"].as_array().into_iter().flatten())
+        .flat_map(|partition| partition.as_array().into_iter().flatten())
+        .find_map(|range| range["url"].as_str().map(str::to_string))
+}
+
 pub fn tpch_query(n: usize) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../benches/queries/tpch")
