@@ -22,17 +22,22 @@ fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
     found
 }
 
+/// TPC-H at scale 0.01 below `root`.
+fn generate_tpch(root: &Path) {
+    let generated = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["gen", "tpch", "--scale", "0.01", "--out"])
+        .arg(root)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{generated:?}");
+}
+
 /// Starts a query that runs for a long time on worker processes, waits until
 /// its tasks have written to scratch, sends `signal`, and checks the exit.
 fn interrupt_a_running_query(signal: &str, expected_code: i32) {
     let data = tempfile::tempdir().unwrap();
     let root = data.path().join("tpch");
-    let generated = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["gen", "tpch", "--scale", "0.01", "--out"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(generated.status.success(), "{generated:?}");
+    generate_tpch(&root);
     let scratch = data.path().join("scratch");
     let destination = data.path().join("out");
     // A nested-loop join of lineitem with itself: billions of comparisons,
@@ -180,12 +185,7 @@ fn an_interrupted_gen_tpch_leaves_nothing_visible() {
 fn a_killed_clients_scratch_is_deleted_once_its_lease_expires() {
     let data = tempfile::tempdir().unwrap();
     let root = data.path().join("tpch");
-    let generated = Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(["gen", "tpch", "--scale", "0.01", "--out"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(generated.status.success(), "{generated:?}");
+    generate_tpch(&root);
     let scratch = data.path().join("scratch");
     let lease_seconds = ("SQUALL_SCRATCH_LEASE_SECONDS", "2");
     let kill_a_running_query =

@@ -12,9 +12,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use squall_connectors::Location;
 use squall_connectors::store::delete_prefix;
@@ -76,15 +75,7 @@ pub async fn write_lease(query_prefix: &Location, query_id: &str, ttl: Duration)
         pid: std::process::id(),
     };
     let bytes = serde_json::to_vec(&record).expect("a lease is JSON");
-    location
-        .build_store()?
-        .put(&location.path(), PutPayload::from(Bytes::from(bytes)))
-        .await
-        .map_err(|e| JobError::Storage {
-            url: location.to_string(),
-            message: e.to_string(),
-        })?;
-    Ok(())
+    crate::scheduler::put_object(&location, bytes).await
 }
 
 /// Renews the lease every third of `ttl` until the returned task is aborted.

@@ -743,15 +743,21 @@ pub(crate) async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<Stag
 /// Writes `bytes` at `key` below the scratch root; returns where.
 async fn put_scratch(run: &QueryRun, key: &str, bytes: Vec<u8>) -> Result<Location> {
     let location = run.scratch.join(key)?;
-    let store = location.build_store()?;
-    store
+    put_object(&location, bytes).await?;
+    Ok(location)
+}
+
+/// Writes `bytes` as the object at `location` (one PUT).
+pub(crate) async fn put_object(location: &Location, bytes: Vec<u8>) -> Result<()> {
+    location
+        .build_store()?
         .put(&location.path(), PutPayload::from(Bytes::from(bytes)))
         .await
         .map_err(|e| JobError::Storage {
             url: location.to_string(),
             message: e.to_string(),
         })?;
-    Ok(location)
+    Ok(())
 }
 
 /// Stores a signed spec too large for the backend under the query's scratch
