@@ -47,6 +47,7 @@ async fn main() -> Result<()> {
         is_final: stage.is_final,
         settings: Default::default(),
         sink: None,
+        requests: Default::default(),
     };
     let mut walls = Vec::new();
     let mut inside = Vec::new();

@@ -236,6 +236,35 @@ pub struct QueryArgs {
     /// at least 5 s) gets a backup attempt; the first to finish wins.
     #[arg(long)]
     pub no_speculation: bool,
+    /// Extra sends of an object-store request that failed transiently (a
+    /// reset connection, a timeout), after 25 ms, 100 ms, 400 ms, then 1 s
+    /// (default 3; 0: none). Cloud stores first retry HTTP errors such as
+    /// 503 SlowDown themselves; a request that still fails fails its task
+    /// attempt, which --task-attempts retries.
+    #[arg(long, value_name = "N")]
+    pub request_retries: Option<u32>,
+    /// Never send a slow object-store request a second time. By default a
+    /// GET of a range, a HEAD or a PUT of up to 16 MiB that has not completed
+    /// within --hedge-after-ms plus its size at 32 MiB/s is sent again and
+    /// the first response wins (at most one plus 5% of a task's requests).
+    #[arg(long)]
+    pub no_hedging: bool,
+    /// Expected first-byte latency of an object-store request, in
+    /// milliseconds: the base of the hedging deadline (default 200).
+    #[arg(long, value_name = "MS")]
+    pub hedge_after_ms: Option<u64>,
+    /// Testing option: make the tasks' object-store requests fail, stall and
+    /// break off at given rates, e.g. `fail=0.1,delay=0.02,delay-ms=2000,
+    /// truncate=0.02,seed=7` (see docs/reliability.md).
+    #[arg(long, value_name = "SPEC", hide = true)]
+    pub inject_store_faults: Option<squall_connectors::StoreFaults>,
+    /// Testing option: make task attempts crash, arrive twice, hang, lose
+    /// their first exchange input or start late at given rates, e.g.
+    /// `crash=0.05,duplicate=0.05,hang=0.02,lose-input=0.02,slow=0.02,
+    /// slow-ms=10000,seed=7` (see docs/reliability.md). Hangs need
+    /// --task-timeout.
+    #[arg(long, value_name = "SPEC", hide = true)]
+    pub inject_task_faults: Option<squall_jobs::TaskFaults>,
     /// Lambda function running the workers (lambda backend). Several names or
     /// aliases, comma-separated, spread each stage over them: each function
     /// scales at its own rate.

@@ -41,6 +41,12 @@ pub struct QueryDefaults {
     pub task_timeout: Option<f64>,
     /// Backup attempts for slow tasks (default true).
     pub speculation: Option<bool>,
+    /// Extra sends of a transiently failed object-store request (default 3).
+    pub request_retries: Option<u32>,
+    /// Hedging of slow object-store requests (default true).
+    pub hedging: Option<bool>,
+    /// Milliseconds (default 200).
+    pub hedge_after_ms: Option<u64>,
     pub scratch: Option<String>,
     /// A size like "128MiB".
     pub target_task_bytes: Option<String>,

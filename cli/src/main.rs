@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use squall_connectors::Location;
+use squall_connectors::{Location, RequestPolicy};
 use squall_jobs::{
     LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend, Session, SessionOptions,
     StatementResult,
@@ -291,6 +291,27 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// How tasks send object-store requests: flags first, then the config file.
+fn request_policy(args: &QueryArgs, defaults: &config::QueryDefaults) -> RequestPolicy {
+    let mut policy = RequestPolicy {
+        retries: args
+            .request_retries
+            .or(defaults.request_retries)
+            .unwrap_or(squall_connectors::request_policy::DEFAULT_REQUEST_RETRIES),
+        faults: args.inject_store_faults.clone(),
+        ..RequestPolicy::default()
+    };
+    if args.no_hedging || defaults.hedging == Some(false) {
+        policy.hedging = None;
+    } else if let (Some(hedging), Some(ms)) = (
+        policy.hedging.as_mut(),
+        args.hedge_after_ms.or(defaults.hedge_after_ms),
+    ) {
+        hedging.first_byte_ms = ms;
+    }
+    policy
+}
+
 async fn open_session(
     args: &QueryArgs,
     config: &Config,
@@ -345,6 +366,10 @@ async fn open_session(
             )
         }
     };
+    let backend: Arc<dyn squall_jobs::Backend> = match &args.inject_task_faults {
+        Some(faults) => Arc::new(squall_jobs::FaultyBackend::new(backend, faults.clone())),
+        None => backend,
+    };
     let mut planner = PlannerConfig::default();
     if let Some(n) = args.max_tasks_per_stage.or(defaults.max_tasks_per_stage) {
         planner.max_tasks_per_stage = n;
@@ -392,6 +417,7 @@ async fn open_session(
         },
         speculation: (!args.no_speculation && defaults.speculation.unwrap_or(true))
             .then(squall_jobs::SpeculationPolicy::default),
+        requests: request_policy(args, defaults),
         progress: stats::both(
             if progress { progress::listener() } else { None },
             stats.map(stats::StatsCollector::listener),

@@ -71,7 +71,8 @@ impl StatsCollector {
         format!(
             "stats: {} stages, {} tasks ({} retried, {} backups of which {} won), {:.1} task-seconds; read {}, wrote {}; \
              spilled {}, peak task memory {}; \
-             object-store requests: {} GET, {} PUT, {} multipart PUT, {} HEAD, {} LIST, {} DELETE",
+             object-store requests: {} GET, {} PUT, {} multipart PUT, {} HEAD, {} LIST, {} DELETE, \
+             {} retried, {} hedged of which {} won",
             s.stages,
             s.tasks,
             s.retries,
@@ -88,6 +89,9 @@ impl StatsCollector {
             s.requests.head,
             s.requests.list,
             s.requests.delete,
+            s.requests.retried,
+            s.requests.hedged,
+            s.requests.hedges_won,
         )
     }
 }
@@ -126,6 +130,9 @@ mod tests {
                 requests: squall_worker::RequestCounts {
                     get: 4,
                     put: 1,
+                    retried: 1,
+                    hedged: 2,
+                    hedges_won: 1,
                     ..Default::default()
                 },
                 spilled_bytes: 1 << 20,
@@ -135,7 +142,8 @@ mod tests {
         assert_eq!(
             collector.summary(),
             "stats: 2 stages, 2 tasks (0 retried, 0 backups of which 0 won), 3.0 task-seconds; read 6.0 MiB, wrote 1.0 KiB; \
-             spilled 2.0 MiB, peak task memory 2.0 MiB; object-store requests: 8 GET, 2 PUT, 0 multipart PUT, 0 HEAD, 0 LIST, 0 DELETE"
+             spilled 2.0 MiB, peak task memory 2.0 MiB; object-store requests: 8 GET, 2 PUT, 0 multipart PUT, 0 HEAD, 0 LIST, 0 DELETE, \
+             2 retried, 4 hedged of which 2 won"
         );
     }
 }

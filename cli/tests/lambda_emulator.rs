@@ -118,14 +118,15 @@ fn query_args(root: &str, scratch: Option<&str>, q: usize) -> Vec<String> {
     args
 }
 
-/// Runs `args` on the local backend and again with `lambda` appended; the outputs must match.
+/// Runs `args` on the local backend and again with `lambda` appended; the
+/// outputs must match. Returns the lambda run's standard error.
 fn assert_lambda_matches_local(
     args: &[String],
     lambda: &[&str],
     local_env: &[(&str, String)],
     lambda_env: &[(&str, String)],
     q: usize,
-) {
+) -> String {
     let local: Vec<&str> = args.iter().map(String::as_str).collect();
     let expected = squall(&local, local_env);
     assert!(
@@ -146,6 +147,7 @@ fn assert_lambda_matches_local(
         String::from_utf8_lossy(&expected.stdout),
         "q{q}: lambda and local results differ"
     );
+    String::from_utf8_lossy(&actual.stderr).into_owned()
 }
 
 /// The task key the workers of these tests hold; the emulator serves no
@@ -243,6 +245,43 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
             log.contains(&format!("squall worker: {function} query")),
             "function {function} ran no task: {log}"
         );
+    }
+
+    // A handful of queries under injected task faults and object-store
+    // faults on the real S3 client path (the faults travel in each spec; the
+    // functions inject them into their own requests to the S3 server).
+    for (q, seed) in [(3, "31"), (5, "51"), (10, "101")] {
+        let task_faults = format!("crash=0.1,duplicate=0.1,hang=0.03,lose-input=0.05,seed={seed}");
+        let store_faults = format!("fail=0.1,delay=0.02,delay-ms=2000,truncate=0.02,seed={seed}");
+        let lambda = [
+            "--backend",
+            "lambda",
+            "--function",
+            "_",
+            "--lambda-endpoint",
+            &endpoint,
+            "--workers",
+            "4",
+            "--task-attempts",
+            "6",
+            "--task-timeout",
+            "20",
+            "--inject-task-faults",
+            &task_faults,
+            "--inject-store-faults",
+            &store_faults,
+            "--stats",
+        ];
+        let args = query_args("s3://lake/tpch", Some("s3://scratch/squall/"), q);
+        let stderr = assert_lambda_matches_local(&args, &lambda, &cloud.env, &cloud.env, q);
+        // "..., 0 DELETE, 12 retried, 1 hedged of which 1 won"
+        let retried: u64 = stderr
+            .split("DELETE, ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("q{q}: no request counts in: {stderr}"));
+        assert!(retried > 0, "q{q}: no request was retried: {stderr}");
     }
 
     // The same settings from a config file instead of flags.

@@ -11,6 +11,10 @@
 pub mod aws_credentials;
 pub mod cleanup;
 pub mod error;
+pub mod faulty_store;
+pub mod hedged_store;
+pub mod request_policy;
+pub mod retrying_store;
 pub mod scan_leaf;
 pub mod sink_staging;
 pub mod splits;
@@ -20,6 +24,7 @@ pub mod table;
 pub mod tpch;
 
 pub use error::{ConnectorError, Result};
+pub use request_policy::{HedgePolicy, RequestPolicy, RequestStats, StoreFaults};
 pub use splits::FileSplit;
 pub use store::{Location, register_object_store};
 pub use table::{TableFormat, register_table};

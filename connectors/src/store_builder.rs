@@ -18,7 +18,10 @@
 //!   (with AZURITE_BLOB_STORAGE_URL) for Azurite.
 //!
 //! Every store retries a request a few times for a short while only, so that
-//! an unreachable endpoint fails in seconds with a clear error.
+//! an unreachable endpoint fails in seconds with a clear error. On top of the
+//! store itself, [`build_store_with`] layers the request policy: hedging,
+//! retries of transient failures and, in tests, injected faults (see
+//! [`crate::request_policy`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -34,6 +37,10 @@ use url::Url;
 
 use crate::aws_credentials;
 use crate::error::{ConnectorError, Result};
+use crate::faulty_store::FaultyStore;
+use crate::hedged_store::HedgedStore;
+use crate::request_policy::{RequestPolicy, RequestStats};
+use crate::retrying_store::RetryingStore;
 
 const MAX_REQUEST_RETRIES: usize = 3;
 const RETRY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -58,8 +65,45 @@ fn connect_timeout() -> String {
     format!("{}s", CONNECT_TIMEOUT.as_secs())
 }
 
-/// Builds the object store for a URL. Credentials and endpoints come from the environment.
+/// Builds the object store for a URL, with the default request policy
+/// (hedging and retries). Credentials and endpoints come from the environment.
 pub fn build_store(url: &Url) -> Result<Arc<dyn ObjectStore>> {
+    build_store_with(
+        url,
+        &RequestPolicy::default(),
+        0,
+        Arc::new(RequestStats::default()),
+    )
+}
+
+/// Builds the object store for a URL, sending its requests as `policy`
+/// says and counting retries and hedges in `stats`. `salt` tells apart the
+/// fault draws of different stores (task attempts) when faults are injected.
+pub fn build_store_with(
+    url: &Url,
+    policy: &RequestPolicy,
+    salt: u64,
+    stats: Arc<RequestStats>,
+) -> Result<Arc<dyn ObjectStore>> {
+    let mut store = build_base_store(url)?;
+    if let Some(faults) = &policy.faults {
+        store = Arc::new(FaultyStore::new(store, faults.clone(), salt));
+    }
+    if policy.retries > 0 {
+        store = Arc::new(RetryingStore::new(
+            store,
+            policy.retries,
+            Arc::clone(&stats),
+        ));
+    }
+    if let Some(hedging) = &policy.hedging {
+        store = Arc::new(HedgedStore::new(store, hedging.clone(), stats));
+    }
+    Ok(store)
+}
+
+/// The store itself, without the request policy's layers.
+fn build_base_store(url: &Url) -> Result<Arc<dyn ObjectStore>> {
     let host = url.host_str().unwrap_or("").to_string();
     let config_error = |e: object_store::Error| ConnectorError::StoreConfig {
         url: url.to_string(),

@@ -24,7 +24,8 @@ pub mod specs;
 pub mod speculation;
 
 pub use backend::{
-    Backend, LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend, WorkerReach,
+    Backend, FaultyBackend, LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend, TaskFaults,
+    WorkerReach,
 };
 pub use backend::{
     DEFAULT_LAMBDA_WORKERS, DEFAULT_LAUNCHER_THRESHOLD, LAMBDA_SCALING_RATE, LaunchRequest,

@@ -76,6 +76,8 @@ pub struct QueryRun {
     pub task_timeout: Option<std::time::Duration>,
     /// When stragglers get backup attempts; `None`: never.
     pub speculation: Option<SpeculationPolicy>,
+    /// How tasks send their object-store requests (retries, hedging).
+    pub requests: squall_connectors::RequestPolicy,
     /// The winners of finished stages, shared by every stage of the query
     /// (a re-run producer's new winner replaces the lost one).
     pub winners: Arc<WinnerBook>,
@@ -736,6 +738,7 @@ pub(crate) async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<Stag
         scratch: run.scratch.clone(),
         is_final: stage.is_final,
         settings: run.settings.clone(),
+        requests: run.requests.clone(),
         sink: SinkDestination::find(&stage.plan).map_err(|e| sink_error(stage, e))?,
     })
 }

@@ -74,6 +74,10 @@ pub struct SessionOptions {
     /// rule, see [`SpeculationPolicy`]); `None`: never.
     pub speculation: Option<crate::SpeculationPolicy>,
     pub progress: Option<ProgressListener>,
+    /// How tasks send their object-store requests: retries of transient
+    /// failures, hedging of slow requests, and (a testing option) injected
+    /// faults.
+    pub requests: squall_connectors::RequestPolicy,
 }
 
 impl std::fmt::Debug for SessionOptions {
@@ -104,6 +108,7 @@ impl Default for SessionOptions {
             task_timeout: None,
             speculation: Some(crate::SpeculationPolicy::default()),
             progress: None,
+            requests: Default::default(),
         }
     }
 }
@@ -544,6 +549,7 @@ impl Session {
             task_attempts: self.options.task_attempts.max(1),
             task_timeout: self.options.task_timeout,
             speculation: self.options.speculation.clone(),
+            requests: self.options.requests.clone(),
             progress: self.options.progress.clone(),
             winners: Default::default(),
         };

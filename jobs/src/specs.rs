@@ -36,6 +36,8 @@ pub struct StageTemplate {
     /// Where the stage's file sink publishes, if it has one: its tasks stage
     /// their files below it.
     pub sink: Option<SinkDestination>,
+    /// How tasks send their object-store requests.
+    pub requests: squall_connectors::RequestPolicy,
 }
 
 impl StageTemplate {
@@ -145,5 +147,6 @@ pub fn task_spec(
                 .expect("a query id is one safe segment")
                 .to_string()
         }),
+        requests: template.requests.clone(),
     }
 }

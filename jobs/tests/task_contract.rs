@@ -46,6 +46,7 @@ async fn first_scan_task_spec(sql: &str, query_id: &str, scratch_dir: &std::path
         is_final: stage.is_final,
         settings: Default::default(),
         sink: None,
+        requests: Default::default(),
     };
     task_spec(stage, &template, &HashMap::new(), 0, 0).to_bytes()
 }

@@ -18,6 +18,8 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 
+use squall_connectors::RequestStats;
+
 use crate::calls::WorkerCall;
 use crate::report::RequestCounts;
 
@@ -31,6 +33,8 @@ pub struct RequestCounters {
     list: AtomicU64,
     delete: AtomicU64,
     copy: AtomicU64,
+    /// Retries and hedges, counted by the stores' request-policy layers.
+    resends: Arc<RequestStats>,
 }
 
 impl RequestCounters {
@@ -44,11 +48,19 @@ impl RequestCounters {
             list: self.list.load(Ordering::Relaxed),
             delete: self.delete.load(Ordering::Relaxed),
             copy: self.copy.load(Ordering::Relaxed),
+            retried: self.resends.retried(),
+            hedged: self.resends.hedged(),
+            hedges_won: self.resends.hedges_won(),
         }
     }
 }
 
 impl RequestCounters {
+    /// Where the request-policy layers of the task's stores count.
+    pub fn resends(&self) -> Arc<RequestStats> {
+        Arc::clone(&self.resends)
+    }
+
     /// Counts `n` requests of kind `call`.
     fn count(&self, call: WorkerCall, n: u64) {
         let counter = match call {

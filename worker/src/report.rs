@@ -16,11 +16,29 @@ pub struct RequestCounts {
     pub list: u64,
     pub delete: u64,
     pub copy: u64,
+    /// Requests sent again after a transient failure (not counted above).
+    #[serde(default)]
+    pub retried: u64,
+    /// Requests sent a second time because the first was slow (not counted
+    /// above), and how many of those second sends answered first.
+    #[serde(default)]
+    pub hedged: u64,
+    #[serde(default)]
+    pub hedges_won: u64,
 }
 
 impl RequestCounts {
+    /// Requests sent, counting retries and hedges: what the store bills.
     pub fn total(&self) -> u64 {
-        self.get + self.put + self.multipart_put + self.head + self.list + self.delete + self.copy
+        self.get
+            + self.put
+            + self.multipart_put
+            + self.head
+            + self.list
+            + self.delete
+            + self.copy
+            + self.retried
+            + self.hedged
     }
 
     pub fn add(&mut self, other: &Self) {
@@ -31,6 +49,9 @@ impl RequestCounts {
         self.list += other.list;
         self.delete += other.delete;
         self.copy += other.copy;
+        self.retried += other.retried;
+        self.hedged += other.hedged;
+        self.hedges_won += other.hedges_won;
     }
 }
 

@@ -14,7 +14,7 @@ use object_store::ObjectStoreExt;
 use squall_connectors::Location;
 use squall_connectors::scan_leaf::{bind_scan_splits, file_scan_config};
 use squall_connectors::sink_staging::{file_sink_config, stage_file_sink};
-use squall_connectors::store::build_store;
+use squall_connectors::store_builder::build_store_with;
 use squall_shuffle::codec::decode_plan;
 use squall_shuffle::result_writer::result_summary_from_batch;
 use squall_shuffle::writer::{index_from_batch, split_object_url};
@@ -188,6 +188,14 @@ pub async fn run_task_spec(spec: &TaskSpec, functions: &FunctionLibrary) -> Task
     report
 }
 
+/// Tells apart the injected-fault draws of different task attempts.
+fn fault_salt(spec: &TaskSpec) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    (&spec.query_id, spec.stage_id, spec.task_index, spec.attempt).hash(&mut hasher);
+    hasher.finish()
+}
+
 async fn execute(
     spec: &TaskSpec,
     functions: &FunctionLibrary,
@@ -206,7 +214,8 @@ async fn execute(
     for store_url in &spec.object_stores {
         let url = url::Url::parse(store_url)
             .map_err(|e| DataFusionError::Plan(format!("invalid store URL '{store_url}': {e}")))?;
-        let store = build_store(&url).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let store = build_store_with(&url, &spec.requests, fault_salt(spec), counters.resends())
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let counted = Arc::new(CountingStore::new(store, Arc::clone(counters)));
         runtime.register_object_store(&url, counted);
     }

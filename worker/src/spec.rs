@@ -45,6 +45,10 @@ pub struct TaskSpec {
     /// publishes the winner's (see `squall_connectors::sink_staging`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sink_staging_url: Option<String>,
+    /// How the task's object-store requests are retried, hedged and (in
+    /// tests) disturbed.
+    #[serde(default)]
+    pub requests: squall_connectors::RequestPolicy,
 }
 
 /// Where the plan fragment is.
@@ -185,6 +189,10 @@ mod tests {
                 "7".to_string(),
             )]),
             sink_staging_url: Some("file:///tmp/out/_squall_staging/q/s1-t2-a0/".into()),
+            requests: squall_connectors::RequestPolicy {
+                faults: Some("fail=0.1,seed=3".parse().unwrap()),
+                ..Default::default()
+            },
         };
         let bytes = spec.to_bytes();
         assert_eq!(TaskSpec::from_bytes(&bytes).unwrap(), spec);

@@ -9,11 +9,13 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use squall_worker::{FunctionLibrary, TaskKey};
 
+mod faulty;
 mod lambda;
 mod local;
 mod process;
 mod scaling;
 
+pub use faulty::{FaultyBackend, TaskFaults};
 pub use lambda::{
     DEFAULT_LAMBDA_WORKERS, DEFAULT_LAUNCHER_THRESHOLD, LambdaBackend, LambdaOptions,
     LaunchRequest, MAX_SYNC_PAYLOAD_BYTES, run_launcher,

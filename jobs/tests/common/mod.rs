@@ -16,6 +16,8 @@ use squall_jobs::{Backend, LocalBackend, Session, SessionOptions};
 use squall_planner::PlannerConfig;
 use tokio::sync::OnceCell;
 
+pub mod mixed_faults;
+
 pub struct TpchData {
     _dir: tempfile::TempDir,
     pub root: PathBuf,

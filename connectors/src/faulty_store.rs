@@ -1,0 +1,266 @@
+//! An object store that fails, delays and truncates requests at given rates:
+//! the request-level faults of a cloud store under load (503 SlowDown, a
+//! response that takes seconds, a connection reset half-way through a body),
+//! injected deterministically so that tests can prove Squall survives them.
+//!
+//! Used only when a session sets [`StoreFaults`] (`--inject-store-faults`).
+//! Each request's fate is drawn from the seed, the store's salt (the task
+//! attempt), the request's kind, path and range and how often that same
+//! request was made before, so a run does not depend on the order in which
+//! concurrent requests happen to arrive and a retry draws afresh.
+//!
+//! What is injected where: GETs, HEADs, PUTs, copies, renames, delimited
+//! listings and the start of a multipart upload can fail or be delayed; GET
+//! bodies can break off. An unconditional PUT or a copy that fails does so
+//! before or, half of the time, after it took effect (its response was
+//! lost), as on a real store; conditional PUTs and renames fail only before.
+//! Multipart parts, deletes and streamed listings pass through untouched: a
+//! part cannot be sent twice under one number through `object_store`'s
+//! interface (cloud stores retry parts in their HTTP client), deletes are
+//! cleanup whose leftovers the query's lease removes, and Squall's workers
+//! do not list.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload,
+    ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    RenameOptions, Result,
+};
+
+use crate::request_policy::StoreFaults;
+
+/// The error of an injected fault; [`crate::retrying_store::is_transient`]
+/// recognises it.
+#[derive(Debug, thiserror::Error)]
+#[error("injected {0}")]
+pub struct InjectedFault(pub &'static str);
+
+const STORE_NAME: &str = "FaultyStore";
+
+fn injected(what: &'static str) -> object_store::Error {
+    object_store::Error::Generic {
+        store: STORE_NAME,
+        source: Box::new(InjectedFault(what)),
+    }
+}
+
+/// What happens to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Pass,
+    FailBefore,
+    FailAfter,
+    Delay,
+    Truncate,
+}
+
+/// Wraps a store and disturbs its requests as [`StoreFaults`] says.
+#[derive(Debug)]
+pub struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    faults: StoreFaults,
+    salt: u64,
+    /// How often each request (kind, path, range) was made.
+    seen: Mutex<HashMap<u64, u64>>,
+}
+
+impl FaultyStore {
+    /// `salt` tells apart the stores of different task attempts.
+    pub fn new(inner: Arc<dyn ObjectStore>, faults: StoreFaults, salt: u64) -> Self {
+        Self {
+            inner,
+            faults,
+            salt,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Draws the fate of a request. `can_fail_after`: the request has an
+    /// effect that a lost response leaves in place.
+    fn fate(&self, kind: &str, path: &Path, range: Option<u64>, can_fail_after: bool) -> Fate {
+        let mut request = DefaultHasher::new();
+        (kind, path.as_ref(), range).hash(&mut request);
+        let request = request.finish();
+        let nth = {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let count = seen.entry(request).or_default();
+            *count += 1;
+            *count
+        };
+        let mut draw = DefaultHasher::new();
+        (self.faults.seed, self.salt, request, nth).hash(&mut draw);
+        let bits = draw.finish();
+        let roll = (bits >> 11) as f64 / (1u64 << 53) as f64;
+        let faults = &self.faults;
+        if roll < faults.fail_rate {
+            if can_fail_after && bits & 1 == 1 {
+                Fate::FailAfter
+            } else {
+                Fate::FailBefore
+            }
+        } else if roll < faults.fail_rate + faults.delay_rate {
+            Fate::Delay
+        } else if kind == "get"
+            && roll < faults.fail_rate + faults.delay_rate + faults.truncate_rate
+        {
+            Fate::Truncate
+        } else {
+            Fate::Pass
+        }
+    }
+
+    /// Applies a fate that needs nothing of the request: a failure before it
+    /// is sent, or a delay. Returns the fate for what remains to do.
+    async fn before(&self, fate: Fate) -> Result<Fate> {
+        match fate {
+            Fate::FailBefore => Err(injected("request failure (503 SlowDown)")),
+            Fate::Delay => {
+                tokio::time::sleep(Duration::from_millis(self.faults.delay_ms)).await;
+                Ok(Fate::Pass)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Runs `request`, then loses its response if the fate says so.
+    async fn run<T>(
+        &self,
+        fate: Fate,
+        request: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let fate = self.before(fate).await?;
+        let result = request.await?;
+        if fate == Fate::FailAfter {
+            return Err(injected("lost response (the request took effect)"));
+        }
+        Ok(result)
+    }
+}
+
+impl fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Faulty({})", self.inner)
+    }
+}
+
+/// A body that yields its first half and then breaks off with an error.
+async fn truncate(result: GetResult) -> Result<GetResult> {
+    let meta = result.meta.clone();
+    let range = result.range.clone();
+    let attributes = result.attributes.clone();
+    let body = result.bytes().await?;
+    let half: Bytes = body.slice(..body.len() / 2);
+    let stream = futures::stream::iter([
+        Ok(half),
+        Err(injected("connection reset in the middle of a body")),
+    ])
+    .boxed();
+    Ok(GetResult {
+        payload: GetResultPayload::Stream(stream),
+        meta,
+        range,
+        attributes,
+    })
+}
+
+fn range_start(range: &Option<GetRange>) -> Option<u64> {
+    match range {
+        Some(GetRange::Bounded(r)) => Some(r.start),
+        Some(GetRange::Offset(o)) => Some(*o),
+        Some(GetRange::Suffix(s)) => Some(u64::MAX - *s),
+        None => None,
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        let unconditional = matches!(opts.mode, PutMode::Overwrite);
+        let fate = self.fate("put", location, None, unconditional);
+        self.run(fate, self.inner.put_opts(location, payload, opts))
+            .await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        // Starting an upload can fail; its parts pass through (see the module docs).
+        let fate = self.fate("multipart", location, None, false);
+        self.before(fate).await?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let kind = if options.head { "head" } else { "get" };
+        let fate = self.fate(kind, location, range_start(&options.range), false);
+        let fate = self.before(fate).await?;
+        let result = self.inner.get_opts(location, options).await?;
+        if fate == Fate::Truncate && result.range.end > result.range.start + 1 {
+            return truncate(result).await;
+        }
+        Ok(result)
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let first = ranges.first().map(|r| r.start);
+        let fate = self.fate("get_ranges", location, first, false);
+        self.run(fate, self.inner.get_ranges(location, ranges))
+            .await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        let root = Path::default();
+        let fate = self.fate("list", prefix.unwrap_or(&root), None, false);
+        self.run(fate, self.inner.list_with_delimiter(prefix)).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        let fate = self.fate("copy", to, None, true);
+        self.run(fate, self.inner.copy_opts(from, to, options))
+            .await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        let fate = self.fate("rename", to, None, false);
+        self.run(fate, self.inner.rename_opts(from, to, options))
+            .await
+    }
+}
