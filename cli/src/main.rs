@@ -120,17 +120,29 @@ fn main() -> ExitCode {
         }
         Err(signal) => {
             // The query's future is dropped: its tasks are cancelled; wait
-            // (bounded) until they stopped and its scratch is deleted.
-            let cleaned = runtime.block_on(squall_connectors::cleanup::finish_cleanups(
-                CLEANUP_ON_INTERRUPT_LIMIT,
-            ));
+            // (bounded) until they stopped and its scratch is deleted. A
+            // second signal stops the wait.
+            let cleaned = runtime.block_on(async {
+                tokio::select! {
+                    cleaned = squall_connectors::cleanup::finish_cleanups(
+                        CLEANUP_ON_INTERRUPT_LIMIT,
+                    ) => Some(cleaned),
+                    _ = interrupted() => None,
+                }
+            });
             eprintln!(
                 "error: interrupted by {}: {}",
                 signal.name,
-                if cleaned {
-                    "cancelled; its scratch and staged files are deleted"
-                } else {
-                    "cancelled; deleting its scratch and staged files took over 30 s, so some may be left behind"
+                match cleaned {
+                    Some(true) => "cancelled; its scratch and staged files are deleted",
+                    Some(false) => {
+                        "cancelled; deleting its scratch and staged files took over 30 s, so some may be left behind \
+                         (`squall scratch clean` deletes them once their lease expires)"
+                    }
+                    None => {
+                        "cancelled; interrupted again before its scratch and staged files were deleted \
+                         (`squall scratch clean` deletes them once their lease expires)"
+                    }
                 }
             );
             return ExitCode::from(signal.exit_code);

@@ -5,8 +5,12 @@
 //! what this test renders (temporary paths shown as `<dir>`); run it with
 //! `SQUALL_UPDATE_DOCS=1` to rewrite the table after a deliberate change.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use support::S3Server;
 
 const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/reliability.md");
 const START: &str = "<!-- catalog:start -->";
@@ -74,7 +78,58 @@ fn fixtures(dir: &Path) {
     std::fs::write(dir.join("not-toml.toml"), "this is = = not toml\n").unwrap();
 }
 
-fn cases(dir: &Path) -> Vec<Case> {
+/// Two S3 servers (moto): one open to any credentials, one that checks them
+/// against its IAM users (bucket `lake` on it, and a user whose access key
+/// is known).
+struct S3Servers {
+    open: S3Server,
+    checking: S3Server,
+    known_access_key: String,
+}
+
+impl S3Servers {
+    fn start() -> Self {
+        let open = S3Server::start();
+        // Three requests without credentials: the bucket, a user, its key.
+        let checking = S3Server::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
+        assert!(checking.http("PUT", "/lake").starts_with("HTTP/1.1 200"));
+        let iam = |action: &str| {
+            checking.request(
+                "iam",
+                "POST",
+                "/",
+                &format!("Action={action}&UserName=analyst&Version=2010-05-08"),
+            )
+        };
+        assert!(iam("CreateUser").contains("<UserName>analyst</UserName>"));
+        let key = iam("CreateAccessKey");
+        let known_access_key = key
+            .split("<AccessKeyId>")
+            .nth(1)
+            .and_then(|rest| rest.split("</AccessKeyId>").next())
+            .unwrap_or_else(|| panic!("no access key in {key}"))
+            .to_string();
+        Self {
+            open,
+            checking,
+            known_access_key,
+        }
+    }
+
+    /// The environment of a client of `server` with these credentials.
+    fn env(server: &S3Server, key: &str, secret: &str) -> Vec<(&'static str, String)> {
+        let mut env: Vec<_> = server
+            .envs()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("AWS_ACCESS_KEY_ID") && *k != "AWS_SECRET_ACCESS_KEY")
+            .collect();
+        env.push(("AWS_ACCESS_KEY_ID", key.to_string()));
+        env.push(("AWS_SECRET_ACCESS_KEY", secret.to_string()));
+        env
+    }
+}
+
+fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
     let p = |name: &str| dir.join(name).display().to_string();
     let table = |name: &str, file: &str| format!("{name}={}", p(file));
     let sql = |what: &'static str, extra: &[String], sql: &str| {
@@ -201,6 +256,43 @@ fn cases(dir: &Path) -> Vec<Case> {
             ..sql(
                 "an unreachable object store",
                 &["--table".into(), "t=s3://lake/t.parquet".into()],
+                "SELECT * FROM t",
+            )
+        },
+        Case {
+            env: s3.open.envs(),
+            ..sql(
+                "a table in a bucket that does not exist",
+                &["--table".into(), "t=s3://no-such-bucket/t/".into()],
+                "SELECT * FROM t",
+            )
+        },
+        Case {
+            env: s3.open.envs(),
+            ..cmd(
+                "scratch in a bucket that does not exist",
+                &[
+                    "sql",
+                    "--scratch",
+                    "s3://no-such-bucket/scratch/",
+                    "-c",
+                    "SELECT 1",
+                ],
+            )
+        },
+        Case {
+            env: S3Servers::env(&s3.checking, "AKIAUNKNOWNKEY000000", "secret"),
+            ..sql(
+                "an access key the object store does not know",
+                &["--table".into(), "t=s3://lake/t/".into()],
+                "SELECT * FROM t",
+            )
+        },
+        Case {
+            env: S3Servers::env(&s3.checking, &s3.known_access_key, "not-its-secret"),
+            ..sql(
+                "a secret key that does not belong to the access key",
+                &["--table".into(), "t=s3://lake/t/".into()],
                 "SELECT * FROM t",
             )
         },
@@ -353,6 +445,30 @@ fn cases(dir: &Path) -> Vec<Case> {
     ]
 }
 
+/// `text` with the test servers' ports shown as `<port>` and query ids as
+/// `q-<id>`: what changes from run to run.
+fn without_run_ids(text: &str, ports: &[u16]) -> String {
+    let mut text = text.to_string();
+    for port in ports {
+        text = text.replace(&format!("127.0.0.1:{port}"), "127.0.0.1:<port>");
+    }
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("q-") {
+        out.push_str(&rest[..at + 2]);
+        rest = &rest[at + 2..];
+        let hex = rest
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(rest.len());
+        if hex == 32 {
+            out.push_str("<id>");
+            rest = &rest[hex..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `text` with the fixture directory shown as `<dir>` and durations as `<time>`.
 fn normalized(text: &str, dir: &Path) -> String {
     let dir = dir.display().to_string();
@@ -387,9 +503,11 @@ fn normalized(text: &str, dir: &Path) -> String {
 fn every_bad_input_gets_one_line_and_exit_1_as_documented() {
     let dir = tempfile::tempdir().unwrap();
     fixtures(dir.path());
+    let s3 = S3Servers::start();
+    let ports = [s3.open.port, s3.checking.port];
     let mut rows = Vec::new();
     let mut problems = Vec::new();
-    for (i, case) in cases(dir.path()).into_iter().enumerate() {
+    for (i, case) in cases(dir.path(), &s3).into_iter().enumerate() {
         let scratch = dir.path().join(format!("scratch-{i}"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_squall"));
         command.args(&case.args);
@@ -435,7 +553,10 @@ fn every_bad_input_gets_one_line_and_exit_1_as_documented() {
             i + 1,
             case.what,
             normalized(&shown_args.join(" "), dir.path()),
-            normalized(lines[0].trim_start_matches("error: "), dir.path())
+            without_run_ids(
+                &normalized(lines[0].trim_start_matches("error: "), dir.path()),
+                &ports
+            )
         ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -1,20 +1,25 @@
 //! An object store that fails, delays and truncates requests at given rates:
 //! the request-level faults of a cloud store under load (503 SlowDown, a
 //! response that takes seconds, a connection reset half-way through a body),
-//! injected deterministically so that tests can prove Squall survives them.
+//! injected at given rates from a seed so that tests can prove Squall
+//! survives them.
 //!
 //! Used only when a session sets [`StoreFaults`] (`--inject-store-faults`).
 //! Each request's fate is drawn from the seed, the store's salt (the task
 //! attempt), the request's kind, path and range and how often that same
-//! request was made before, so a run does not depend on the order in which
-//! concurrent requests happen to arrive and a retry draws afresh.
+//! request was made before: within an attempt it does not depend on the
+//! order in which concurrent requests arrive, and a retry draws afresh. The
+//! salt and the paths include the query's id, which is random, so two runs
+//! meet faults at the same rates, not the same faults.
 //!
-//! What is injected where: GETs, HEADs, PUTs, copies, renames, delimited
-//! listings and the start of a multipart upload can fail or be delayed; GET
-//! bodies can break off. An unconditional PUT or a copy that fails does so
+//! What is injected where: GETs, HEADs, unconditional PUTs and copies,
+//! delimited listings and the start of a multipart upload can fail or be
+//! delayed; GET bodies can break off. A PUT or a copy that fails does so
 //! before or, half of the time, after it took effect (its response was
-//! lost), as on a real store; conditional PUTs and renames fail only before.
-//! Multipart parts, deletes and streamed listings pass through untouched: a
+//! lost), as on a real store. Conditional PUTs and copies, renames,
+//! multipart parts, deletes and streamed listings pass through untouched
+//! (conditional requests and renames are not retried, see
+//! [`crate::retrying_store`]): a
 //! part cannot be sent twice under one number through `object_store`'s
 //! interface (cloud stores retry parts in their HTTP client), deletes are
 //! cleanup whose leftovers the query's lease removes, and Squall's workers
@@ -34,9 +39,9 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload,
-    ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-    RenameOptions, Result,
+    CopyMode, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
+    MultipartUpload, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, RenameOptions, Result,
 };
 
 use crate::request_policy::StoreFaults;
@@ -192,8 +197,10 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let unconditional = matches!(opts.mode, PutMode::Overwrite);
-        let fate = self.fate("put", location, None, unconditional);
+        if !matches!(opts.mode, PutMode::Overwrite) {
+            return self.inner.put_opts(location, payload, opts).await;
+        }
+        let fate = self.fate("put", location, None, true);
         self.run(fate, self.inner.put_opts(location, payload, opts))
             .await
     }
@@ -253,14 +260,15 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        if !matches!(options.mode, CopyMode::Overwrite) {
+            return self.inner.copy_opts(from, to, options).await;
+        }
         let fate = self.fate("copy", to, None, true);
         self.run(fate, self.inner.copy_opts(from, to, options))
             .await
     }
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        let fate = self.fate("rename", to, None, false);
-        self.run(fate, self.inner.rename_opts(from, to, options))
-            .await
+        self.inner.rename_opts(from, to, options).await
     }
 }

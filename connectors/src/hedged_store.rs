@@ -376,6 +376,10 @@ mod tests {
         for _ in 0..40 {
             bounded.get_range(&Path::from("x"), 0..3).await.unwrap();
         }
-        assert!(stats.hedged() <= 3, "{} hedges", stats.hedged());
+        assert!(
+            (1..=3).contains(&stats.hedged()),
+            "{} hedges",
+            stats.hedged()
+        );
     }
 }

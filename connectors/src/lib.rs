@@ -22,6 +22,7 @@ pub mod store;
 pub mod store_builder;
 pub mod table;
 pub mod tpch;
+pub mod upload_guard;
 
 pub use error::{ConnectorError, Result};
 pub use request_policy::{HedgePolicy, RequestPolicy, RequestStats, StoreFaults};

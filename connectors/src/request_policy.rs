@@ -7,13 +7,16 @@
 //!
 //! 1. [`HedgedStore`](crate::hedged_store::HedgedStore): a GET of a bounded
 //!    range, a HEAD or a PUT that has not completed within a deadline derived
-//!    from its size is sent again; the first complete response wins.
+//!    from its size is sent again; the first complete response wins. Only
+//!    for the tasks' stores (the coordinator's rewrite keys a late hedge
+//!    could undo), and not on local disk or memory unless faults are
+//!    injected.
 //! 2. [`RetryingStore`](crate::retrying_store::RetryingStore): a request that
 //!    failed transiently is sent again after a short backoff, and a GET whose
 //!    body broke off is resumed where it stopped.
 //! 3. [`FaultyStore`](crate::faulty_store::FaultyStore), only when
 //!    [`RequestPolicy::faults`] is set: fails, delays and truncates requests
-//!    at given rates, deterministically from a seed.
+//!    at given rates, drawn from a seed.
 //! 4. The store itself. Cloud stores retry HTTP errors (503 SlowDown,
 //!    timeouts, broken bodies) with object_store's own `RetryConfig` first.
 //!

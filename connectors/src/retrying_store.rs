@@ -4,14 +4,18 @@
 //!
 //! Transient means: a fault injected by [`FaultyStore`], or an I/O error of a
 //! kind that a second try can fix (a reset or aborted connection, a timeout,
-//! an interrupted call, an early end of file). Anything else — not found,
-//! access denied, a precondition, a bad path, an HTTP error that
-//! object_store's own retries already gave up on — is returned at once, and
-//! the task's own retries take over from there.
+//! an interrupted call, an early end of file) that did not come through a
+//! cloud store's HTTP client. Anything else — not found, access denied, a
+//! precondition, a bad path, and every error of a cloud store's HTTP client,
+//! whose own retries (object_store's `RetryConfig`) already gave up — is
+//! returned at once, and the task's own retries take over from there. So a
+//! cloud request is never retried twice over.
 //!
-//! Retried: GET, HEAD, PUT (the same bytes to the same key: a retry after a
-//! lost response changes nothing), copy, rename, delimited listing, ranges,
-//! and starting a multipart upload. Not retried: multipart parts (they
+//! Retried: GET, HEAD, unconditional PUT and copy (the same bytes to the
+//! same key: a retry after a lost response changes nothing), delimited
+//! listing, ranges, and starting a multipart upload. Not retried:
+//! conditional PUTs and copies and renames (a retry after a lost response
+//! would fail although the first send succeeded), multipart parts (they
 //! cannot be re-sent under one number through this interface), deletes and
 //! streamed listings.
 //!
@@ -32,9 +36,9 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload,
-    ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
-    Result,
+    CopyMode, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
+    MultipartUpload, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, RenameOptions, Result,
 };
 
 use crate::faulty_store::InjectedFault;
@@ -49,6 +53,10 @@ pub fn is_transient(error: &object_store::Error) -> bool {
     while let Some(err) = cause {
         if err.is::<InjectedFault>() {
             return true;
+        }
+        if err.is::<object_store::client::HttpError>() {
+            // The HTTP client retried it already.
+            return false;
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return matches!(
@@ -129,10 +137,16 @@ struct ResumableBody {
 
 impl ResumableBody {
     /// Asks for the bytes not yet read, after `error` broke the body off.
-    /// Returns the error that ends the body when that cannot be done.
+    /// Returns the error that ends the body when that cannot be done: the
+    /// rest must come from the same version of the object, so a body
+    /// without an ETag is not resumed.
     async fn resume(&mut self, mut error: object_store::Error) -> Result<()> {
         loop {
-            if self.retries_left == 0 || !is_transient(&error) || self.next_byte >= self.end_byte {
+            if self.retries_left == 0
+                || !is_transient(&error)
+                || self.next_byte >= self.end_byte
+                || self.options.if_match.is_none()
+            {
                 return Err(error);
             }
             self.retries_left -= 1;
@@ -154,6 +168,21 @@ impl ResumableBody {
         futures::stream::try_unfold(self, |mut body| async move {
             loop {
                 match body.body.next().await {
+                    None if body.next_byte < body.end_byte => {
+                        // Ended early without an error: resumed like a broken body.
+                        let short = std::io::Error::new(
+                            ErrorKind::UnexpectedEof,
+                            format!(
+                                "the body ended at byte {} of {}",
+                                body.next_byte, body.end_byte
+                            ),
+                        );
+                        body.resume(object_store::Error::Generic {
+                            store: "RetryingStore",
+                            source: Box::new(short),
+                        })
+                        .await?
+                    }
                     None => return Ok(None),
                     Some(Ok(bytes)) => {
                         body.next_byte += bytes.len() as u64;
@@ -176,6 +205,9 @@ impl ObjectStore for RetryingStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
+        if !matches!(opts.mode, PutMode::Overwrite) {
+            return self.inner.put_opts(location, payload, opts).await;
+        }
         self.retry(|| self.inner.put_opts(location, payload.clone(), opts.clone()))
             .await
     }
@@ -257,13 +289,15 @@ impl ObjectStore for RetryingStore {
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        if !matches!(options.mode, CopyMode::Overwrite) {
+            return self.inner.copy_opts(from, to, options).await;
+        }
         self.retry(|| self.inner.copy_opts(from, to, options.clone()))
             .await
     }
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        self.retry(|| self.inner.rename_opts(from, to, options.clone()))
-            .await
+        self.inner.rename_opts(from, to, options).await
     }
 }
 
@@ -327,6 +361,32 @@ mod tests {
             assert_eq!(bytes, data[start as usize..9_999], "from {start}");
         }
         assert!(stats.retried() > 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_is_not_resumed_from_a_different_version_of_the_object() {
+        let (memory, store) = faulty(StoreFaults {
+            truncate_rate: 1.0,
+            ..StoreFaults::default()
+        });
+        memory
+            .put(&Path::from("x"), vec![1u8; 1000].into())
+            .await
+            .unwrap();
+        let retrying = RetryingStore::new(store, 3, Arc::new(RequestStats::default()));
+        let mut body = retrying.get(&Path::from("x")).await.unwrap().into_stream();
+        let first = body.next().await.unwrap().unwrap();
+        assert_eq!(first.len(), 500);
+        // Replaced between the two halves: the rest must not come from the new object.
+        memory
+            .put(&Path::from("x"), vec![2u8; 1000].into())
+            .await
+            .unwrap();
+        let rest = body.next().await.unwrap();
+        assert!(
+            matches!(rest, Err(object_store::Error::Precondition { .. })),
+            "{rest:?}"
+        );
     }
 
     #[tokio::test]

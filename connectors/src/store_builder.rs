@@ -65,20 +65,26 @@ fn connect_timeout() -> String {
     format!("{}s", CONNECT_TIMEOUT.as_secs())
 }
 
-/// Builds the object store for a URL, with the default request policy
-/// (hedging and retries). Credentials and endpoints come from the environment.
+/// Builds the object store for a URL, retrying transient failures but
+/// hedging nothing: the coordinator's own requests (specs, leases, commit
+/// manifests, results) rewrite and delete keys, where a hedged PUT landing
+/// late could undo a later write. Credentials and endpoints come from the
+/// environment.
 pub fn build_store(url: &Url) -> Result<Arc<dyn ObjectStore>> {
-    build_store_with(
-        url,
-        &RequestPolicy::default(),
-        0,
-        Arc::new(RequestStats::default()),
-    )
+    let policy = RequestPolicy {
+        hedging: None,
+        ..RequestPolicy::default()
+    };
+    build_store_with(url, &policy, 0, Arc::new(RequestStats::default()))
 }
 
 /// Builds the object store for a URL, sending its requests as `policy`
 /// says and counting retries and hedges in `stats`. `salt` tells apart the
 /// fault draws of different stores (task attempts) when faults are injected.
+///
+/// Requests to local disk and memory are not hedged, unless faults are
+/// injected (then the store stands for a remote one): a second send would
+/// go to the same disk.
 pub fn build_store_with(
     url: &Url,
     policy: &RequestPolicy,
@@ -96,7 +102,10 @@ pub fn build_store_with(
             Arc::clone(&stats),
         ));
     }
-    if let Some(hedging) = &policy.hedging {
+    let remote = !matches!(url.scheme(), "file" | "memory");
+    if let Some(hedging) = &policy.hedging
+        && (remote || policy.faults.is_some())
+    {
         store = Arc::new(HedgedStore::new(store, hedging.clone(), stats));
     }
     Ok(store)

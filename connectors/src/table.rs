@@ -208,14 +208,55 @@ fn describe_read_error(loc: &Location, format: TableFormat, error: &str) -> Stri
     }
 }
 
-/// Collapses a multi-line error into one line.
+/// Collapses a multi-line error into one line, with the XML error documents
+/// of S3-style stores shown as their code and message
+/// (`NoSuchBucket: The specified bucket does not exist`).
 pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    condense_xml_errors(&s.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+fn condense_xml_errors(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("<?xml") {
+        let Some(len) = rest[start..].find("</Error>") else {
+            break;
+        };
+        let end = start + len + "</Error>".len();
+        let document = &rest[start..end];
+        let element = |name: &str| {
+            let open = format!("<{name}>");
+            let from = document.find(&open)? + open.len();
+            let to = from + document[from..].find(&format!("</{name}>"))?;
+            Some(&document[from..to])
+        };
+        out.push_str(&rest[..start]);
+        match (element("Code"), element("Message")) {
+            (Some(code), Some(message)) => out.push_str(&format!("{code}: {message}")),
+            (Some(code), None) => out.push_str(code),
+            _ => out.push_str(document),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xml_error_documents_become_their_code_and_message() {
+        let error = "404 Not Found: <?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Error><Code>NoSuchBucket</Code>\
+                     <Message>The specified bucket does not exist</Message><RequestId>X1</RequestId></Error> (tail)";
+        assert_eq!(
+            one_line(error),
+            "404 Not Found: NoSuchBucket: The specified bucket does not exist (tail)"
+        );
+        assert_eq!(one_line("no xml\n here"), "no xml here");
+        assert_eq!(one_line("<?xml unterminated"), "<?xml unterminated");
+    }
 
     #[test]
     fn format_from_extension() {

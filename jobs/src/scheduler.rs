@@ -72,7 +72,8 @@ pub struct QueryRun {
     /// Attempts of one task before its failure fails the query (at least 1).
     pub task_attempts: u32,
     /// Longest one attempt may run before it is abandoned (cancelled where
-    /// the backend can) and counted as failed; `None`: no limit.
+    /// the backend can) and counted as failed; `None`: derived from the
+    /// attempt's input ([`QueryRun::task_timeout_for`]).
     pub task_timeout: Option<std::time::Duration>,
     /// When stragglers get backup attempts; `None`: never.
     pub speculation: Option<SpeculationPolicy>,
@@ -241,13 +242,13 @@ async fn run_stage(
                     // A launcher runs its tasks `in_flight` at a time: its
                     // limit is one task's for each round.
                     let rounds = group.len().div_ceil(in_flight.max(1)) as u32;
-                    let launched = run.backend.invoke_group(specs, in_flight);
-                    let launched = match run.task_timeout {
-                        Some(limit) => tokio::time::timeout(limit * rounds, launched)
+                    let largest_input = specs.iter().map(|s| s.input_bytes).max().unwrap_or(0);
+                    let limit = run.task_timeout_for(largest_input) * rounds;
+                    let specs = specs.into_iter().map(|s| s.bytes).collect();
+                    let launched =
+                        tokio::time::timeout(limit, run.backend.invoke_group(specs, in_flight))
                             .await
-                            .unwrap_or_else(|_| Err(timed_out(limit * rounds))),
-                        None => launched.await,
-                    };
+                            .unwrap_or_else(|_| Err(timed_out(limit)));
                     match launched {
                         Ok(results) if results.len() == group.len() => results,
                         Ok(results) => {
@@ -397,18 +398,50 @@ pub(crate) async fn attempt_spec(
     template: &StageTemplate,
     task: usize,
     attempt: u32,
-) -> Result<Vec<u8>> {
+) -> Result<SignedSpec> {
     // The current winners: a producer re-run since the stage started has
     // replaced a lost object (see `crate::rerun`).
     let inputs = run.winners.inputs_of(stage);
     let key = run.backend.task_key();
-    let spec = key.sign(&task_spec(stage, template, &inputs, task, attempt).to_bytes());
-    match run.backend.max_payload_bytes() {
-        Some(limit) if spec.len() > limit => {
-            let reference = store_spec(run, stage.id, task, attempt, spec).await?;
-            Ok(key.sign(&reference))
+    let spec = task_spec(stage, template, &inputs, task, attempt);
+    let input_bytes = spec.input_bytes();
+    let signed = key.sign(&spec.to_bytes());
+    let bytes = match run.backend.max_payload_bytes() {
+        Some(limit) if signed.len() > limit => {
+            let reference = store_spec(run, stage.id, task, attempt, signed).await?;
+            key.sign(&reference)
         }
-        _ => Ok(spec),
+        _ => signed,
+    };
+    Ok(SignedSpec { bytes, input_bytes })
+}
+
+/// What the backend is handed for one attempt, and how much input that
+/// attempt reads (which its default timeout grows with).
+pub(crate) struct SignedSpec {
+    pub bytes: Vec<u8>,
+    pub input_bytes: u64,
+}
+
+/// The task timeout when `--task-timeout` is not given: 10 minutes plus one
+/// second per MiB of the attempt's input. A backstop for attempts that hang
+/// where speculation cannot help (a stage's last task, a single-task stage).
+pub const DEFAULT_TASK_TIMEOUT_BASE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Input per second of default timeout beyond its base.
+const DEFAULT_TASK_TIMEOUT_BYTES_PER_SECOND: u64 = 1024 * 1024;
+
+/// The task timeout of an attempt reading `input_bytes` when none is given.
+pub fn default_task_timeout(input_bytes: u64) -> std::time::Duration {
+    DEFAULT_TASK_TIMEOUT_BASE
+        + std::time::Duration::from_secs(input_bytes / DEFAULT_TASK_TIMEOUT_BYTES_PER_SECOND)
+}
+
+impl QueryRun {
+    /// How long an attempt reading `input_bytes` may run before it is abandoned.
+    pub fn task_timeout_for(&self, input_bytes: u64) -> std::time::Duration {
+        self.task_timeout
+            .unwrap_or_else(|| default_task_timeout(input_bytes))
     }
 }
 
@@ -427,7 +460,7 @@ struct Backup<'a> {
 impl Backup<'_> {
     /// Runs attempt 0 from `spec`, and attempt 1 beside it if it straggles;
     /// the first to report wins. Returns that result and the attempts used.
-    async fn invoke(&self, spec: Vec<u8>) -> (std::result::Result<Vec<u8>, String>, u32) {
+    async fn invoke(&self, spec: SignedSpec) -> (std::result::Result<Vec<u8>, String>, u32) {
         let started = std::time::Instant::now();
         let first = invoke_in_time(self.run, spec);
         tokio::pin!(first);
@@ -499,18 +532,16 @@ impl Backup<'_> {
     }
 }
 
-/// One invocation, abandoned when it runs past the query's task timeout
-/// (dropping it cancels the task on the local and process backends).
+/// One invocation, abandoned when it runs past its task timeout (dropping
+/// it cancels the task on the local and process backends).
 pub(crate) async fn invoke_in_time(
     run: &QueryRun,
-    spec: Vec<u8>,
+    spec: SignedSpec,
 ) -> std::result::Result<Vec<u8>, String> {
-    match run.task_timeout {
-        Some(limit) => tokio::time::timeout(limit, run.backend.invoke(spec))
-            .await
-            .unwrap_or_else(|_| Err(timed_out(limit))),
-        None => run.backend.invoke(spec).await,
-    }
+    let limit = run.task_timeout_for(spec.input_bytes);
+    tokio::time::timeout(limit, run.backend.invoke(spec.bytes))
+        .await
+        .unwrap_or_else(|_| Err(timed_out(limit)))
 }
 
 fn timed_out(limit: std::time::Duration) -> String {
@@ -803,7 +834,18 @@ pub async fn delete_query_scratch(run: &QueryRun) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::launch_groups;
+    use std::time::Duration;
+
+    use super::{default_task_timeout, launch_groups};
+
+    #[test]
+    fn the_default_task_timeout_grows_with_the_input() {
+        assert_eq!(default_task_timeout(0), Duration::from_secs(600));
+        assert_eq!(
+            default_task_timeout(128 * 1024 * 1024),
+            Duration::from_secs(600 + 128)
+        );
+    }
 
     #[test]
     fn groups_cover_every_task_once_and_respect_the_threshold() {

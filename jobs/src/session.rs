@@ -67,8 +67,9 @@ pub struct SessionOptions {
     /// default 4, like Spark). Failures no retry can fix fail at once.
     pub task_attempts: u32,
     /// Longest one task attempt may run before it is abandoned and tried
-    /// again; `None` (the default): no limit beyond the backend's own (a
-    /// Lambda function's timeout).
+    /// again; `None` (the default): 10 minutes plus one second per MiB of
+    /// the attempt's input (see [`crate::scheduler::DEFAULT_TASK_TIMEOUT_BASE`]),
+    /// and on Lambda the function's own timeout if that is shorter.
     pub task_timeout: Option<std::time::Duration>,
     /// When a straggling task gets a backup attempt (default: Spark's
     /// rule, see [`SpeculationPolicy`]); `None`: never.

@@ -27,7 +27,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
-use tokio::io::AsyncWriteExt;
+use squall_connectors::upload_guard::AbortOnDrop;
 
 use crate::error::ShuffleError;
 use crate::writer::split_object_url;
@@ -178,7 +178,9 @@ async fn write_result(
     let options = IpcWriteOptions::default()
         .try_with_compression(Some(CompressionType::LZ4_FRAME))
         .map_err(ipc_err)?;
-    let mut upload = BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES);
+    // Nothing half-written stays visible: a failed upload is aborted, and so
+    // is one dropped when the task is cancelled.
+    let mut upload = AbortOnDrop::new(BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES));
     let wire = wire_schema(&input.schema());
     let mut writer =
         StreamWriter::try_new_with_options(Vec::new(), &wire, options).map_err(ipc_err)?;
@@ -197,26 +199,33 @@ async fn write_result(
                 if writer.get_ref().len() >= UPLOAD_PART_BYTES {
                     let chunk = std::mem::take(writer.get_mut());
                     bytes += chunk.len() as u64;
-                    upload.put(Bytes::from(chunk)).await.map_err(upload_err)?;
+                    upload
+                        .writer()
+                        .put(Bytes::from(chunk))
+                        .await
+                        .map_err(upload_err)?;
                 }
             }
         }
         writer.finish().map_err(ipc_err)?;
         let tail = std::mem::take(writer.get_mut());
         bytes += tail.len() as u64;
-        upload.put(Bytes::from(tail)).await.map_err(upload_err)?;
-        upload.shutdown().await.map_err(|e| ShuffleError::Ipc {
-            url: url.clone(),
-            reason: format!("upload failed: {e}"),
-        })?;
+        upload
+            .writer()
+            .put(Bytes::from(tail))
+            .await
+            .map_err(upload_err)?;
         Ok(())
     }
     .await;
     if let Err(e) = outcome {
-        // Nothing half-written stays visible: the multipart upload is aborted.
-        let _ = upload.abort().await;
+        upload.abort().await;
         return Err(e);
     }
+    upload.finish().await.map_err(|e| ShuffleError::Ipc {
+        url: url.clone(),
+        reason: format!("upload failed: {e}"),
+    })?;
     Ok(RecordBatch::try_new(
         result_summary_schema(),
         vec![

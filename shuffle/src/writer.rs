@@ -26,7 +26,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use tokio::io::AsyncWriteExt;
+use squall_connectors::upload_guard::AbortOnDrop;
 
 use crate::error::ShuffleError;
 use crate::format::{ExchangeIndex, PartitionRange};
@@ -518,19 +518,22 @@ impl PartitionBuffers {
         store: Arc<dyn object_store::ObjectStore>,
         path: Path,
     ) -> DFResult<ExchangeIndex> {
-        let mut upload = BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES)
-            .with_max_concurrency(UPLOAD_CONCURRENCY);
-        match self.write_all(&mut upload).await {
+        // Nothing half-written stays visible: a failed upload is aborted,
+        // and so is one dropped when the task is cancelled.
+        let mut upload = AbortOnDrop::new(
+            BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES)
+                .with_max_concurrency(UPLOAD_CONCURRENCY),
+        );
+        match self.write_all(upload.writer()).await {
             Ok(index) => {
                 upload
-                    .shutdown()
+                    .finish()
                     .await
                     .map_err(|e| self.ipc_err(format!("upload failed: {e}")))?;
                 Ok(index)
             }
             Err(e) => {
-                // Nothing half-written stays visible: abort the multipart upload.
-                let _ = upload.abort().await;
+                upload.abort().await;
                 Err(e)
             }
         }

@@ -144,18 +144,7 @@ pub async fn run_task_spec(spec: &TaskSpec, functions: &FunctionLibrary) -> Task
         spec.limits.memory_pool,
         memory_bytes as usize,
     ));
-    let input_bytes = spec
-        .scans
-        .iter()
-        .flat_map(|s| &s.splits)
-        .map(|s| s.len_bytes())
-        .chain(
-            spec.exchange_inputs
-                .iter()
-                .flat_map(|e| e.partitions.iter().flatten())
-                .map(|r| r.len_bytes()),
-        )
-        .sum();
+    let input_bytes = spec.input_bytes();
     let mut report = TaskReport {
         input_bytes,
         ..TaskReport::new(

@@ -126,6 +126,23 @@ impl Default for TaskLimits {
 }
 
 impl TaskSpec {
+    /// Bytes of input the task is given: its file splits plus its exchange ranges.
+    pub fn input_bytes(&self) -> u64 {
+        let splits: u64 = self
+            .scans
+            .iter()
+            .flat_map(|s| &s.splits)
+            .map(|s| s.len_bytes())
+            .sum();
+        let exchange: u64 = self
+            .exchange_inputs
+            .iter()
+            .flat_map(|e| e.partitions.iter().flatten())
+            .map(|r| r.len_bytes())
+            .sum();
+        splits + exchange
+    }
+
     /// Serializes to the bytes a backend carries.
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a TaskSpec always serializes")

@@ -55,6 +55,13 @@ pub struct S3Server {
 
 impl S3Server {
     pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// The same, with moto's settings in `env` (for example
+    /// `INITIAL_NO_AUTH_ACTION_COUNT`, after which requests must be signed
+    /// with keys moto's IAM knows).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = Command::new("python3")
             .args([
@@ -65,6 +72,7 @@ impl S3Server {
                 "-p",
                 &port.to_string(),
             ])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
