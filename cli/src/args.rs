@@ -221,7 +221,8 @@ pub struct QueryArgs {
     /// Longest one task attempt may run, in seconds, before it is abandoned
     /// (cancelled on the local and process backends) and tried again.
     /// Default: 10 minutes plus one second per MiB of the attempt's input
-    /// (on Lambda the function's own timeout ends it first if shorter).
+    /// on the local and process backends; on Lambda, the function's own
+    /// timeout.
     #[arg(long, value_name = "SECONDS")]
     pub task_timeout: Option<f64>,
     /// Memory one task may use (e.g. 512MiB, 2GiB); sorts, aggregates and

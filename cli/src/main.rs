@@ -145,6 +145,9 @@ fn main() -> ExitCode {
                     }
                 }
             );
+            // Whatever still runs (blocking file I/O of cancelled tasks) is
+            // not waited for.
+            runtime.shutdown_background();
             return ExitCode::from(signal.exit_code);
         }
     };
@@ -160,6 +163,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// The longest `--task-timeout` accepted: a year.
+const MAX_TASK_TIMEOUT_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 /// How long background cleanups may delay a normal exit.
 const CLEANUP_AT_EXIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -421,9 +427,13 @@ async fn open_session(
             .unwrap_or(squall_jobs::DEFAULT_TASK_ATTEMPTS)
             .max(1),
         task_timeout: match args.task_timeout.or(defaults.task_timeout) {
-            Some(s) if s.is_finite() && s > 0.0 => Some(std::time::Duration::from_secs_f64(s)),
+            Some(s) if s.is_finite() && s > 0.0 && s <= MAX_TASK_TIMEOUT_SECONDS => {
+                Some(std::time::Duration::from_secs_f64(s))
+            }
             Some(s) => {
-                anyhow::bail!("--task-timeout must be a positive number of seconds, not {s}")
+                anyhow::bail!(
+                    "--task-timeout must be a positive number of seconds up to one year, not {s}"
+                )
             }
             None => None,
         },

@@ -27,13 +27,20 @@ pub fn spawn_cleanup(cleanup: impl Future<Output = ()> + Send + 'static) {
     pending.push(handle);
 }
 
-/// Waits, at most `limit`, for every cleanup spawned so far; returns whether
-/// all of them finished in time.
+/// Waits, at most `limit`, for every cleanup spawned so far and those they
+/// (or work cancelled meanwhile) spawn in turn; returns whether all of them
+/// finished in time.
 pub async fn finish_cleanups(limit: Duration) -> bool {
-    let pending = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
-    tokio::time::timeout(limit, futures::future::join_all(pending))
-        .await
-        .is_ok()
+    let all_done = async {
+        loop {
+            let pending = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+            if pending.is_empty() {
+                return;
+            }
+            futures::future::join_all(pending).await;
+        }
+    };
+    tokio::time::timeout(limit, all_done).await.is_ok()
 }
 
 #[cfg(test)]
@@ -49,6 +56,16 @@ mod tests {
         });
         assert!(finish_cleanups(Duration::from_secs(5)).await);
         assert!(rx.await.is_ok());
+        // A cleanup that spawns another: both are waited for.
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        spawn_cleanup(async move {
+            spawn_cleanup(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = tx.send(());
+            });
+        });
+        assert!(finish_cleanups(Duration::from_secs(5)).await);
+        assert!(rx.try_recv().is_ok());
         spawn_cleanup(std::future::pending());
         assert!(!finish_cleanups(Duration::from_millis(20)).await);
     }

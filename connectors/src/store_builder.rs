@@ -21,7 +21,8 @@
 //! an unreachable endpoint fails in seconds with a clear error. On top of the
 //! store itself, [`build_store_with`] layers the request policy: hedging,
 //! retries of transient failures and, in tests, injected faults (see
-//! [`crate::request_policy`]).
+//! [`crate::request_policy`]), and aborts multipart uploads dropped
+//! unfinished ([`crate::upload_guard`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -41,6 +42,7 @@ use crate::faulty_store::FaultyStore;
 use crate::hedged_store::HedgedStore;
 use crate::request_policy::{RequestPolicy, RequestStats};
 use crate::retrying_store::RetryingStore;
+use crate::upload_guard::UploadGuardStore;
 
 const MAX_REQUEST_RETRIES: usize = 3;
 const RETRY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -91,7 +93,8 @@ pub fn build_store_with(
     salt: u64,
     stats: Arc<RequestStats>,
 ) -> Result<Arc<dyn ObjectStore>> {
-    let mut store = build_base_store(url)?;
+    // Multipart uploads dropped unfinished are aborted.
+    let mut store: Arc<dyn ObjectStore> = Arc::new(UploadGuardStore::new(build_base_store(url)?));
     if let Some(faults) = &policy.faults {
         store = Arc::new(FaultyStore::new(store, faults.clone(), salt));
     }

@@ -219,22 +219,39 @@ fn condense_xml_errors(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
     while let Some(start) = rest.find("<?xml") {
-        let Some(len) = rest[start..].find("</Error>") else {
+        // S3, GCS and Azure send `<Error>`; STS and IAM wrap it in `<ErrorResponse>`.
+        let closing = if rest[start..].contains("<ErrorResponse") {
+            "</ErrorResponse>"
+        } else {
+            "</Error>"
+        };
+        let Some(len) = rest[start..].find(closing) else {
             break;
         };
-        let end = start + len + "</Error>".len();
+        let end = start + len + closing.len();
         let document = &rest[start..end];
         let element = |name: &str| {
             let open = format!("<{name}>");
             let from = document.find(&open)? + open.len();
             let to = from + document[from..].find(&format!("</{name}>"))?;
-            Some(&document[from..to])
+            Some(
+                document[from..to]
+                    .replace("&quot;", "\"")
+                    .replace("&apos;", "'")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&"),
+            )
         };
         out.push_str(&rest[..start]);
         match (element("Code"), element("Message")) {
             (Some(code), Some(message)) => out.push_str(&format!("{code}: {message}")),
-            (Some(code), None) => out.push_str(code),
+            (Some(code), None) => out.push_str(&code),
             _ => out.push_str(document),
+        }
+        // Azure's explanation of a refused signature.
+        if let Some(detail) = element("AuthenticationErrorDetail") {
+            out.push_str(&format!(" ({detail})"));
         }
         rest = &rest[end..];
     }
@@ -255,6 +272,12 @@ mod tests {
             "404 Not Found: NoSuchBucket: The specified bucket does not exist (tail)"
         );
         assert_eq!(one_line("no xml\n here"), "no xml here");
+        let sts = "<?xml version=\"1.0\"?><ErrorResponse><Error><Code>InvalidClientTokenId</Code>\
+                   <Message>The token &quot;x&quot; is invalid</Message></Error><RequestId>r1</RequestId></ErrorResponse>";
+        assert_eq!(
+            one_line(sts),
+            "InvalidClientTokenId: The token \"x\" is invalid"
+        );
         assert_eq!(one_line("<?xml unterminated"), "<?xml unterminated");
     }
 

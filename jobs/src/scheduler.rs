@@ -243,12 +243,19 @@ async fn run_stage(
                     // limit is one task's for each round.
                     let rounds = group.len().div_ceil(in_flight.max(1)) as u32;
                     let largest_input = specs.iter().map(|s| s.input_bytes).max().unwrap_or(0);
-                    let limit = run.task_timeout_for(largest_input) * rounds;
                     let specs = specs.into_iter().map(|s| s.bytes).collect();
-                    let launched =
-                        tokio::time::timeout(limit, run.backend.invoke_group(specs, in_flight))
-                            .await
-                            .unwrap_or_else(|_| Err(timed_out(limit)));
+                    let launched = run.backend.invoke_group(specs, in_flight);
+                    let launched = match run.task_timeout_for(largest_input) {
+                        Some(limit) => {
+                            let limit = limit
+                                .checked_mul(rounds)
+                                .unwrap_or(std::time::Duration::MAX);
+                            tokio::time::timeout(limit, launched)
+                                .await
+                                .unwrap_or_else(|_| Err(timed_out(limit)))
+                        }
+                        None => launched.await,
+                    };
                     match launched {
                         Ok(results) if results.len() == group.len() => results,
                         Ok(results) => {
@@ -423,9 +430,11 @@ pub(crate) struct SignedSpec {
     pub input_bytes: u64,
 }
 
-/// The task timeout when `--task-timeout` is not given: 10 minutes plus one
+/// The task timeout when `--task-timeout` is not given, on backends that do
+/// not end invocations themselves (local, process): 10 minutes plus one
 /// second per MiB of the attempt's input. A backstop for attempts that hang
-/// where speculation cannot help (a stage's last task, a single-task stage).
+/// where speculation cannot help (a single-task stage). On Lambda the
+/// function's own timeout is that backstop.
 pub const DEFAULT_TASK_TIMEOUT_BASE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Input per second of default timeout beyond its base.
@@ -438,10 +447,14 @@ pub fn default_task_timeout(input_bytes: u64) -> std::time::Duration {
 }
 
 impl QueryRun {
-    /// How long an attempt reading `input_bytes` may run before it is abandoned.
-    pub fn task_timeout_for(&self, input_bytes: u64) -> std::time::Duration {
-        self.task_timeout
-            .unwrap_or_else(|| default_task_timeout(input_bytes))
+    /// How long an attempt reading `input_bytes` may run before it is
+    /// abandoned; `None`: until the backend ends it.
+    pub fn task_timeout_for(&self, input_bytes: u64) -> Option<std::time::Duration> {
+        match self.task_timeout {
+            Some(limit) => Some(limit),
+            None if self.backend.ends_hung_tasks() => None,
+            None => Some(default_task_timeout(input_bytes)),
+        }
     }
 }
 
@@ -538,10 +551,12 @@ pub(crate) async fn invoke_in_time(
     run: &QueryRun,
     spec: SignedSpec,
 ) -> std::result::Result<Vec<u8>, String> {
-    let limit = run.task_timeout_for(spec.input_bytes);
-    tokio::time::timeout(limit, run.backend.invoke(spec.bytes))
-        .await
-        .unwrap_or_else(|_| Err(timed_out(limit)))
+    match run.task_timeout_for(spec.input_bytes) {
+        Some(limit) => tokio::time::timeout(limit, run.backend.invoke(spec.bytes))
+            .await
+            .unwrap_or_else(|_| Err(timed_out(limit))),
+        None => run.backend.invoke(spec.bytes).await,
+    }
 }
 
 fn timed_out(limit: std::time::Duration) -> String {

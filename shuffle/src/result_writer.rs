@@ -27,7 +27,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
-use squall_connectors::upload_guard::AbortOnDrop;
+use tokio::io::AsyncWriteExt;
 
 use crate::error::ShuffleError;
 use crate::writer::split_object_url;
@@ -178,9 +178,10 @@ async fn write_result(
     let options = IpcWriteOptions::default()
         .try_with_compression(Some(CompressionType::LZ4_FRAME))
         .map_err(ipc_err)?;
-    // Nothing half-written stays visible: a failed upload is aborted, and so
-    // is one dropped when the task is cancelled.
-    let mut upload = AbortOnDrop::new(BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES));
+    // Nothing half-written stays visible: a failed upload is aborted here;
+    // one dropped unfinished (a failed completion, a cancelled task) by the
+    // store (`squall_connectors::upload_guard`).
+    let mut upload = BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES);
     let wire = wire_schema(&input.schema());
     let mut writer =
         StreamWriter::try_new_with_options(Vec::new(), &wire, options).map_err(ipc_err)?;
@@ -199,30 +200,22 @@ async fn write_result(
                 if writer.get_ref().len() >= UPLOAD_PART_BYTES {
                     let chunk = std::mem::take(writer.get_mut());
                     bytes += chunk.len() as u64;
-                    upload
-                        .writer()
-                        .put(Bytes::from(chunk))
-                        .await
-                        .map_err(upload_err)?;
+                    upload.put(Bytes::from(chunk)).await.map_err(upload_err)?;
                 }
             }
         }
         writer.finish().map_err(ipc_err)?;
         let tail = std::mem::take(writer.get_mut());
         bytes += tail.len() as u64;
-        upload
-            .writer()
-            .put(Bytes::from(tail))
-            .await
-            .map_err(upload_err)?;
+        upload.put(Bytes::from(tail)).await.map_err(upload_err)?;
         Ok(())
     }
     .await;
     if let Err(e) = outcome {
-        upload.abort().await;
+        let _ = upload.abort().await;
         return Err(e);
     }
-    upload.finish().await.map_err(|e| ShuffleError::Ipc {
+    upload.shutdown().await.map_err(|e| ShuffleError::Ipc {
         url: url.clone(),
         reason: format!("upload failed: {e}"),
     })?;

@@ -26,7 +26,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use squall_connectors::upload_guard::AbortOnDrop;
+use tokio::io::AsyncWriteExt;
 
 use crate::error::ShuffleError;
 use crate::format::{ExchangeIndex, PartitionRange};
@@ -518,22 +518,21 @@ impl PartitionBuffers {
         store: Arc<dyn object_store::ObjectStore>,
         path: Path,
     ) -> DFResult<ExchangeIndex> {
-        // Nothing half-written stays visible: a failed upload is aborted,
-        // and so is one dropped when the task is cancelled.
-        let mut upload = AbortOnDrop::new(
-            BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES)
-                .with_max_concurrency(UPLOAD_CONCURRENCY),
-        );
-        match self.write_all(upload.writer()).await {
+        // Nothing half-written stays visible: a failed upload is aborted
+        // here; one dropped unfinished (a failed completion, a cancelled
+        // task) by the store (`squall_connectors::upload_guard`).
+        let mut upload = BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES)
+            .with_max_concurrency(UPLOAD_CONCURRENCY);
+        match self.write_all(&mut upload).await {
             Ok(index) => {
                 upload
-                    .finish()
+                    .shutdown()
                     .await
                     .map_err(|e| self.ipc_err(format!("upload failed: {e}")))?;
                 Ok(index)
             }
             Err(e) => {
-                upload.abort().await;
+                let _ = upload.abort().await;
                 Err(e)
             }
         }

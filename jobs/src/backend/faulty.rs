@@ -211,6 +211,10 @@ impl Backend for FaultyBackend {
         self.inner.max_payload_bytes()
     }
 
+    fn ends_hung_tasks(&self) -> bool {
+        self.inner.ends_hung_tasks()
+    }
+
     fn functions(&self) -> FunctionLibrary {
         self.inner.functions()
     }

@@ -396,6 +396,11 @@ impl Backend for LambdaBackend {
         self.options.workers.max(1)
     }
 
+    fn ends_hung_tasks(&self) -> bool {
+        // The function's timeout (15 minutes at most) ends every invocation.
+        true
+    }
+
     fn max_payload_bytes(&self) -> Option<usize> {
         Some(MAX_SYNC_PAYLOAD_BYTES)
     }

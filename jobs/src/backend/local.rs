@@ -61,20 +61,31 @@ impl Backend for LocalBackend {
         // and a cancelled query aborts it instead of leaving it running.
         let functions = Arc::clone(&self.functions);
         let key = self.key.clone();
-        let mut task = AbortOnDrop(tokio::spawn(async move {
+        let mut task = AbortOnDrop(Some(tokio::spawn(async move {
             squall_worker::run_task_with_functions(&spec, &key, &functions).await
-        }));
-        (&mut task.0)
+        })));
+        task.0
+            .as_mut()
+            .expect("taken only when dropped")
             .await
             .map_err(|e| format!("task panicked: {e}"))
     }
 }
 
-/// Aborts a spawned task when its handle is dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+/// Aborts a spawned task when its handle is dropped. Its end is registered
+/// as a cleanup, so that a process about to exit waits until the task was
+/// dropped and what that dropping spawned (aborting its open uploads) ran.
+struct AbortOnDrop<T: Send + 'static>(Option<tokio::task::JoinHandle<T>>);
 
-impl<T> Drop for AbortOnDrop<T> {
+impl<T: Send + 'static> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(handle) = self.0.take()
+            && !handle.is_finished()
+        {
+            handle.abort();
+            squall_connectors::cleanup::spawn_cleanup(async move {
+                let _ = handle.await;
+            });
+        }
     }
 }

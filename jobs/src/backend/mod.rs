@@ -60,6 +60,12 @@ pub trait Backend: Debug + Send + Sync {
     fn reach(&self) -> WorkerReach;
     /// Most tasks this backend should run at once.
     fn max_concurrency(&self) -> usize;
+    /// Whether the backend itself ends every invocation after a time limit
+    /// (a Lambda function's timeout), so that tasks need no default timeout
+    /// from the scheduler; abandoning one would not stop it anyway.
+    fn ends_hung_tasks(&self) -> bool {
+        false
+    }
     /// Largest spec this backend carries; larger specs are stored under the
     /// query's scratch prefix and sent as `{"spec_url": ...}`.
     fn max_payload_bytes(&self) -> Option<usize> {
