@@ -58,10 +58,12 @@ pub async fn assert_tpch_survives_mixed_faults(inner: Arc<dyn Backend>, seed: u6
         data,
         SessionOptions {
             backend: Arc::clone(&backend) as Arc<dyn Backend>,
-            // Each fault hits an attempt with at most 14% chance, and a
-            // request failing all four of its sends fails one too: six
-            // attempts make a task that fails them all a rare event.
-            task_attempts: 6,
+            // A task fault hits an attempt with 14% chance, and a request
+            // failing all four of its sends (10^-4 each, a few dozen
+            // requests per attempt) fails one too: with eight attempts, a
+            // task that fails them all is a one-in-five-million event, and
+            // a run of about a thousand tasks fails about once in 5,000.
+            task_attempts: 8,
             // Healthy tasks at this scale take well under a second; a
             // stalled request (2 s) that is not hedged stays within it.
             task_timeout: Some(Duration::from_secs(8)),

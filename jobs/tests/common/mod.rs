@@ -16,6 +16,7 @@ use squall_jobs::{Backend, LocalBackend, Session, SessionOptions};
 use squall_planner::PlannerConfig;
 use tokio::sync::OnceCell;
 
+pub mod interrupted_copy;
 pub mod mixed_faults;
 
 pub struct TpchData {
