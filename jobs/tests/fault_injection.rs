@@ -57,8 +57,10 @@ enum Fault {
     None,
 }
 
+/// The local backend with one targeted [`Fault`], recording every attempt
+/// (`squall_jobs::FaultyBackend` injects faults at random rates instead).
 #[derive(Debug)]
-struct FaultyBackend {
+struct OneFaultBackend {
     inner: LocalBackend,
     fault: Fault,
     /// Attempts invoked, by (stage, task).
@@ -67,7 +69,7 @@ struct FaultyBackend {
     injected: std::sync::atomic::AtomicBool,
 }
 
-impl FaultyBackend {
+impl OneFaultBackend {
     fn new(fault: Fault) -> Arc<Self> {
         Arc::new(Self {
             inner: LocalBackend::new(2),
@@ -97,7 +99,7 @@ impl FaultyBackend {
 }
 
 #[async_trait]
-impl Backend for FaultyBackend {
+impl Backend for OneFaultBackend {
     fn name(&self) -> &str {
         "faulty"
     }
@@ -202,7 +204,7 @@ impl Backend for FaultyBackend {
     }
 }
 
-async fn session_on(backend: Arc<FaultyBackend>, task_attempts: u32) -> squall_jobs::Session {
+async fn session_on(backend: Arc<OneFaultBackend>, task_attempts: u32) -> squall_jobs::Session {
     squall_session_with(
         tpch_data().await,
         SessionOptions {
@@ -217,8 +219,8 @@ async fn session_on(backend: Arc<FaultyBackend>, task_attempts: u32) -> squall_j
 }
 
 /// Q3 on `fault`: the answer must be DataFusion's.
-async fn q3_survives(fault: Fault) -> Arc<FaultyBackend> {
-    let backend = FaultyBackend::new(fault);
+async fn q3_survives(fault: Fault) -> Arc<OneFaultBackend> {
+    let backend = OneFaultBackend::new(fault);
     let session = session_on(Arc::clone(&backend), 4).await;
     let sql = tpch_query(3);
     let actual = session
@@ -248,7 +250,7 @@ async fn nothing_a_losing_attempt_wrote_is_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_keeps_failing_fails_the_query_after_its_attempts() {
-    let backend = FaultyBackend::new(Fault::AlwaysCrashStage0Task0);
+    let backend = OneFaultBackend::new(Fault::AlwaysCrashStage0Task0);
     let session = session_on(Arc::clone(&backend), 3).await;
     let err = match session.query(&tpch_query(3)).await {
         Ok(stream) => stream
@@ -317,7 +319,7 @@ async fn lost_or_corrupt_exchange_data_is_written_again_by_its_producer() {
 /// and the object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_data_that_keeps_vanishing_fails_the_query_in_bounded_time() {
-    let backend = FaultyBackend::new(Fault::AlwaysDeleteExchangeInputs);
+    let backend = OneFaultBackend::new(Fault::AlwaysDeleteExchangeInputs);
     let session = session_on(Arc::clone(&backend), 4).await;
     let err = match session.query(&tpch_query(3)).await {
         Ok(stream) => stream.collect().await.expect_err("inputs always vanish"),
@@ -371,7 +373,7 @@ async fn a_copy_publishes_only_the_winning_attempts_files() {
         Fault::LoseFirstReports,
         Fault::DeliverThrice,
     ] {
-        let backend = FaultyBackend::new(fault);
+        let backend = OneFaultBackend::new(fault);
         let session = session_on(Arc::clone(&backend), 4).await;
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
@@ -407,7 +409,7 @@ async fn a_copy_publishes_only_the_winning_attempts_files() {
 /// A COPY that fails leaves its destination as it was: no file appears.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_copy_leaves_nothing_at_its_destination() {
-    let backend = FaultyBackend::new(Fault::LoseFirstReportsAlways);
+    let backend = OneFaultBackend::new(Fault::LoseFirstReportsAlways);
     let session = session_on(Arc::clone(&backend), 3).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -427,7 +429,7 @@ async fn a_failed_copy_leaves_nothing_at_its_destination() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_no_retry_can_fix_is_not_retried() {
-    let backend = FaultyBackend::new(Fault::None);
+    let backend = OneFaultBackend::new(Fault::None);
     let session = session_on(Arc::clone(&backend), 4).await;
     let err = match session
         .query("SELECT CAST(l_comment AS INT) FROM lineitem")
@@ -460,7 +462,7 @@ async fn a_task_delivered_several_times_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_straggler_gets_a_backup_attempt_that_wins() {
-    let backend = FaultyBackend::new(Fault::StraggleFirstAttemptOfStage0Task0);
+    let backend = OneFaultBackend::new(Fault::StraggleFirstAttemptOfStage0Task0);
     let events = Arc::new(Mutex::new((0usize, 0usize)));
     let seen = Arc::clone(&events);
     let session = squall_session_with(
