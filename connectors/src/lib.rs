@@ -12,6 +12,7 @@ pub mod aws_credentials;
 pub mod cleanup;
 pub mod error;
 pub mod faulty_store;
+mod forward;
 pub mod hedged_store;
 pub mod request_policy;
 pub mod retrying_store;
