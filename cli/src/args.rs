@@ -238,11 +238,12 @@ pub struct QueryArgs {
     /// at least 5 s) gets a backup attempt; the first to finish wins.
     #[arg(long)]
     pub no_speculation: bool,
-    /// Extra sends of an object-store request that failed transiently (a
-    /// reset connection, a timeout), after 25 ms, 100 ms, 400 ms, then 1 s
-    /// (default 3; 0: none). Cloud stores first retry HTTP errors such as
-    /// 503 SlowDown themselves; a request that still fails fails its task
-    /// attempt, which --task-attempts retries.
+    /// Extra sends of a local-disk request that failed transiently (an
+    /// interrupted call, an early end of file), after 25 ms, 100 ms, 400 ms,
+    /// then 1 s (default 3; 0: none). Cloud stores retry HTTP errors such
+    /// as 503 SlowDown in their own client (3 retries within 20 s); a
+    /// request that still fails fails its task attempt, which
+    /// --task-attempts retries.
     #[arg(long, value_name = "N")]
     pub request_retries: Option<u32>,
     /// Never send a slow object-store request a second time. By default a

@@ -13,7 +13,9 @@
 //!    injected.
 //! 2. [`RetryingStore`](crate::retrying_store::RetryingStore): a request that
 //!    failed transiently is sent again after a short backoff, and a GET whose
-//!    body broke off is resumed where it stopped.
+//!    body broke off is resumed where it stopped. Only where nothing below
+//!    retries: local disk, memory, and faults injected above a cloud store
+//!    (which retries in its own HTTP client).
 //! 3. [`FaultyStore`](crate::faulty_store::FaultyStore), only when
 //!    [`RequestPolicy::faults`] is set: fails, delays and truncates requests
 //!    at given rates, drawn from a seed.

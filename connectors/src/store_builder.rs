@@ -98,14 +98,17 @@ pub fn build_store_with(
     if let Some(faults) = &policy.faults {
         store = Arc::new(FaultyStore::new(store, faults.clone(), salt));
     }
-    if policy.retries > 0 {
+    // Cloud stores retry their own requests (`RetryConfig`, HTTP errors and
+    // broken bodies included); Squall retries what nothing below it does:
+    // local disk, memory, and faults injected above a cloud client.
+    let remote = !matches!(url.scheme(), "file" | "memory");
+    if policy.retries > 0 && (!remote || policy.faults.is_some()) {
         store = Arc::new(RetryingStore::new(
             store,
             policy.retries,
             Arc::clone(&stats),
         ));
     }
-    let remote = !matches!(url.scheme(), "file" | "memory");
     if let Some(hedging) = &policy.hedging
         && (remote || policy.faults.is_some())
     {
