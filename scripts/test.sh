@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/squall/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 ./scripts/install-test-deps.sh
+./scripts/prune-target.sh
 cargo test --workspace --all-targets "$@"

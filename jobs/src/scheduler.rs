@@ -41,7 +41,7 @@ use crate::rerun::{WinnerBook, rerun_producer};
 use crate::specs::{
     MAX_INLINE_FRAGMENT_BYTES, StageTemplate, Winner, stage_object_stores, task_spec,
 };
-use crate::speculation::{SpeculationPolicy, StageClock};
+use crate::speculation::{QueryPace, SpeculationPolicy, StageClock};
 
 /// A finished part of the result: one Arrow IPC stream object.
 #[derive(Debug, Clone)]
@@ -82,6 +82,9 @@ pub struct QueryRun {
     /// The winners of finished stages, shared by every stage of the query
     /// (a re-run producer's new winner replaces the lost one).
     pub winners: Arc<WinnerBook>,
+    /// How long the query's finished tasks took per byte of input, which
+    /// small stages' stragglers are measured against.
+    pub pace: Arc<QueryPace>,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -191,7 +194,7 @@ async fn run_stage(
         .unwrap_or(query_workers)
         .clamp(1, query_workers);
     let stage_permits = Arc::new(Semaphore::new(concurrency));
-    let clock = Arc::new(StageClock::new(stage.task_count));
+    let clock = Arc::new(StageClock::new(stage.task_count, Arc::clone(&run.pace)));
     let groups = launch_groups(stage.task_count, run.backend.launcher_threshold());
     let mut done = futures::stream::iter(groups)
         .map(|group| {
@@ -475,11 +478,12 @@ impl Backup<'_> {
     /// the first to report wins. Returns that result and the attempts used.
     async fn invoke(&self, spec: SignedSpec) -> (std::result::Result<Vec<u8>, String>, u32) {
         let started = std::time::Instant::now();
+        let input_bytes = spec.input_bytes;
         let first = invoke_in_time(self.run, spec);
         tokio::pin!(first);
         let Some(policy) = &self.run.speculation else {
             let result = first.await;
-            self.finished(&result, started);
+            self.finished(&result, started, input_bytes);
             return (result, 1);
         };
         let check_every = (policy.floor / 4).clamp(
@@ -489,13 +493,13 @@ impl Backup<'_> {
         let backup_permits = loop {
             tokio::select! {
                 result = &mut first => {
-                    self.finished(&result, started);
+                    self.finished(&result, started, input_bytes);
                     return (result, 1);
                 }
                 _ = tokio::time::sleep(check_every) => {
                     let straggles = self
                         .clock
-                        .straggler_after(policy)
+                        .straggler_after(policy, input_bytes)
                         .is_some_and(|limit| started.elapsed() > limit);
                     if straggles
                         && let Ok(stage_permit) = Arc::clone(self.permits.0).try_acquire_owned()
@@ -534,13 +538,18 @@ impl Backup<'_> {
                 task: self.task,
             });
         }
-        self.finished(&result, started);
+        self.finished(&result, started, input_bytes);
         (result, 2)
     }
 
-    fn finished(&self, result: &std::result::Result<Vec<u8>, String>, started: std::time::Instant) {
+    fn finished(
+        &self,
+        result: &std::result::Result<Vec<u8>, String>,
+        started: std::time::Instant,
+        input_bytes: u64,
+    ) {
         if result.is_ok() {
-            self.clock.record(started.elapsed());
+            self.clock.record(started.elapsed(), input_bytes);
         }
     }
 }

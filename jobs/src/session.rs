@@ -553,6 +553,7 @@ impl Session {
             requests: self.options.requests.clone(),
             progress: self.options.progress.clone(),
             winners: Default::default(),
+            pace: Default::default(),
         };
         Ok(QueryStream::start(run, self.options.keep_scratch))
     }

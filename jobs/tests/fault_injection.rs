@@ -43,6 +43,9 @@ enum Fault {
     HangFirstAttemptOfStage0Task0,
     /// The first attempt of task 0 of stage 0 takes a minute.
     StraggleFirstAttemptOfStage0Task0,
+    /// The first attempt of every task of the final stage (the one writing
+    /// result objects) takes a minute.
+    StraggleFirstAttemptsOfFinalStage,
     /// Every spec is delivered twice at once (as Lambda may), then once
     /// more after both finished; the third run must write the same bytes.
     DeliverThrice,
@@ -161,6 +164,12 @@ impl Backend for OneFaultBackend {
                 Ok(a)
             }
             Fault::StraggleFirstAttemptOfStage0Task0 if stage == 0 && task == 0 && attempt == 0 => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                self.inner.invoke(spec).await
+            }
+            Fault::StraggleFirstAttemptsOfFinalStage
+                if attempt == 0 && output_url.ends_with(".arrows") =>
+            {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 self.inner.invoke(spec).await
             }
@@ -512,5 +521,48 @@ async fn a_straggler_gets_a_backup_attempt_that_wins() {
     assert!(
         took < Duration::from_secs(40),
         "the backup, not the straggler or the timeout, finished the task: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_straggler_alone_in_its_stage_is_backed_up_at_the_query_pace() {
+    let backend = OneFaultBackend::new(Fault::StraggleFirstAttemptsOfFinalStage);
+    let events = Arc::new(Mutex::new(0usize));
+    let seen = Arc::clone(&events);
+    let session = squall_session_with(
+        tpch_data().await,
+        SessionOptions {
+            backend: Arc::clone(&backend) as Arc<dyn Backend>,
+            speculation: Some(SpeculationPolicy {
+                floor: Duration::from_millis(500),
+                ..SpeculationPolicy::default()
+            }),
+            task_timeout: Some(Duration::from_secs(45)),
+            progress: Some(Arc::new(move |event| {
+                if let ProgressEvent::SpeculationWon { .. } = event {
+                    *seen.lock().unwrap() += 1;
+                }
+            })),
+            ..SessionOptions::default()
+        },
+    )
+    .await;
+    // Q3 ends in a sort: its final stage is one task, after stages of several.
+    let sql = tpch_query(3);
+    let started = std::time::Instant::now();
+    let actual = session.query(&sql).await.unwrap().collect().await.unwrap();
+    let took = started.elapsed();
+    let expected = reference_rows(tpch_data().await, &sql).await;
+    assert_same_rows(&expected, &actual).unwrap();
+    let attempts = backend.attempts.lock().unwrap().clone();
+    let final_stage = attempts.keys().map(|(stage, _)| *stage).max().unwrap();
+    let final_tasks: Vec<_> = attempts.keys().filter(|(s, _)| *s == final_stage).collect();
+    assert_eq!(final_tasks.len(), 1, "Q3's final stage is one task");
+    assert_eq!(backend.attempts_of(final_stage, 0), vec![0, 1]);
+    assert_eq!(backend.retried_tasks(), 1, "only the straggler: {attempts:?}");
+    assert_eq!(*events.lock().unwrap(), 1, "the backup won");
+    assert!(
+        took < Duration::from_secs(40),
+        "the backup, not the straggler or the timeout, finished the query: {took:?}"
     );
 }

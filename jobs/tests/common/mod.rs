@@ -20,20 +20,32 @@ pub mod interrupted_copy;
 pub mod mixed_faults;
 
 pub struct TpchData {
-    _dir: tempfile::TempDir,
     pub root: PathBuf,
 }
 
 static DATA: OnceCell<TpchData> = OnceCell::const_new();
 
 /// TPC-H scale 0.1 as Parquet, two files per large table.
+///
+/// Generated once into Cargo's temporary directory for integration tests and
+/// shared by every test binary: a static's `TempDir` is never dropped, so a
+/// per-binary directory would be left behind in `/tmp` by every run. The data
+/// is generated beside its final place and renamed into it, so a concurrent
+/// or interrupted generation never leaves a partial directory in use.
 pub async fn tpch_data() -> &'static TpchData {
     DATA.get_or_init(|| async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().to_path_buf();
-        let out = Location::parse(root.to_str().expect("utf-8 path")).expect("location");
-        generate_tpch(0.1, &out, 2).await.expect("generate TPC-H");
-        TpchData { _dir: dir, root }
+        let shared = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tpch-sf0.1-2files");
+        if !shared.join("region").exists() {
+            let staging = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+            let out = Location::parse(staging.path().to_str().expect("utf-8 path"))
+                .expect("location");
+            generate_tpch(0.1, &out, 2).await.expect("generate TPC-H");
+            // Another test binary may have won the race; its data is the same.
+            if std::fs::rename(staging.path(), &shared).is_err() {
+                assert!(shared.join("region").exists(), "{} not created", shared.display());
+            }
+        }
+        TpchData { root: shared }
     })
     .await
 }
