@@ -52,6 +52,8 @@ pub struct QueryDefaults {
     pub target_task_bytes: Option<String>,
     /// A size like "2GiB".
     pub task_memory: Option<String>,
+    /// A size like "1GiB".
+    pub max_result_bytes: Option<String>,
     pub max_tasks_per_stage: Option<usize>,
 }
 
@@ -117,6 +119,10 @@ impl Config {
         if let Some(bytes) = &config.query.task_memory {
             crate::args::parse_bytes(bytes)
                 .map_err(|e| anyhow::anyhow!("query.task_memory: {e}"))?;
+        }
+        if let Some(bytes) = &config.query.max_result_bytes {
+            crate::args::parse_bytes(bytes)
+                .map_err(|e| anyhow::anyhow!("query.max_result_bytes: {e}"))?;
         }
         if let Some(bytes) = &config.query.target_task_bytes {
             crate::args::parse_bytes(bytes)

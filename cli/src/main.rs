@@ -403,6 +403,11 @@ async fn open_session(
         Some(s) => Some(args::parse_bytes(s).map_err(anyhow::Error::msg)?),
         None => None,
     };
+    let max_result_bytes = match &defaults.max_result_bytes {
+        Some(s) => Some(args::parse_bytes(s).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let max_result_bytes = args.max_result_bytes.or(max_result_bytes);
     let mut limits = squall_worker::TaskLimits::default();
     match args.task_memory.or(config_task_memory) {
         Some(0) => anyhow::bail!("--task-memory must be more than 0 bytes"),
@@ -440,6 +445,7 @@ async fn open_session(
         speculation: (!args.no_speculation && defaults.speculation.unwrap_or(true))
             .then(squall_jobs::SpeculationPolicy::default),
         requests: request_policy(args, defaults),
+        max_result_bytes,
         progress: stats::both(
             if progress { progress::listener() } else { None },
             stats.map(stats::StatsCollector::listener),

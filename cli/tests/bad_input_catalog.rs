@@ -79,12 +79,13 @@ fn fixtures(dir: &Path) {
 }
 
 /// Two S3 servers (moto): one open to any credentials, one that checks them
-/// against its IAM users (bucket `lake` on it, and a user whose access key
-/// is known).
+/// against its IAM users and their policies (bucket `lake` on it, and a
+/// user whose access key and secret are known and who may do nothing).
 struct S3Servers {
     open: S3Server,
     checking: S3Server,
     known_access_key: String,
+    known_secret: String,
 }
 
 impl S3Servers {
@@ -103,16 +104,18 @@ impl S3Servers {
         };
         assert!(iam("CreateUser").contains("<UserName>analyst</UserName>"));
         let key = iam("CreateAccessKey");
-        let known_access_key = key
-            .split("<AccessKeyId>")
-            .nth(1)
-            .and_then(|rest| rest.split("</AccessKeyId>").next())
-            .unwrap_or_else(|| panic!("no access key in {key}"))
-            .to_string();
+        let element = |name: &str| {
+            key.split(&format!("<{name}>"))
+                .nth(1)
+                .and_then(|rest| rest.split(&format!("</{name}>")).next())
+                .unwrap_or_else(|| panic!("no {name} in {key}"))
+                .to_string()
+        };
         Self {
             open,
             checking,
-            known_access_key,
+            known_access_key: element("AccessKeyId"),
+            known_secret: element("SecretAccessKey"),
         }
     }
 
@@ -292,10 +295,25 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
             env: S3Servers::env(&s3.checking, &s3.known_access_key, "not-its-secret"),
             ..sql(
                 "a secret key that does not belong to the access key",
-                &["--table".into(), "t=s3://lake/t/".into()],
+                // At the bucket's root: moto checks signatures of listings
+                // with an encoded prefix wrongly (it rejects right ones too).
+                &["--table".into(), "t=s3://lake/".into()],
                 "SELECT * FROM t",
             )
         },
+        Case {
+            env: S3Servers::env(&s3.checking, &s3.known_access_key, &s3.known_secret),
+            ..sql(
+                "valid credentials without permission to read",
+                &["--table".into(), "t=s3://lake/".into()],
+                "SELECT * FROM t",
+            )
+        },
+        sql(
+            "a result larger than --max-result-bytes",
+            &["--max-result-bytes".into(), "1KiB".into()],
+            "SELECT value FROM generate_series(1, 100000)",
+        ),
         sql(
             "COPY to a format Squall does not write",
             &people,

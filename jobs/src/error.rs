@@ -57,6 +57,14 @@ pub enum JobError {
         what: String,
         fix: String,
     },
+    /// The query's result outgrew the session's limit on result size.
+    #[error(
+        "the result is larger than the limit of {limit} (--max-result-bytes): add a LIMIT or aggregate further, write it to storage with COPY (query) TO 'url', or raise the limit"
+    )]
+    ResultTooLarge {
+        /// The limit, for people ("64.0 MiB").
+        limit: String,
+    },
     /// Reading a result part or cleaning scratch failed.
     #[error("object store error at '{url}': {message}")]
     Storage { url: String, message: String },

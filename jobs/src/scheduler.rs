@@ -85,6 +85,8 @@ pub struct QueryRun {
     /// How long the query's finished tasks took per byte of input, which
     /// small stages' stragglers are measured against.
     pub pace: Arc<QueryPace>,
+    /// Largest result the query may return, in bytes of result parts.
+    pub max_result_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -288,6 +290,8 @@ async fn run_stage(
     let mut winners: Vec<Option<Winner>> = vec![None; stage.task_count];
     let mut pending_parts = BTreeMap::new();
     let mut next_part = 0usize;
+    // Bytes of the result parts written so far, against `max_result_bytes`.
+    let mut result_bytes = 0u64;
     // When tasks fail, the query fails with the failure of the lowest task
     // (for a scan: the first failing rows in file order, as on one
     // machine), the same every run: tasks below the first failure seen
@@ -367,6 +371,12 @@ async fn run_stage(
             peak_memory_bytes: report.peak_memory_bytes,
         });
         if let Some(parts) = &parts {
+            result_bytes += part_bytes;
+            if let Some(limit) = run.max_result_bytes.filter(|limit| result_bytes > *limit) {
+                return Err(JobError::ResultTooLarge {
+                    limit: human_bytes(limit),
+                });
+            }
             pending_parts.insert(
                 task,
                 ResultPart {

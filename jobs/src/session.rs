@@ -79,6 +79,11 @@ pub struct SessionOptions {
     /// failures, hedging of slow requests, and (a testing option) injected
     /// faults.
     pub requests: squall_connectors::RequestPolicy,
+    /// Largest result a query may return, in bytes of its result parts
+    /// (compressed Arrow IPC, what the client downloads); a query whose
+    /// result grows past it fails with [`JobError::ResultTooLarge`] as soon
+    /// as its final tasks have written that much. `None` (the default): no limit.
+    pub max_result_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for SessionOptions {
@@ -110,6 +115,7 @@ impl Default for SessionOptions {
             speculation: Some(crate::SpeculationPolicy::default()),
             progress: None,
             requests: Default::default(),
+            max_result_bytes: None,
         }
     }
 }
@@ -554,6 +560,7 @@ impl Session {
             progress: self.options.progress.clone(),
             winners: Default::default(),
             pace: Default::default(),
+            max_result_bytes: self.options.max_result_bytes,
         };
         Ok(QueryStream::start(run, self.options.keep_scratch))
     }

@@ -37,12 +37,16 @@ pub async fn tpch_data() -> &'static TpchData {
         let shared = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tpch-sf0.1-2files");
         if !shared.join("region").exists() {
             let staging = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
-            let out = Location::parse(staging.path().to_str().expect("utf-8 path"))
-                .expect("location");
+            let out =
+                Location::parse(staging.path().to_str().expect("utf-8 path")).expect("location");
             generate_tpch(0.1, &out, 2).await.expect("generate TPC-H");
             // Another test binary may have won the race; its data is the same.
             if std::fs::rename(staging.path(), &shared).is_err() {
-                assert!(shared.join("region").exists(), "{} not created", shared.display());
+                assert!(
+                    shared.join("region").exists(),
+                    "{} not created",
+                    shared.display()
+                );
             }
         }
         TpchData { root: shared }
