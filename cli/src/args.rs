@@ -310,7 +310,8 @@ pub struct QueryArgs {
     /// Most tasks in any one stage.
     #[arg(long, value_name = "N")]
     pub max_tasks_per_stage: Option<usize>,
-    /// Input bytes per task; scan splits and stage sizes follow it (default 128 MiB).
+    /// Input bytes per task; scan splits and stage sizes follow it (default
+    /// 128 MiB, and at most a quarter of --task-memory).
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub target_task_bytes: Option<u64>,
     /// Scratch location for exchange data and results (default: a temporary directory).

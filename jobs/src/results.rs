@@ -17,7 +17,7 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use squall_connectors::Location;
 use squall_shuffle::ObjectRange;
-use squall_shuffle::reader::read_ranges;
+use squall_shuffle::reader::{ReadAhead, read_ranges};
 use tokio::sync::mpsc;
 
 use crate::error::{JobError, Result};
@@ -216,12 +216,17 @@ async fn open_part(
         crc32: None,
     };
     let url = part.url.clone();
-    Ok(read_ranges(vec![range], context, Arc::clone(schema))
-        .map(move |b| {
-            b.map_err(|e| JobError::Storage {
-                url: url.clone(),
-                message: e.strip_backtrace(),
-            })
+    Ok(read_ranges(
+        vec![range],
+        context,
+        Arc::clone(schema),
+        ReadAhead::default(),
+    )
+    .map(move |b| {
+        b.map_err(|e| JobError::Storage {
+            url: url.clone(),
+            message: e.strip_backtrace(),
         })
-        .boxed())
+    })
+    .boxed())
 }

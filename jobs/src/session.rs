@@ -314,7 +314,7 @@ impl Session {
             plan => plan,
         };
         let physical = state.create_physical_plan(&plan).await?;
-        let graph = cut_with(&ctx, physical, &self.options.planner).await?;
+        let graph = cut_with(&ctx, physical, &self.planner_config()).await?;
         Ok((graph, ctx))
     }
 
@@ -529,7 +529,16 @@ impl Session {
     }
 
     async fn cut(&self, physical: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
-        cut_with(&self.ctx, physical, &self.options.planner).await
+        cut_with(&self.ctx, physical, &self.planner_config()).await
+    }
+
+    /// The session's planner settings, with tasks small enough for their
+    /// memory limit ([`PlannerConfig::fitting_memory`]).
+    fn planner_config(&self) -> PlannerConfig {
+        self.options
+            .planner
+            .clone()
+            .fitting_memory(self.task_limits().memory_bytes)
     }
 
     /// Cuts and runs a physical plan.

@@ -21,11 +21,52 @@ impl Default for PlannerConfig {
     }
 }
 
+/// Memory a task may need per byte of its input: Parquet and the exchange
+/// are compressed, and hash tables and sort buffers hold the decoded rows.
+pub const MEMORY_PER_INPUT_BYTE: u64 = 4;
+
+/// No memory limit makes tasks smaller than this (below it, per-task costs
+/// dominate; operators spill instead).
+pub const MIN_TARGET_TASK_BYTES: u64 = 8 * 1024 * 1024;
+
 impl PlannerConfig {
+    /// The same, with tasks small enough that the input of each fits a task
+    /// memory limit of `memory_bytes`: at most `memory_bytes /`
+    /// [`MEMORY_PER_INPUT_BYTE`] of input per task (never below
+    /// [`MIN_TARGET_TASK_BYTES`]), so that a smaller `--task-memory` makes
+    /// more, smaller tasks rather than more spilling.
+    pub fn fitting_memory(mut self, memory_bytes: u64) -> Self {
+        let fits = (memory_bytes / MEMORY_PER_INPUT_BYTE).max(MIN_TARGET_TASK_BYTES);
+        self.target_task_bytes = self.target_task_bytes.min(fits);
+        self
+    }
+
     /// Tasks for `bytes` of input: one per target size, at least one, at most the cap.
     pub fn tasks_for_bytes(&self, bytes: u64) -> usize {
         let target = self.target_task_bytes.max(1);
         let tasks = bytes.div_ceil(target).max(1);
         (tasks as usize).min(self.max_tasks_per_stage.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_shrink_to_fit_their_memory() {
+        const MIB: u64 = 1024 * 1024;
+        let default = PlannerConfig::default();
+        let roomy = default.clone().fitting_memory(2048 * MIB);
+        assert_eq!(
+            roomy.target_task_bytes,
+            128 * MIB,
+            "2 GiB holds 128 MiB of input"
+        );
+        let lean = default.clone().fitting_memory(256 * MIB);
+        assert_eq!(lean.target_task_bytes, 64 * MIB);
+        assert_eq!(lean.tasks_for_bytes(1024 * MIB), 16);
+        let tiny = default.fitting_memory(MIB);
+        assert_eq!(tiny.target_task_bytes, MIN_TARGET_TASK_BYTES);
     }
 }

@@ -11,6 +11,7 @@ use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit};
 use datafusion::physical_expr::{
     AcrossPartitions, ConstExpr, EquivalenceProperties, LexOrdering, PhysicalExpr,
 };
@@ -31,8 +32,49 @@ use crate::writer::split_object_url;
 
 /// Largest byte range fetched by one GET; larger partitions are read in chunks.
 pub const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+/// Smallest chunk a reader cuts its GETs into when its memory is tight.
+pub const MIN_CHUNK_BYTES: u64 = 64 * 1024;
 /// Ranged GETs in flight per reader partition.
 pub const MAX_GETS_IN_FLIGHT: usize = 16;
+/// All partitions of one reader together buffer at most this fraction of
+/// the task's memory pool (1/4); an order-preserving merge opens one
+/// partition per map task, all at once.
+pub const READ_BUFFER_POOL_DIVISOR: usize = 4;
+
+/// How much one reader partition fetches ahead: `in_flight` GETs of at
+/// most `chunk_bytes` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadAhead {
+    pub chunk_bytes: u64,
+    pub in_flight: usize,
+}
+
+impl Default for ReadAhead {
+    /// [`MAX_GETS_IN_FLIGHT`] GETs of [`CHUNK_BYTES`]: for readers without a
+    /// memory limit (the coordinator reading result parts).
+    fn default() -> Self {
+        Self {
+            chunk_bytes: CHUNK_BYTES,
+            in_flight: MAX_GETS_IN_FLIGHT,
+        }
+    }
+}
+
+impl ReadAhead {
+    /// The read-ahead of one of `partitions` partitions of a reader in a
+    /// task whose pool holds `pool_bytes`: their buffers together within
+    /// `pool_bytes / READ_BUFFER_POOL_DIVISOR`, in chunks of
+    /// [`MIN_CHUNK_BYTES`] to [`CHUNK_BYTES`], one to [`MAX_GETS_IN_FLIGHT`] at once.
+    pub fn within(pool_bytes: usize, partitions: usize) -> Self {
+        let share = (pool_bytes / READ_BUFFER_POOL_DIVISOR / partitions.max(1)) as u64;
+        let chunk_bytes = share.clamp(MIN_CHUNK_BYTES, CHUNK_BYTES);
+        let in_flight = ((share / chunk_bytes) as usize).clamp(1, MAX_GETS_IN_FLIGHT);
+        Self {
+            chunk_bytes,
+            in_flight,
+        }
+    }
+}
 
 /// What a reader partition reads from the map objects of its input stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +118,8 @@ impl ReadMode {
 /// input stage. It never lists: the worker binds, per reader partition, the
 /// exact byte ranges of the committed (winning) map objects. Ranges are fetched
 /// with at most [`MAX_GETS_IN_FLIGHT`] GETs of at most [`CHUNK_BYTES`] each, in
-/// order, and decoded incrementally, so memory stays bounded.
+/// order, and decoded incrementally. What a partition fetches ahead is
+/// reserved in the task's memory pool and sized to fit it ([`ReadAhead::within`]).
 #[derive(Debug)]
 pub struct ExchangeReaderExec {
     stage_id: usize,
@@ -277,7 +320,41 @@ impl ExecutionPlan for ExchangeReaderExec {
         let bytes_read = MetricBuilder::new(&self.metrics).counter("bytes_read", partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let schema = Arc::clone(&self.schema);
-        let stream = read_ranges(ranges, context, Arc::clone(&schema)).inspect_ok(move |b| {
+        let pool = context.memory_pool();
+        let read_ahead = match pool.memory_limit() {
+            MemoryLimit::Finite(bytes) => ReadAhead::within(bytes, inputs.len()),
+            _ => ReadAhead::default(),
+        };
+        // Reserved for the stream's life: the GETs in flight and the chunk
+        // being decoded. A pool too full for even one chunk does not stop
+        // the read (a reader cannot spill); it reads one chunk at a time.
+        let reservation = MemoryConsumer::new(format!(
+            "ExchangeReaderExec[stage={} partition={partition}]",
+            self.stage_id
+        ))
+        .register(pool);
+        let total_bytes: u64 = ranges.iter().map(|r| r.end.saturating_sub(r.start)).sum();
+        let wanted = |ahead: ReadAhead| {
+            (ahead.chunk_bytes * ahead.in_flight as u64).min(total_bytes) as usize
+        };
+        let read_ahead = if reservation.try_grow(wanted(read_ahead)).is_ok() {
+            read_ahead
+        } else {
+            let one = ReadAhead {
+                in_flight: 1,
+                ..read_ahead
+            };
+            if reservation.try_grow(wanted(one)).is_err() {
+                log::debug!(
+                    "stage {} reader partition {partition}: memory pool full, reading one chunk at a time",
+                    self.stage_id
+                );
+            }
+            one
+        };
+        let stream = read_ranges(ranges, context, Arc::clone(&schema), read_ahead);
+        let stream = stream.inspect_ok(move |b| {
+            let _held_while_reading = &reservation;
             output_rows.add(b.num_rows());
             bytes_read.add(b.get_array_memory_size());
         });
@@ -301,12 +378,12 @@ struct Chunk {
     range_start: u64,
 }
 
-fn chunks_of(ranges: &[ObjectRange]) -> Vec<Chunk> {
+fn chunks_of(ranges: &[ObjectRange], chunk_bytes: u64) -> Vec<Chunk> {
     let mut chunks = Vec::new();
     for (range_idx, r) in ranges.iter().enumerate() {
         let mut start = r.start;
         while start < r.end {
-            let end = (start + CHUNK_BYTES).min(r.end);
+            let end = (start + chunk_bytes.max(1)).min(r.end);
             chunks.push(Chunk {
                 range_idx,
                 url: r.url.clone(),
@@ -323,13 +400,14 @@ fn chunks_of(ranges: &[ObjectRange]) -> Vec<Chunk> {
 }
 
 /// Streams the batches of `ranges` (each a whole Arrow IPC stream), in order,
-/// fetching ahead with bounded concurrency; stores come from `context`.
+/// fetching `read_ahead` ahead; stores come from `context`.
 pub fn read_ranges(
     ranges: Vec<ObjectRange>,
     context: Arc<TaskContext>,
     schema: SchemaRef,
+    read_ahead: ReadAhead,
 ) -> impl futures::Stream<Item = DFResult<RecordBatch>> + Send {
-    let chunks = chunks_of(&ranges);
+    let chunks = chunks_of(&ranges, read_ahead.chunk_bytes);
     let fetched = futures::stream::iter(chunks)
         .map(move |chunk| {
             let context = Arc::clone(&context);
@@ -356,7 +434,7 @@ pub fn read_ranges(
                 Ok::<_, DataFusionError>((chunk, bytes))
             }
         })
-        .buffered(MAX_GETS_IN_FLIGHT);
+        .buffered(read_ahead.in_flight.max(1));
 
     let mut decoder: Option<(usize, StreamDecoder)> = None;
     let mut checksum: Option<(usize, crc32fast::Hasher)> = None;
@@ -428,4 +506,55 @@ pub fn read_ranges(
             ))
         })
         .try_flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn read_ahead_fits_the_pool_share_of_every_partition() {
+        // A roomy pool: the full read-ahead.
+        assert_eq!(ReadAhead::within(2048 * MIB, 2), ReadAhead::default());
+        // A merge of 100 map tasks in a 1 GiB pool: 256 MiB over 100 partitions.
+        let merge = ReadAhead::within(1024 * MIB, 100);
+        assert_eq!(merge.in_flight, 1);
+        assert!(merge.chunk_bytes * 100 <= (256 * MIB) as u64, "{merge:?}");
+        // A tiny pool: the smallest chunks, one at a time.
+        let tiny = ReadAhead::within(MIB, 2);
+        assert_eq!(
+            tiny,
+            ReadAhead {
+                chunk_bytes: 128 * 1024,
+                in_flight: 1
+            }
+        );
+        assert_eq!(ReadAhead::within(0, 0).chunk_bytes, MIN_CHUNK_BYTES);
+    }
+
+    #[test]
+    fn chunks_cover_each_range_in_order() {
+        let range = |url: &str, start, end| ObjectRange {
+            url: url.into(),
+            start,
+            end,
+            crc32: None,
+        };
+        let chunks = chunks_of(&[range("a", 10, 35), range("b", 0, 10)], 10);
+        let spans: Vec<_> = chunks
+            .iter()
+            .map(|c| (c.url.as_str(), c.start, c.end, c.last))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                ("a", 10, 20, false),
+                ("a", 20, 30, false),
+                ("a", 30, 35, true),
+                ("b", 0, 10, true)
+            ]
+        );
+    }
 }

@@ -18,6 +18,7 @@ use crate::wire_types::{to_wire, wire_schema};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -33,11 +34,17 @@ use crate::error::ShuffleError;
 use crate::writer::split_object_url;
 
 const UPLOAD_PART_BYTES: usize = 8 * 1024 * 1024;
+/// Upload parts in flight at once (object_store's default is 8).
+const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
 
 /// Runs its input's partitions in order and writes all rows into one Arrow
 /// IPC stream object at the bound URL; returns one batch `rows, bytes` (the
 /// object's size). The upload is
-/// aborted on error, so a failed task leaves no part visible.
+/// aborted on error, so a failed task leaves no part visible. Its buffers
+/// (the encoded bytes not yet handed to the upload, and the upload's own
+/// buffer and parts in flight) are reserved in the task's memory pool; a
+/// pool that cannot hold them fails the task with DataFusion's "Resources
+/// exhausted" error.
 #[derive(Debug)]
 pub struct ResultWriterExec {
     input: Arc<dyn ExecutionPlan>,
@@ -152,7 +159,7 @@ impl ExecutionPlan for ResultWriterExec {
             stage: self.stage_id,
         })?;
         let input = Arc::clone(&self.input);
-        let stream = futures::stream::once(write_result(input, url, context));
+        let stream = futures::stream::once(write_result(input, url, self.stage_id, context));
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             result_summary_schema(),
             stream,
@@ -163,8 +170,16 @@ impl ExecutionPlan for ResultWriterExec {
 async fn write_result(
     input: Arc<dyn ExecutionPlan>,
     url: String,
+    stage_id: usize,
     context: Arc<TaskContext>,
 ) -> DFResult<RecordBatch> {
+    let reservation = MemoryConsumer::new(format!("ResultWriterExec[stage={stage_id}]"))
+        .register(context.memory_pool());
+    // What the upload may hold of what it was handed: its buffer of one
+    // part and the parts in flight.
+    let upload_holds = |handed: u64| {
+        handed.min(((UPLOAD_PARTS_IN_FLIGHT + 1) * UPLOAD_PART_BYTES) as u64) as usize
+    };
     let (store_url, path) = split_object_url(&url)?;
     let store = context.runtime_env().object_store(&store_url)?;
     let ipc_err = |e: datafusion::arrow::error::ArrowError| ShuffleError::Ipc {
@@ -181,7 +196,8 @@ async fn write_result(
     // Nothing half-written stays visible: a failed upload is aborted here;
     // one dropped unfinished (a failed completion, a cancelled task) by the
     // store (`squall_connectors::upload_guard`).
-    let mut upload = BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES);
+    let mut upload = BufWriter::with_capacity(store, path, UPLOAD_PART_BYTES)
+        .with_max_concurrency(UPLOAD_PARTS_IN_FLIGHT);
     let wire = wire_schema(&input.schema());
     let mut writer =
         StreamWriter::try_new_with_options(Vec::new(), &wire, options).map_err(ipc_err)?;
@@ -197,6 +213,7 @@ async fn write_result(
                 writer
                     .write(&to_wire(batch, &wire).map_err(ipc_err)?)
                     .map_err(ipc_err)?;
+                reservation.try_resize(writer.get_ref().len() + upload_holds(bytes))?;
                 if writer.get_ref().len() >= UPLOAD_PART_BYTES {
                     let chunk = std::mem::take(writer.get_mut());
                     bytes += chunk.len() as u64;

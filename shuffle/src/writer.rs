@@ -12,8 +12,8 @@ use datafusion::arrow::ipc::CompressionType;
 use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DFResult};
-use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::{DiskManager, SpillFile, SpillWriter, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
@@ -312,6 +312,7 @@ impl WriteJob {
             schema,
             &self.url,
             reservation,
+            Arc::clone(&context.runtime_env().disk_manager),
             self.spill_threshold_bytes,
             context.session_config().batch_size(),
         );
@@ -378,7 +379,20 @@ struct PartitionBuffers {
     spill_threshold_bytes: usize,
     target_batch_rows: usize,
     reservation: MemoryReservation,
-    spill: Option<(std::fs::File, u64)>,
+    /// Where spill files come from: DataFusion's disk manager, which bounds
+    /// the task's spill disk (`TaskLimits::spill_bytes`) across operators.
+    disk_manager: Arc<DiskManager>,
+    spill: Option<SpillTarget>,
+}
+
+/// The writer's one spill file: appended through the disk manager's
+/// writer (which counts every byte against the bound), read back by path.
+struct SpillTarget {
+    /// Keeps the file (deleted when dropped) and its disk usage counted.
+    _file: Arc<dyn SpillFile>,
+    writer: Box<dyn SpillWriter>,
+    reader: std::fs::File,
+    len: u64,
 }
 
 #[derive(Default)]
@@ -402,6 +416,7 @@ impl PartitionBuffers {
         schema: SchemaRef,
         url: &str,
         reservation: MemoryReservation,
+        disk_manager: Arc<DiskManager>,
         spill_threshold_bytes: usize,
         target_batch_rows: usize,
     ) -> Self {
@@ -418,6 +433,7 @@ impl PartitionBuffers {
             spill_threshold_bytes,
             target_batch_rows: target_batch_rows.max(1),
             reservation,
+            disk_manager,
             spill: None,
         }
     }
@@ -492,21 +508,38 @@ impl PartitionBuffers {
             self.encode_completed(p, true)?;
         }
         if self.spill.is_none() {
-            let file = tempfile::tempfile().map_err(ShuffleError::Spill)?;
-            self.spill = Some((file, 0));
+            let file = self
+                .disk_manager
+                .create_tmp_file(&format!("spilling the exchange writer of {}", self.url))?;
+            let path = file.path().ok_or_else(|| {
+                DataFusionError::Internal("the exchange writer spills only to local files".into())
+            })?;
+            let reader = std::fs::File::open(path).map_err(ShuffleError::Spill)?;
+            let writer = file.open_writer()?;
+            self.spill = Some(SpillTarget {
+                _file: file,
+                writer,
+                reader,
+                len: 0,
+            });
         }
-        let (file, len) = self.spill.as_mut().expect("just created");
+        let spill = self.spill.as_mut().expect("just created");
         for part in &mut self.parts {
             if let Some(w) = part.writer.as_mut() {
                 let bytes = std::mem::take(w.get_mut());
                 if bytes.is_empty() {
                     continue;
                 }
-                file.write_all(&bytes).map_err(ShuffleError::Spill)?;
-                part.spilled.push((*len, bytes.len() as u64));
-                *len += bytes.len() as u64;
+                // Fails once the task's spill disk is used up.
+                spill
+                    .writer
+                    .write_all(&bytes)
+                    .map_err(ShuffleError::Spill)?;
+                part.spilled.push((spill.len, bytes.len() as u64));
+                spill.len += bytes.len() as u64;
             }
         }
+        spill.writer.flush().map_err(ShuffleError::Spill)?;
         self.buffered_bytes = self.parts.iter().map(|p| p.pending_bytes).sum();
         self.reservation.free();
         Ok(())
@@ -583,14 +616,19 @@ impl PartitionBuffers {
     }
 
     fn read_spill(&mut self, offset: u64, len: u64) -> DFResult<Vec<u8>> {
-        let (file, _) = self
+        let spill = self
             .spill
             .as_mut()
             .ok_or_else(|| DataFusionError::Internal("spill segment without spill file".into()))?;
         let mut buf = vec![0u8; len as usize];
-        file.seek(SeekFrom::Start(offset))
+        spill
+            .reader
+            .seek(SeekFrom::Start(offset))
             .map_err(ShuffleError::Spill)?;
-        file.read_exact(&mut buf).map_err(ShuffleError::Spill)?;
+        spill
+            .reader
+            .read_exact(&mut buf)
+            .map_err(ShuffleError::Spill)?;
         Ok(buf)
     }
 }

@@ -10,9 +10,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_expr::expressions::col;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 use squall_shuffle::writer::index_from_batch;
 use squall_shuffle::{
     ExchangeIndex, ExchangeReaderExec, ExchangeWriterExec, ObjectRange, OutputPartitioning,
@@ -295,6 +298,28 @@ async fn one_huge_partition_spills_and_reads_back_in_chunks() {
         })
         .collect();
     assert_eq!(got, text, "rows keep their order within a partition");
+
+    // In a 16 MiB pool the reader buffers at most a quarter of it, reserved
+    // while it reads and released after: here one 4 MiB GET at a time.
+    let pool = Arc::new(GreedyMemoryPool::new(16 << 20));
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::clone(&pool) as _)
+        .build_arc()
+        .unwrap();
+    let ctx = Arc::new(TaskContext::default().with_runtime(runtime));
+    let reader = ExchangeReaderExec::try_new(1, Arc::clone(&schema), ReadMode::Gather)
+        .unwrap()
+        .with_inputs(vec![vec![range(&url, &index, p)]])
+        .unwrap();
+    let mut stream = reader.execute(0, ctx).unwrap();
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        rows += batch.unwrap().num_rows();
+        assert_eq!(pool.reserved(), 4 << 20, "the read-ahead is reserved");
+    }
+    assert_eq!(rows as i64, n);
+    drop(stream);
+    assert_eq!(pool.reserved(), 0, "and released when the stream ends");
 }
 
 #[tokio::test]
@@ -375,5 +400,34 @@ async fn failed_write_leaves_no_object() {
     assert!(
         left.is_empty(),
         "nothing may be visible after a failed write: {left:?}"
+    );
+}
+
+#[tokio::test]
+async fn spilling_beyond_the_tasks_spill_disk_fails_and_leaves_no_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = object_url(&dir, "too-big.sqx");
+    // 20 × 500 rows of all types: several MiB encoded, spilled every 64 KiB.
+    let batches: Vec<RecordBatch> = (0..20).map(|i| all_types_batch(500, 7 + i)).collect();
+    let (plan, _) = memory_plan(batches);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_max_temp_directory_size(256 * 1024)
+        .build_arc()
+        .unwrap();
+    let ctx = Arc::new(TaskContext::default().with_runtime(Arc::clone(&runtime)));
+    let writer = ExchangeWriterExec::try_new(plan, 0, OutputPartitioning::Single)
+        .unwrap()
+        .with_output_url(&url)
+        .with_spill_threshold_bytes(64 * 1024);
+    let err = collect(Arc::new(writer), ctx)
+        .await
+        .expect_err("the spill disk is too small")
+        .to_string();
+    assert!(err.contains("exceeded the allowable limit of 256"), "{err}");
+    assert!(!dir.path().join("too-big.sqx").exists());
+    assert_eq!(
+        runtime.disk_manager.used_disk_space(),
+        0,
+        "the spill file is gone"
     );
 }
