@@ -236,15 +236,16 @@ pub struct QueryArgs {
     /// Never start backup attempts for slow tasks. By default, once 75% of a
     /// stage's tasks finished, a task running over twice their median (and
     /// at least 5 s) gets a backup attempt; the first to finish wins. A task
-    /// of a stage too small for that (one to three tasks) gets one once it
-    /// has run twice as long as the query's finished tasks took per byte of
-    /// input, and longer than any of them.
+    /// of a stage too small for that (one to three tasks) gets one once
+    /// three tasks of the query finished and it has run twice as long as they
+    /// took for as much input, longer than any of them, and at least 5 s.
     #[arg(long)]
     pub no_speculation: bool,
     /// Largest result a query may return (e.g. 1GiB), in bytes of its
     /// compressed result parts; a larger result fails the query as soon as
-    /// its tasks have written that much, saying what to do instead
-    /// (default: no limit). COPY ... TO writes are not results.
+    /// its tasks have written that much, saying what to do instead (rows of
+    /// earlier parts may already be printed; default: no limit). Results
+    /// include CREATE TABLE ... AS; COPY ... TO writes are not results.
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub max_result_bytes: Option<u64>,
     /// Extra sends of a local-disk request that failed transiently (an

@@ -22,13 +22,6 @@ use squall_jobs::{
 use squall_planner::PlannerConfig;
 
 /// This machine's memory (Linux: `MemTotal` of `/proc/meminfo`).
-fn machine_memory_bytes() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -408,13 +401,18 @@ async fn open_session(
         None => None,
     };
     let max_result_bytes = args.max_result_bytes.or(max_result_bytes);
+    if max_result_bytes == Some(0) {
+        anyhow::bail!("--max-result-bytes must be more than 0 bytes");
+    }
     let mut limits = squall_worker::TaskLimits::default();
     match args.task_memory.or(config_task_memory) {
         Some(0) => anyhow::bail!("--task-memory must be more than 0 bytes"),
         Some(bytes) => limits.memory_bytes = bytes,
         None if backend_kind != BackendKind::Lambda => {
-            if let Some(machine) = machine_memory_bytes() {
-                limits.memory_bytes = machine / 4 * 3 / backend.max_concurrency().max(1) as u64;
+            if let Some(share) =
+                squall_worker::memory::machine_share_per_task(backend.max_concurrency())
+            {
+                limits.memory_bytes = share;
             }
         }
         None => {}

@@ -60,6 +60,9 @@ pub struct SessionOptions {
     pub scratch: Option<String>,
     /// Keep a query's scratch objects after it ends.
     pub keep_scratch: bool,
+    /// What each task may take. By default, its memory is three quarters of
+    /// this machine's shared by the tasks the default backend runs at once
+    /// (`squall_worker::memory::machine_share_per_task`).
     pub limits: TaskLimits,
     /// Most tasks of one stage running at once (default: the backend's concurrency).
     pub stage_workers: Option<usize>,
@@ -103,12 +106,18 @@ pub const DEFAULT_TASK_ATTEMPTS: u32 = 4;
 impl Default for SessionOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // The in-process tasks share one budget: three quarters of the
+        // machine, split between the tasks that run at once.
+        let mut limits = TaskLimits::default();
+        if let Some(share) = squall_worker::memory::machine_share_per_task(cores) {
+            limits.memory_bytes = share;
+        }
         Self {
             backend: Arc::new(LocalBackend::new(cores)),
             planner: PlannerConfig::default(),
             scratch: None,
             keep_scratch: false,
-            limits: TaskLimits::default(),
+            limits,
             stage_workers: None,
             task_attempts: DEFAULT_TASK_ATTEMPTS,
             task_timeout: None,

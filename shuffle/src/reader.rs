@@ -37,9 +37,10 @@ pub const MIN_CHUNK_BYTES: u64 = 64 * 1024;
 /// Ranged GETs in flight per reader partition.
 pub const MAX_GETS_IN_FLIGHT: usize = 16;
 /// All partitions of one reader together buffer at most this fraction of
-/// the task's memory pool (1/4); an order-preserving merge opens one
-/// partition per map task, all at once.
-pub const READ_BUFFER_POOL_DIVISOR: usize = 4;
+/// the task's memory pool (1/8: a join task has two readers, and its build
+/// side cannot spill); an order-preserving merge opens one partition per map
+/// task, all at once.
+pub const READ_BUFFER_POOL_DIVISOR: usize = 8;
 
 /// How much one reader partition fetches ahead: `in_flight` GETs of at
 /// most `chunk_bytes` each.
@@ -63,7 +64,8 @@ impl Default for ReadAhead {
 impl ReadAhead {
     /// The read-ahead of one of `partitions` partitions of a reader in a
     /// task whose pool holds `pool_bytes`: their buffers together within
-    /// `pool_bytes / READ_BUFFER_POOL_DIVISOR`, in chunks of
+    /// `pool_bytes / READ_BUFFER_POOL_DIVISOR` (unless that leaves a
+    /// partition less than one smallest chunk), in chunks of
     /// [`MIN_CHUNK_BYTES`] to [`CHUNK_BYTES`], one to [`MAX_GETS_IN_FLIGHT`] at once.
     pub fn within(pool_bytes: usize, partitions: usize) -> Self {
         let share = (pool_bytes / READ_BUFFER_POOL_DIVISOR / partitions.max(1)) as u64;
@@ -518,16 +520,16 @@ mod tests {
     fn read_ahead_fits_the_pool_share_of_every_partition() {
         // A roomy pool: the full read-ahead.
         assert_eq!(ReadAhead::within(2048 * MIB, 2), ReadAhead::default());
-        // A merge of 100 map tasks in a 1 GiB pool: 256 MiB over 100 partitions.
+        // A merge of 100 map tasks in a 1 GiB pool: 128 MiB over 100 partitions.
         let merge = ReadAhead::within(1024 * MIB, 100);
         assert_eq!(merge.in_flight, 1);
-        assert!(merge.chunk_bytes * 100 <= (256 * MIB) as u64, "{merge:?}");
+        assert!(merge.chunk_bytes * 100 <= (128 * MIB) as u64, "{merge:?}");
         // A tiny pool: the smallest chunks, one at a time.
         let tiny = ReadAhead::within(MIB, 2);
         assert_eq!(
             tiny,
             ReadAhead {
-                chunk_bytes: 128 * 1024,
+                chunk_bytes: MIN_CHUNK_BYTES,
                 in_flight: 1
             }
         );

@@ -42,9 +42,8 @@ const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
 /// object's size). The upload is
 /// aborted on error, so a failed task leaves no part visible. Its buffers
 /// (the encoded bytes not yet handed to the upload, and the upload's own
-/// buffer and parts in flight) are reserved in the task's memory pool; a
-/// pool that cannot hold them fails the task with DataFusion's "Resources
-/// exhausted" error.
+/// buffer and parts in flight) are reserved in the task's memory pool when
+/// it has room; a writer cannot spill, so a full pool does not fail it.
 #[derive(Debug)]
 pub struct ResultWriterExec {
     input: Arc<dyn ExecutionPlan>,
@@ -213,7 +212,17 @@ async fn write_result(
                 writer
                     .write(&to_wire(batch, &wire).map_err(ipc_err)?)
                     .map_err(ipc_err)?;
-                reservation.try_resize(writer.get_ref().len() + upload_holds(bytes))?;
+                // Counted where the pool has room; a result cannot spill, so
+                // a full pool (held by a sort still emitting its rows) does
+                // not fail it.
+                if reservation
+                    .try_resize(writer.get_ref().len() + upload_holds(bytes))
+                    .is_err()
+                {
+                    log::debug!(
+                        "stage {stage_id} result writer: memory pool full, writing unreserved"
+                    );
+                }
                 if writer.get_ref().len() >= UPLOAD_PART_BYTES {
                     let chunk = std::mem::take(writer.get_mut());
                     bytes += chunk.len() as u64;

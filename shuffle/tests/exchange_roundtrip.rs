@@ -299,9 +299,9 @@ async fn one_huge_partition_spills_and_reads_back_in_chunks() {
         .collect();
     assert_eq!(got, text, "rows keep their order within a partition");
 
-    // In a 16 MiB pool the reader buffers at most a quarter of it, reserved
+    // In a 32 MiB pool the reader buffers at most an eighth of it, reserved
     // while it reads and released after: here one 4 MiB GET at a time.
-    let pool = Arc::new(GreedyMemoryPool::new(16 << 20));
+    let pool = Arc::new(GreedyMemoryPool::new(32 << 20));
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::clone(&pool) as _)
         .build_arc()

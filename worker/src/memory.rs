@@ -15,6 +15,38 @@ pub const LAMBDA_POOL_SHARE: f64 = 0.6;
 /// the default 512 MB of `/tmp`.
 pub const LAMBDA_SPILL_BYTES: u64 = 400 * 1024 * 1024;
 
+/// The share of this machine's memory that the tasks of the local and
+/// process backends share by default (the rest: the coordinator, result
+/// parts, buffers outside the pools, the OS).
+pub const MACHINE_MEMORY_SHARE_PERCENT: u64 = 75;
+
+/// This machine's memory: the smaller of `MemTotal` and the memory limit of
+/// this process's cgroup (a container's limit), if either can be read.
+pub fn machine_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+    let total = meminfo.as_deref().and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    // cgroup v2; "max" when unlimited.
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match (total, cgroup) {
+        (Some(t), Some(c)) => Some(t.min(c)),
+        (t, c) => t.or(c),
+    }
+}
+
+/// The default memory limit of each of `concurrency` tasks running at once
+/// on this machine: [`MACHINE_MEMORY_SHARE_PERCENT`] of its memory, shared
+/// by them, so that together they stay within one process-wide budget.
+pub fn machine_share_per_task(concurrency: usize) -> Option<u64> {
+    let machine = machine_memory_bytes()?;
+    Some(machine / 100 * MACHINE_MEMORY_SHARE_PERCENT / concurrency.max(1) as u64)
+}
+
 /// The memory pool size and spill bound of a task with `limits` on this host.
 pub fn effective_limits(limits: &TaskLimits) -> (u64, u64) {
     effective_limits_in(limits, |name| std::env::var(name).ok())
@@ -37,6 +69,16 @@ fn effective_limits_in(limits: &TaskLimits, env: impl Fn(&str) -> Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tasks_running_at_once_share_three_quarters_of_the_machine() {
+        let machine = machine_memory_bytes().expect("/proc/meminfo on Linux");
+        let one = machine_share_per_task(1).unwrap();
+        assert_eq!(one, machine / 100 * 75);
+        let four = machine_share_per_task(4).unwrap();
+        assert!(four * 4 <= one && four * 4 > one - 4, "{four} × 4 vs {one}");
+        assert_eq!(machine_share_per_task(0), Some(one), "at least one task");
+    }
 
     #[test]
     fn a_lambda_function_bounds_memory_and_spill() {

@@ -27,16 +27,33 @@ static DATA: OnceCell<TpchData> = OnceCell::const_new();
 
 /// TPC-H scale 0.1 as Parquet, two files per large table.
 ///
-/// Generated once into Cargo's temporary directory for integration tests and
-/// shared by every test binary: a static's `TempDir` is never dropped, so a
+/// Generated once into Cargo's temporary directory for integration tests
+/// (in a folder named after the generator's version) and shared by every
+/// test binary: a static's `TempDir` is never dropped, so a
 /// per-binary directory would be left behind in `/tmp` by every run. The data
 /// is generated beside its final place and renamed into it, so a concurrent
 /// or interrupted generation never leaves a partial directory in use.
 pub async fn tpch_data() -> &'static TpchData {
     DATA.get_or_init(|| async {
-        let shared = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tpch-sf0.1-2files");
+        // Named after the generator's source and the locked crate versions:
+        // a change to either generates afresh.
+        let mut version = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(
+            &(
+                include_str!("../../../connectors/src/tpch.rs"),
+                include_str!("../../../Cargo.lock"),
+            ),
+            &mut version,
+        );
+        let shared = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "tpch-sf0.1-2files-{:016x}",
+            std::hash::Hasher::finish(&version)
+        ));
         if !shared.join("region").exists() {
-            let staging = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+            let staging = tempfile::Builder::new()
+                .prefix("tpch-staging-")
+                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                .expect("tempdir");
             let out =
                 Location::parse(staging.path().to_str().expect("utf-8 path")).expect("location");
             generate_tpch(0.1, &out, 2).await.expect("generate TPC-H");
