@@ -65,6 +65,16 @@ pub enum JobError {
         /// The limit, for people ("64.0 MiB").
         limit: String,
     },
+    /// The query's scratch lease could not be renewed before it expired:
+    /// any client may now delete the query's scratch, so it stops.
+    #[error(
+        "query {query_id} stopped: its scratch lease could not be renewed for {unrenewed_seconds} s, after which other clients may delete its scratch ({message})"
+    )]
+    LeaseLost {
+        query_id: String,
+        unrenewed_seconds: u64,
+        message: String,
+    },
     /// Reading a result part or cleaning scratch failed.
     #[error("object store error at '{url}': {message}")]
     Storage { url: String, message: String },

@@ -79,16 +79,36 @@ pub async fn write_lease(query_prefix: &Location, query_id: &str, ttl: Duration)
 }
 
 /// Renews the lease every third of `ttl` until the returned task is aborted.
+/// A failed renewal is logged and tried again every twelfth of `ttl`; when
+/// none succeeded for five sixths of `ttl` (the lease is about to expire,
+/// after which any client may delete the query's scratch), the task ends
+/// with [`JobError::LeaseLost`], and the query must stop.
 pub fn keep_renewed(
     query_prefix: Location,
     query_id: String,
     ttl: Duration,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<JobError> {
     tokio::spawn(async move {
+        let mut renewed = std::time::Instant::now();
+        let mut wait = ttl / 3;
         loop {
-            tokio::time::sleep(ttl / 3).await;
-            if let Err(e) = write_lease(&query_prefix, &query_id, ttl).await {
-                log::warn!("renewing the scratch lease of {query_id}: {e}");
+            tokio::time::sleep(wait).await;
+            match write_lease(&query_prefix, &query_id, ttl).await {
+                Ok(()) => {
+                    renewed = std::time::Instant::now();
+                    wait = ttl / 3;
+                }
+                Err(e) => {
+                    log::warn!("renewing the scratch lease of {query_id}: {e}");
+                    if renewed.elapsed() >= ttl.mul_f64(5.0 / 6.0) {
+                        return JobError::LeaseLost {
+                            query_id,
+                            unrenewed_seconds: renewed.elapsed().as_secs(),
+                            message: e.to_string(),
+                        };
+                    }
+                    wait = ttl / 12;
+                }
             }
         }
     })
@@ -296,5 +316,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(cleaning.deleted, vec!["q-recent".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_lease_that_cannot_be_renewed_stops_its_query_before_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = Location::parse(dir.path().join("q-1/").to_str().unwrap()).unwrap();
+        let ttl = Duration::from_millis(600);
+        write_lease(&prefix, "q-1", ttl).await.unwrap();
+        let renewal = keep_renewed(prefix.clone(), "q-1".into(), ttl);
+        // Renewed while the store works...
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(!renewal.is_finished());
+        // ...and given up on, with the lease not yet expired, once it does not:
+        // a file where the query's folder was makes every write fail.
+        std::fs::remove_dir_all(dir.path().join("q-1")).unwrap();
+        std::fs::write(dir.path().join("q-1"), b"not a folder").unwrap();
+        let started = std::time::Instant::now();
+        let lost = tokio::time::timeout(Duration::from_secs(5), renewal)
+            .await
+            .expect("the renewal gives up")
+            .unwrap();
+        assert!(
+            started.elapsed() < ttl + Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(matches!(lost, JobError::LeaseLost { .. }), "{lost}");
+        assert!(lost.to_string().contains("query q-1 stopped"), "{lost}");
     }
 }

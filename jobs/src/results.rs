@@ -120,7 +120,8 @@ impl Stream for QueryStream {
 
 struct State {
     run: QueryRun,
-    lease_renewal: tokio::task::JoinHandle<()>,
+    /// Ends only if the lease could not be renewed (see [`lease::keep_renewed`]).
+    lease_renewal: tokio::task::JoinHandle<JobError>,
     keep_scratch: bool,
     rx: mpsc::Receiver<ResultPart>,
     scheduler: Option<tokio::task::JoinHandle<Result<()>>>,
@@ -129,26 +130,22 @@ struct State {
 }
 
 impl State {
+    /// The next batch of the result, unless the query's lease was lost first.
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        loop {
-            if let Some(current) = self.current.as_mut() {
-                match current.next().await {
-                    Some(batch) => return batch.map(Some),
-                    None => self.current = None,
-                }
-            }
-            match self.rx.recv().await {
-                Some(part) => self.current = Some(open_part(&part, &self.run.graph.schema).await?),
-                None => {
-                    // All parts were sent, or the scheduler stopped with an error.
-                    if let Some(handle) = self.scheduler.take() {
-                        handle.await.map_err(|e| {
-                            JobError::Internal(format!("scheduler panicked: {e}"))
-                        })??;
-                    }
-                    return Ok(None);
-                }
-            }
+        let State {
+            lease_renewal,
+            run,
+            rx,
+            scheduler,
+            current,
+            ..
+        } = self;
+        tokio::select! {
+            biased;
+            lost = lease_renewal => Err(lost.unwrap_or_else(|e| {
+                JobError::Internal(format!("the lease renewal panicked: {e}"))
+            })),
+            next = next_result_batch(run, rx, scheduler, current) => next,
         }
     }
 
@@ -159,6 +156,36 @@ impl State {
             let _ = handle.await;
         }
         finish_scratch(&self.run, self.keep_scratch).await
+    }
+}
+
+/// The next batch of the current part, or of the next part the scheduler
+/// sends; `None` once every part was read.
+async fn next_result_batch(
+    run: &QueryRun,
+    rx: &mut mpsc::Receiver<ResultPart>,
+    scheduler: &mut Option<tokio::task::JoinHandle<Result<()>>>,
+    current: &mut Option<BoxStream<'static, Result<RecordBatch>>>,
+) -> Result<Option<RecordBatch>> {
+    loop {
+        if let Some(stream) = current.as_mut() {
+            match stream.next().await {
+                Some(batch) => return batch.map(Some),
+                None => *current = None,
+            }
+        }
+        match rx.recv().await {
+            Some(part) => *current = Some(open_part(&part, &run.graph.schema).await?),
+            None => {
+                // All parts were sent, or the scheduler stopped with an error.
+                if let Some(handle) = scheduler.take() {
+                    handle
+                        .await
+                        .map_err(|e| JobError::Internal(format!("scheduler panicked: {e}")))??;
+                }
+                return Ok(None);
+            }
+        }
     }
 }
 
