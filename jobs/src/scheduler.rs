@@ -277,6 +277,17 @@ async fn run_stage(
                 let mut outcomes = Vec::with_capacity(group.len());
                 for (&task, result) in group.iter().zip(results) {
                     let first = attempt_outcome(&run, &stage, task, result);
+                    if group.len() > 1
+                        && let Ok((_, report)) = &first
+                    {
+                        // Timed by the worker (a launcher's tasks are not
+                        // timed one by one here): the query's pace.
+                        let busy_ms = report.decode_ms + report.execute_ms;
+                        run.pace.record(
+                            std::time::Duration::from_millis(busy_ms),
+                            report.input_bytes,
+                        );
+                    }
                     outcomes.push(
                         retry_until_done(&run, &stage, &template, task, first, attempts_used).await,
                     );

@@ -37,12 +37,13 @@ pub struct SpeculationPolicy {
 
 impl Default for SpeculationPolicy {
     /// Spark's defaults (`spark.speculation.quantile` 0.75,
-    /// `spark.speculation.multiplier` 1.5, raised to 2), with a 5 s floor.
+    /// `spark.speculation.multiplier` 1.5, raised to 2), with a 1 s floor
+    /// (Spark's `spark.speculation.minTaskRuntime` is 100 ms).
     fn default() -> Self {
         Self {
             min_finished_fraction: 0.75,
             slowdown: 2.0,
-            floor: Duration::from_secs(5),
+            floor: Duration::from_secs(1),
         }
     }
 }
