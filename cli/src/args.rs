@@ -235,10 +235,11 @@ pub struct QueryArgs {
     pub task_memory: Option<u64>,
     /// Never start backup attempts for slow tasks. By default, once 75% of a
     /// stage's tasks finished, a task running over twice their median (and
-    /// at least 1 s) gets a backup attempt; the first to finish wins. A task
+    /// at least 1 s; 5 s on Lambda, where the losing attempt cannot be
+    /// cancelled) gets a backup attempt; the first to finish wins. A task
     /// of a stage too small for that (one to three tasks) gets one once
     /// three tasks of the query finished and it has run twice as long as they
-    /// took for as much input, longer than any of them, and at least 1 s.
+    /// took for as much input, longer than any of them, and at least that floor.
     #[arg(long)]
     pub no_speculation: bool,
     /// Largest result a query may return (e.g. 1GiB), in bytes of its

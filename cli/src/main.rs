@@ -440,8 +440,13 @@ async fn open_session(
             }
             None => None,
         },
-        speculation: (!args.no_speculation && defaults.speculation.unwrap_or(true))
-            .then(squall_jobs::SpeculationPolicy::default),
+        speculation: (!args.no_speculation && defaults.speculation.unwrap_or(true)).then(|| {
+            if backend_kind == BackendKind::Lambda {
+                squall_jobs::SpeculationPolicy::for_uncancellable_attempts()
+            } else {
+                squall_jobs::SpeculationPolicy::default()
+            }
+        }),
         requests: request_policy(args, defaults),
         max_result_bytes,
         progress: stats::both(

@@ -178,9 +178,12 @@ async fn next_result_batch(
             Some(part) => *current = Some(open_part(&part, &run.graph.schema).await?),
             None => {
                 // All parts were sent, or the scheduler stopped with an error.
-                if let Some(handle) = scheduler.take() {
-                    handle
-                        .await
+                // (Awaited in place: should a lost lease cancel this wait,
+                // the handle stays for `cleanup` to abort.)
+                if let Some(handle) = scheduler.as_mut() {
+                    let outcome = handle.await;
+                    *scheduler = None;
+                    outcome
                         .map_err(|e| JobError::Internal(format!("scheduler panicked: {e}")))??;
                 }
                 return Ok(None);

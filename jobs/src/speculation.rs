@@ -100,6 +100,20 @@ impl QueryPace {
     }
 }
 
+impl SpeculationPolicy {
+    /// The policy for backends that cannot cancel the losing attempt (a
+    /// Lambda invocation runs to its end): the default with a 5 s floor. A
+    /// loser there is paid for in full, and what it writes after its query
+    /// deleted its scratch stays until a later query or `squall scratch
+    /// clean` finds it without a lease.
+    pub fn for_uncancellable_attempts() -> Self {
+        Self {
+            floor: Duration::from_secs(5),
+            ..Self::default()
+        }
+    }
+}
+
 /// The durations of a stage's finished tasks.
 #[derive(Debug)]
 pub struct StageClock {
