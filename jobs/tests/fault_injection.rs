@@ -469,26 +469,21 @@ async fn a_task_delivered_several_times_changes_nothing() {
     assert_eq!(backend.retried_tasks(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_straggler_gets_a_backup_attempt_that_wins() {
-    let backend = OneFaultBackend::new(Fault::StraggleFirstAttemptOfStage0Task0);
+/// Q3 on `backend` with `speculation`: checks the answer; returns how long
+/// it took, the backups started and the backups that won.
+async fn q3_with_stragglers(
+    backend: &Arc<OneFaultBackend>,
+    planner: PlannerConfig,
+    speculation: SpeculationPolicy,
+) -> (Duration, usize, usize) {
     let events = Arc::new(Mutex::new((0usize, 0usize)));
     let seen = Arc::clone(&events);
     let session = squall_session_with(
         tpch_data().await,
         SessionOptions {
-            backend: Arc::clone(&backend) as Arc<dyn Backend>,
-            // Small tasks: the first stage has several, so most can finish.
-            planner: PlannerConfig {
-                target_task_bytes: 256 * 1024,
-                ..PlannerConfig::default()
-            },
-            // Half the stage finished (stage 0 may have two tasks).
-            speculation: Some(SpeculationPolicy {
-                min_finished_fraction: 0.5,
-                floor: Duration::from_millis(200),
-                ..SpeculationPolicy::default()
-            }),
+            backend: Arc::clone(backend) as Arc<dyn Backend>,
+            planner,
+            speculation: Some(speculation),
             task_timeout: Some(Duration::from_secs(45)),
             progress: Some(Arc::new(move |event| {
                 let mut seen = seen.lock().unwrap();
@@ -508,12 +503,33 @@ async fn a_straggler_gets_a_backup_attempt_that_wins() {
     let took = started.elapsed();
     let expected = reference_rows(tpch_data().await, &sql).await;
     assert_same_rows(&expected, &actual).unwrap();
+    let (speculated, won) = *events.lock().unwrap();
+    (took, speculated, won)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_straggler_gets_a_backup_attempt_that_wins() {
+    let backend = OneFaultBackend::new(Fault::StraggleFirstAttemptOfStage0Task0);
+    let (took, speculated, won) = q3_with_stragglers(
+        &backend,
+        // Small tasks: the first stage has several, so most can finish.
+        PlannerConfig {
+            target_task_bytes: 256 * 1024,
+            ..PlannerConfig::default()
+        },
+        // Half the stage finished (stage 0 may have two tasks).
+        SpeculationPolicy {
+            min_finished_fraction: 0.5,
+            floor: Duration::from_millis(200),
+            ..SpeculationPolicy::default()
+        },
+    )
+    .await;
     assert!(
         !backend.attempts_of(0, 1).is_empty(),
         "stage 0 needs several tasks for this test"
     );
     assert_eq!(backend.attempts_of(0, 0), vec![0, 1]);
-    let (speculated, won) = *events.lock().unwrap();
     assert!(
         speculated >= 1 && won >= 1,
         "{speculated} backups, {won} won"
@@ -527,40 +543,23 @@ async fn a_straggler_gets_a_backup_attempt_that_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_straggler_alone_in_its_stage_is_backed_up_at_the_query_pace() {
     let backend = OneFaultBackend::new(Fault::StraggleFirstAttemptsOfFinalStage);
-    let events = Arc::new(Mutex::new(0usize));
-    let seen = Arc::clone(&events);
-    let session = squall_session_with(
-        tpch_data().await,
-        SessionOptions {
-            backend: Arc::clone(&backend) as Arc<dyn Backend>,
-            speculation: Some(SpeculationPolicy {
-                floor: Duration::from_millis(500),
-                ..SpeculationPolicy::default()
-            }),
-            task_timeout: Some(Duration::from_secs(45)),
-            progress: Some(Arc::new(move |event| {
-                if let ProgressEvent::SpeculationWon { .. } = event {
-                    *seen.lock().unwrap() += 1;
-                }
-            })),
-            ..SessionOptions::default()
+    // Q3 ends in a sort: its final stage is one task, after stages of several.
+    let (took, _, won) = q3_with_stragglers(
+        &backend,
+        PlannerConfig::default(),
+        SpeculationPolicy {
+            floor: Duration::from_millis(500),
+            ..SpeculationPolicy::default()
         },
     )
     .await;
-    // Q3 ends in a sort: its final stage is one task, after stages of several.
-    let sql = tpch_query(3);
-    let started = std::time::Instant::now();
-    let actual = session.query(&sql).await.unwrap().collect().await.unwrap();
-    let took = started.elapsed();
-    let expected = reference_rows(tpch_data().await, &sql).await;
-    assert_same_rows(&expected, &actual).unwrap();
     let attempts = backend.attempts.lock().unwrap().clone();
     let final_stage = attempts.keys().map(|(stage, _)| *stage).max().unwrap();
     let final_tasks: Vec<_> = attempts.keys().filter(|(s, _)| *s == final_stage).collect();
     assert_eq!(final_tasks.len(), 1, "Q3's final stage is one task");
     assert_eq!(backend.attempts_of(final_stage, 0), vec![0, 1]);
     // (Other stages may back up a task of their own on a loaded machine.)
-    assert!(*events.lock().unwrap() >= 1, "the backup won");
+    assert!(won >= 1, "the backup won");
     assert!(
         took < Duration::from_secs(40),
         "the backup, not the straggler or the timeout, finished the query: {took:?}"
