@@ -233,6 +233,12 @@ pub struct QueryArgs {
     /// function's memory.
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub task_memory: Option<u64>,
+    /// Local disk one task may spill to (e.g. 4GiB) before it fails with a
+    /// message saying so; spill files go to the temporary directory (TMPDIR)
+    /// and are deleted when the task ends. Default: 16 GiB; on Lambda at most
+    /// 400 MB of /tmp unless the worker's SQUALL_SPILL_BYTES says more.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub spill_bytes: Option<u64>,
     /// Never start backup attempts for slow tasks. By default, once 75% of a
     /// stage's tasks finished, a task running over twice their median (and
     /// at least 1 s; 5 s on Lambda, where the losing attempt cannot be

@@ -54,6 +54,8 @@ pub struct QueryDefaults {
     pub task_memory: Option<String>,
     /// A size like "1GiB".
     pub max_result_bytes: Option<String>,
+    /// A size like "4GiB".
+    pub spill_bytes: Option<String>,
     pub max_tasks_per_stage: Option<usize>,
 }
 
@@ -119,6 +121,10 @@ impl Config {
         if let Some(bytes) = &config.query.task_memory {
             crate::args::parse_bytes(bytes)
                 .map_err(|e| anyhow::anyhow!("query.task_memory: {e}"))?;
+        }
+        if let Some(bytes) = &config.query.spill_bytes {
+            crate::args::parse_bytes(bytes)
+                .map_err(|e| anyhow::anyhow!("query.spill_bytes: {e}"))?;
         }
         if let Some(bytes) = &config.query.max_result_bytes {
             crate::args::parse_bytes(bytes)

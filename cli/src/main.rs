@@ -160,8 +160,11 @@ fn main() -> ExitCode {
 /// The longest `--task-timeout` accepted: a year.
 const MAX_TASK_TIMEOUT_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
-/// How long background cleanups may delay a normal exit.
-const CLEANUP_AT_EXIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long background cleanups may delay a normal exit: deleting the
+/// scratch of abandoned queries, and that of a query whose abandoned Lambda
+/// invocations (a losing backup) must end first
+/// (`squall_jobs::invocations::ABANDONED_INVOCATIONS_WAIT`, then the deletes).
+const CLEANUP_AT_EXIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How long an interrupted query may take to stop its tasks and delete its scratch.
 const CLEANUP_ON_INTERRUPT_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -415,6 +418,15 @@ async fn open_session(
                 limits.memory_bytes = share;
             }
         }
+        None => {}
+    }
+    let config_spill_bytes = match &defaults.spill_bytes {
+        Some(s) => Some(args::parse_bytes(s).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    match args.spill_bytes.or(config_spill_bytes) {
+        Some(0) => anyhow::bail!("--spill-bytes must be more than 0 bytes"),
+        Some(bytes) => limits.spill_bytes = bytes,
         None => {}
     }
     let options = SessionOptions {

@@ -50,6 +50,7 @@ fn fixtures(dir: &Path) {
     let p = |name: &str| dir.join(name).display().to_string();
     std::fs::write(dir.join("people.csv"), "id,name\n1,ada\n2,grace\n").unwrap();
     std::fs::write(dir.join("ragged.csv"), "id,name\n1,ada\n2,grace,extra\n3\n").unwrap();
+    std::fs::write(dir.join("empty.parquet"), b"").unwrap();
     std::fs::write(dir.join("text.parquet"), b"this is not parquet at all\n").unwrap();
     std::fs::write(dir.join("bad.sql"), "SELEC 1").unwrap();
     squall_ok(&[
@@ -225,6 +226,11 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
             "SELECT * FROM t",
         ),
         sql(
+            "an empty (0-byte) Parquet file",
+            &with("t", "empty.parquet"),
+            "SELECT * FROM t",
+        ),
+        sql(
             "a text file named .parquet",
             &with("t", "text.parquet"),
             "SELECT * FROM t",
@@ -315,6 +321,17 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
             "SELECT value FROM generate_series(1, 100000)",
         ),
         sql(
+            "a spill larger than --spill-bytes (a full local disk)",
+            &[
+                "--task-memory".into(),
+                "32MiB".into(),
+                "--spill-bytes".into(),
+                "1MiB".into(),
+            ],
+            "SELECT max(r) FROM (SELECT row_number() OVER (ORDER BY value DESC) AS r \
+             FROM generate_series(1, 5000000))",
+        ),
+        sql(
             "COPY to a format Squall does not write",
             &people,
             &format!("COPY people TO '{}' STORED AS AVRO", p("out.avro")),
@@ -339,6 +356,10 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
         cmd(
             "a task memory of zero",
             &["sql", "--task-memory", "0", "-c", "SELECT 1"],
+        ),
+        cmd(
+            "a spill disk of zero",
+            &["sql", "--spill-bytes", "0", "-c", "SELECT 1"],
         ),
         cmd(
             "a negative task timeout",

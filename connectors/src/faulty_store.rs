@@ -8,9 +8,12 @@
 //! Each request's fate is drawn from the seed, the store's salt (the task
 //! attempt), the request's kind, path and range and how often that same
 //! request was made before: within an attempt it does not depend on the
-//! order in which concurrent requests arrive, and a retry draws afresh. The
-//! salt and the paths include the query's id, which is random, so two runs
-//! meet faults at the same rates, not the same faults.
+//! order in which concurrent requests arrive, and a retry draws afresh.
+//! Paths are drawn without the query's random id (a `q-<32 hex digits>`
+//! segment) and without the four-hex-digit spreading prefixes derived from
+//! it, so that the same query run twice with the same seed meets the same
+//! faults at the same requests, as far as its timing allows: hedged sends,
+//! backup attempts and abandoned attempts depend on the clock.
 //!
 //! What is injected where: GETs, HEADs, unconditional PUTs and copies,
 //! delimited listings and the start of a multipart upload can fail or be
@@ -95,7 +98,7 @@ impl FaultyStore {
     /// effect that a lost response leaves in place.
     fn fate(&self, kind: &str, path: &Path, range: Option<u64>, can_fail_after: bool) -> Fate {
         let mut request = DefaultHasher::new();
-        (kind, path.as_ref(), range).hash(&mut request);
+        (kind, run_independent(path), range).hash(&mut request);
         let request = request.finish();
         let nth = {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -252,5 +255,41 @@ impl ObjectStore for FaultyStore {
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
         self.inner.rename_opts(from, to, options).await
+    }
+}
+
+/// `path` without what differs between two runs of the same query: the
+/// query's id (`q-` and 32 hex digits) and the four-hex-digit prefixes that
+/// spread its objects (derived from the id).
+fn run_independent(path: &Path) -> String {
+    let is_hex = |part: &str| part.bytes().all(|b| b.is_ascii_hexdigit());
+    path.parts()
+        .map(|part| {
+            let part = part.as_ref();
+            match part.strip_prefix("q-") {
+                Some(id) if id.len() == 32 && is_hex(id) => "q",
+                _ if part.len() == 4 && is_hex(part) => "h",
+                _ => part,
+            }
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_ignore_the_query_id_and_its_spreading_prefixes() {
+        let one = Path::from("scratch/q-0123456789abcdef0123456789abcdef/s1/ab12/t3-a0.sqx");
+        let two = Path::from("scratch/q-fedcba9876543210fedcba9876543210/s1/9f0e/t3-a0.sqx");
+        assert_eq!(run_independent(&one), run_independent(&two));
+        assert_eq!(run_independent(&one), "scratch/q/s1/h/t3-a0.sqx");
+        let other_task = Path::from("scratch/q-0123456789abcdef0123456789abcdef/s1/ab12/t4-a0.sqx");
+        assert_ne!(run_independent(&one), run_independent(&other_task));
+        let table = Path::from("lake/q-short/part-0.parquet");
+        assert_eq!(run_independent(&table), "lake/q-short/part-0.parquet");
     }
 }

@@ -145,6 +145,18 @@ pub async fn register_table(
         .infer_schema(&state, &table_url)
         .await
         .map_err(|e| table_err(describe_read_error(&loc, format, &e.to_string())))?;
+    // DataFusion skips 0-byte files when it infers a schema, so a table of
+    // nothing but empty files would read as no columns and no rows.
+    if schema.fields().is_empty() {
+        return Err(table_err(format!(
+            "{loc} holds only empty (0-byte) files: no {} to read columns from",
+            match format {
+                TableFormat::Parquet => "Parquet footer",
+                TableFormat::Csv => "CSV header",
+                TableFormat::Json => "JSON record",
+            }
+        )));
+    }
     let config = ListingTableConfig::new(table_url)
         .with_listing_options(options)
         .with_schema(schema);

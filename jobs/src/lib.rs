@@ -12,6 +12,7 @@
 pub mod backend;
 mod dry_run;
 pub mod error;
+pub mod invocations;
 pub mod lease;
 pub mod progress;
 mod reach;

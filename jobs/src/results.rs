@@ -21,6 +21,7 @@ use squall_shuffle::reader::{ReadAhead, read_ranges};
 use tokio::sync::mpsc;
 
 use crate::error::{JobError, Result};
+use crate::invocations::ABANDONED_INVOCATIONS_WAIT;
 use crate::lease;
 use crate::scheduler::{QueryRun, ResultPart, delete_query_scratch, run_query};
 
@@ -155,6 +156,16 @@ impl State {
             handle.abort();
             let _ = handle.await;
         }
+        if self.run.invocations.running() > 0 {
+            // Invocations the backend cannot cancel (a losing backup on
+            // Lambda) still run: the scratch goes once they end, in the
+            // background, so that the result is not held up.
+            let (run, keep_scratch) = (self.run.clone(), self.keep_scratch);
+            squall_connectors::cleanup::spawn_cleanup(async move {
+                let _ = finish_scratch(&run, keep_scratch).await;
+            });
+            return Ok(());
+        }
         finish_scratch(&self.run, self.keep_scratch).await
     }
 }
@@ -220,7 +231,18 @@ impl Drop for State {
 
 /// Deletes the query's scratch (and what it staged), or, kept on request,
 /// marks it kept: its lease then never expires, so no clean deletes it.
+/// Invocations that cannot be cancelled are waited for first, within a
+/// bound (see [`crate::invocations`]).
 async fn finish_scratch(run: &QueryRun, keep_scratch: bool) -> Result<()> {
+    if !run.invocations.settle(ABANDONED_INVOCATIONS_WAIT).await {
+        log::info!(
+            "{} abandoned invocations of query {} still run after {} s; \
+             what they write later is deleted by a later query's scratch clean",
+            run.invocations.running(),
+            run.query_id,
+            ABANDONED_INVOCATIONS_WAIT.as_secs()
+        );
+    }
     if keep_scratch {
         return lease::write_lease(&run.query_prefix(), &run.query_id, lease::KEPT).await;
     }

@@ -30,11 +30,12 @@ use squall_connectors::sink_staging::{self, SinkDestination, has_unstaged_sink};
 use squall_planner::explain::human_bytes;
 use squall_planner::{Stage, StageGraph};
 use squall_shuffle::keys;
-use squall_worker::{FragmentRef, RemoteError, TaskLimits, TaskOutcome, TaskReport};
+use squall_worker::{FragmentRef, OutOfDisk, RemoteError, TaskLimits, TaskOutcome, TaskReport};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::backend::Backend;
 use crate::error::{JobError, Result};
+use crate::invocations::Invocations;
 use crate::lease;
 use crate::progress::{ProgressEvent, ProgressListener};
 use crate::rerun::{WinnerBook, rerun_producer};
@@ -87,6 +88,9 @@ pub struct QueryRun {
     pub pace: Arc<QueryPace>,
     /// Largest result the query may return, in bytes of result parts.
     pub max_result_bytes: Option<u64>,
+    /// The query's invocations, counted while they run where the backend
+    /// cannot cancel them.
+    pub invocations: Arc<Invocations>,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -249,7 +253,7 @@ async fn run_stage(
                     let rounds = group.len().div_ceil(in_flight.max(1)) as u32;
                     let largest_input = specs.iter().map(|s| s.input_bytes).max().unwrap_or(0);
                     let specs = specs.into_iter().map(|s| s.bytes).collect();
-                    let launched = run.backend.invoke_group(specs, in_flight);
+                    let launched = run.invocations.invoke_group(&run.backend, specs, in_flight);
                     let launched = match run.task_timeout_for(largest_input) {
                         Some(limit) => {
                             let limit = limit
@@ -582,10 +586,12 @@ pub(crate) async fn invoke_in_time(
     spec: SignedSpec,
 ) -> std::result::Result<Vec<u8>, String> {
     match run.task_timeout_for(spec.input_bytes) {
-        Some(limit) => tokio::time::timeout(limit, run.backend.invoke(spec.bytes))
-            .await
-            .unwrap_or_else(|_| Err(timed_out(limit))),
-        None => run.backend.invoke(spec.bytes).await,
+        Some(limit) => {
+            tokio::time::timeout(limit, run.invocations.invoke(&run.backend, spec.bytes))
+                .await
+                .unwrap_or_else(|_| Err(timed_out(limit)))
+        }
+        None => run.invocations.invoke(&run.backend, spec.bytes).await,
     }
 }
 
@@ -626,23 +632,38 @@ pub(crate) fn attempt_outcome(
             message: message.clone(),
         });
     }
-    if let TaskOutcome::Failed { message, error } = report.outcome {
-        // Out of memory: the same limit would fail again; say which to change.
-        let message = match error.as_ref().map(RemoteError::innermost) {
-            Some(RemoteError::ResourcesExhausted(_)) => format!(
-                "ran out of memory (limit {}): raise --task-memory or lower --target-task-bytes ({message})",
-                human_bytes(report.memory_limit_bytes)
-            ),
-            _ => message,
-        };
+    if let TaskOutcome::Failed { message, error } = &report.outcome {
+        let message = explain_exhaustion(&report, error.as_ref(), message.clone());
         return Err(JobError::TaskFailed {
             stage: stage.id,
             task,
             message,
-            error: error.map(|e| Arc::new(e.to_datafusion())),
+            error: error.as_ref().map(|e| Arc::new(e.to_datafusion())),
         });
     }
     Ok((task, report))
+}
+
+/// Out of memory or disk: the same limits would fail again, so the message
+/// says which to change.
+fn explain_exhaustion(report: &TaskReport, error: Option<&RemoteError>, message: String) -> String {
+    match (
+        error.and_then(RemoteError::out_of_disk),
+        error.map(RemoteError::innermost),
+    ) {
+        (Some(OutOfDisk::SpillLimit), _) => format!(
+            "ran out of spill disk (limit {}): raise --spill-bytes or --task-memory ({message})",
+            human_bytes(report.spill_limit_bytes)
+        ),
+        (Some(OutOfDisk::DiskFull), _) => format!(
+            "ran out of local disk while spilling: free space in the temporary directory (TMPDIR) or lower --spill-bytes ({message})"
+        ),
+        (None, Some(RemoteError::ResourcesExhausted(_))) => format!(
+            "ran out of memory (limit {}): raise --task-memory or lower --target-task-bytes ({message})",
+            human_bytes(report.memory_limit_bytes)
+        ),
+        _ => message,
+    }
 }
 
 /// Whether another attempt may succeed where `error` failed: yes for a task

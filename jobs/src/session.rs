@@ -579,6 +579,7 @@ impl Session {
             winners: Default::default(),
             pace: Default::default(),
             max_result_bytes: self.options.max_result_bytes,
+            invocations: Default::default(),
         };
         Ok(QueryStream::start(run, self.options.keep_scratch))
     }

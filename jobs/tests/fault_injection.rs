@@ -46,6 +46,9 @@ enum Fault {
     /// The first attempt of every task of the final stage (the one writing
     /// result objects) takes a minute.
     StraggleFirstAttemptsOfFinalStage,
+    /// The first attempt of every task of the final stage runs, then its
+    /// result part lands five seconds late (a slow upload).
+    LateWriteOfFirstAttemptsOfFinalStage,
     /// Every spec is delivered twice at once (as Lambda may), then once
     /// more after both finished; the third run must write the same bytes.
     DeliverThrice,
@@ -173,6 +176,18 @@ impl Backend for OneFaultBackend {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 self.inner.invoke(spec).await
             }
+            Fault::LateWriteOfFirstAttemptsOfFinalStage
+                if attempt == 0 && output_url.ends_with(".arrows") =>
+            {
+                let report = self.inner.invoke(spec).await;
+                let path = output_url.strip_prefix("file://").unwrap().to_string();
+                let written = std::fs::read(&path).unwrap();
+                std::fs::remove_file(&path).unwrap();
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
+                std::fs::write(&path, written).unwrap();
+                report
+            }
             Fault::LoseFirstReports if attempt == 0 => {
                 let _report = self.inner.invoke(spec).await?;
                 let path = output_url.strip_prefix("file://").unwrap();
@@ -210,6 +225,41 @@ impl Backend for OneFaultBackend {
             }
             _ => self.inner.invoke(spec).await,
         }
+    }
+}
+
+/// Runs every invocation of its inner backend to its end even when the
+/// scheduler stops waiting for it, as a Lambda invocation runs on.
+#[derive(Debug)]
+struct Uncancellable(Arc<OneFaultBackend>);
+
+#[async_trait]
+impl Backend for Uncancellable {
+    fn name(&self) -> &str {
+        "uncancellable"
+    }
+
+    fn task_key(&self) -> &TaskKey {
+        self.0.task_key()
+    }
+
+    fn reach(&self) -> WorkerReach {
+        self.0.reach()
+    }
+
+    fn max_concurrency(&self) -> usize {
+        self.0.max_concurrency()
+    }
+
+    fn cancels_abandoned_invocations(&self) -> bool {
+        false
+    }
+
+    async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {
+        let inner = Arc::clone(&self.0);
+        tokio::spawn(async move { inner.invoke(spec).await })
+            .await
+            .map_err(|e| e.to_string())?
     }
 }
 
@@ -564,4 +614,59 @@ async fn a_straggler_alone_in_its_stage_is_backed_up_at_the_query_pace() {
         took < Duration::from_secs(40),
         "the backup, not the straggler or the timeout, finished the query: {took:?}"
     );
+}
+
+/// A losing attempt that cannot be cancelled (as on Lambda) writes its
+/// result part after the winner's query has finished; the query's scratch
+/// must still end up empty, not hold the loser's late object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_losing_attempt_that_runs_on_writes_nothing_that_outlives_its_query() {
+    let faulty = OneFaultBackend::new(Fault::LateWriteOfFirstAttemptsOfFinalStage);
+    let scratch = tempfile::tempdir().unwrap();
+    let session = squall_session_with(
+        tpch_data().await,
+        SessionOptions {
+            backend: Arc::new(Uncancellable(Arc::clone(&faulty))),
+            scratch: Some(scratch.path().display().to_string()),
+            speculation: Some(SpeculationPolicy {
+                floor: Duration::from_millis(500),
+                ..SpeculationPolicy::default()
+            }),
+            task_timeout: Some(Duration::from_secs(45)),
+            ..SessionOptions::default()
+        },
+    )
+    .await;
+    let sql = tpch_query(3);
+    let started = std::time::Instant::now();
+    let actual = session.query(&sql).await.unwrap().collect().await.unwrap();
+    let answered = started.elapsed();
+    let expected = reference_rows(tpch_data().await, &sql).await;
+    assert_same_rows(&expected, &actual).unwrap();
+    let attempts = faulty.attempts.lock().unwrap().clone();
+    let final_stage = attempts.keys().map(|(stage, _)| *stage).max().unwrap();
+    assert_eq!(
+        faulty.attempts_of(final_stage, 0),
+        vec![0, 1],
+        "a backup ran"
+    );
+    assert!(
+        squall_connectors::cleanup::finish_cleanups(Duration::from_secs(30)).await,
+        "the scratch was deleted in time"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "the cleanup waited for the loser, which writes after 5 s (answered after {answered:?})"
+    );
+    fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+        entries
+            .flat_map(|e| match e.path().is_dir() {
+                true => files_below(&e.path()),
+                false => vec![e.path()],
+            })
+            .collect()
+    }
+    let left = files_below(scratch.path());
+    assert!(left.is_empty(), "left in scratch: {left:?}");
 }

@@ -22,7 +22,7 @@ pub mod spec;
 
 pub use error::{Result, WorkerError};
 pub use functions::FunctionLibrary;
-pub use remote_error::RemoteError;
+pub use remote_error::{OutOfDisk, RemoteError};
 pub use report::{RequestCounts, TaskOutcome, TaskReport};
 pub use run::{
     refused_report, run_opened_task, run_task, run_task_spec, run_task_with_env_key,

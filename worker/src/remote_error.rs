@@ -140,14 +140,32 @@ impl RemoteError {
         }
     }
 
+    /// Whether the task ran out of disk while spilling: over its spill
+    /// limit (DataFusion's `DiskManager`, whose error arrives as an I/O
+    /// error) or on a full local disk. DataFusion reports either as I/O.
+    pub fn out_of_disk(&self) -> Option<OutOfDisk> {
+        let text = self.to_datafusion().to_string();
+        if text.contains("during the spilling process has exceeded the allowable limit") {
+            Some(OutOfDisk::SpillLimit)
+        } else if text.contains("No space left on device") {
+            Some(OutOfDisk::DiskFull)
+        } else {
+            None
+        }
+    }
+
     /// Whether another attempt of the task may succeed. Not when the query
     /// itself is at fault (SQL, plan, schema, type, cast and arithmetic
     /// errors: the same input gives the same error) or when storage says an
     /// input is missing or access is denied, nor when the task ran out of
-    /// memory or spill disk (another attempt gets the same limits); yes for
+    /// memory or spill disk, or filled the local disk (another attempt gets
+    /// the same limits, and on one machine the same disk); yes for
     /// internal faults and for other storage and I/O failures, which are
     /// often transient (`503 SlowDown`, a reset connection).
     pub fn is_retriable(&self) -> bool {
+        if self.out_of_disk().is_some() {
+            return false;
+        }
         match self {
             Self::Plan(_)
             | Self::Configuration(_)
@@ -167,6 +185,15 @@ impl RemoteError {
             }
         }
     }
+}
+
+/// How a task ran out of disk (see [`RemoteError::out_of_disk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfDisk {
+    /// Its spill files reached the task's spill limit.
+    SpillLimit,
+    /// The local disk was full.
+    DiskFull,
 }
 
 /// Storage failures no retry fixes: a missing object or bucket, refused credentials.
@@ -276,5 +303,27 @@ mod tests {
         for e in retriable {
             assert!(e.is_retriable(), "{e:?}");
         }
+    }
+
+    #[test]
+    fn running_out_of_disk_is_told_apart_and_not_retried() {
+        let limit = RemoteError::Arrow(
+            "Io error: The used disk space during the spilling process has exceeded the allowable limit of 1024.0 KB."
+                .into(),
+        );
+        assert_eq!(limit.out_of_disk(), Some(OutOfDisk::SpillLimit));
+        assert!(!limit.is_retriable());
+        let full = RemoteError::Context(
+            "writing spill".into(),
+            Box::new(RemoteError::Other {
+                prefix: "IO error: ".into(),
+                message: "No space left on device (os error 28)".into(),
+            }),
+        );
+        assert_eq!(full.out_of_disk(), Some(OutOfDisk::DiskFull));
+        assert!(!full.is_retriable());
+        let reset = RemoteError::Arrow("Io error: connection reset by peer".into());
+        assert_eq!(reset.out_of_disk(), None);
+        assert!(reset.is_retriable());
     }
 }

@@ -98,6 +98,9 @@ pub struct TaskReport {
     /// Bytes its operators spilled to local disk.
     #[serde(default)]
     pub spilled_bytes: u64,
+    /// The spill disk the task ran under.
+    #[serde(default)]
+    pub spill_limit_bytes: u64,
     /// The folder this delivery of a file-writing task staged its files in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staged_url: Option<String>,
@@ -136,6 +139,7 @@ impl TaskReport {
             peak_memory_bytes: 0,
             memory_limit_bytes: 0,
             spilled_bytes: 0,
+            spill_limit_bytes: 0,
             staged_url: None,
             lost_input_url: None,
         }

@@ -156,6 +156,7 @@ pub async fn run_task_spec(spec: &TaskSpec, functions: &FunctionLibrary) -> Task
         )
     };
     report.memory_limit_bytes = memory_bytes;
+    report.spill_limit_bytes = spill_bytes;
     match execute(spec, functions, &counters, &pool, spill_bytes, &mut report).await {
         Ok(outcome) => report.outcome = outcome,
         Err(e) => {
@@ -177,11 +178,12 @@ pub async fn run_task_spec(spec: &TaskSpec, functions: &FunctionLibrary) -> Task
     report
 }
 
-/// Tells apart the injected-fault draws of different task attempts.
+/// Tells apart the injected-fault draws of different task attempts, and
+/// keeps them the same when the query runs again (its id left out).
 fn fault_salt(spec: &TaskSpec) -> u64 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut hasher = DefaultHasher::new();
-    (&spec.query_id, spec.stage_id, spec.task_index, spec.attempt).hash(&mut hasher);
+    (spec.stage_id, spec.task_index, spec.attempt).hash(&mut hasher);
     hasher.finish()
 }
 

@@ -14,6 +14,13 @@
 //!   just before it runs, so that its producer must be run again;
 //! - **slow**: the attempt starts `slow_ms` late, a straggler that a backup
 //!   attempt (speculation) can overtake.
+//!
+//! The draw depends on the seed and the attempt (stage, task, attempt
+//! number), not on the query's random id or the order of invocations, so
+//! the same query run twice with the same seed meets the same faults, as far
+//! as its timing allows (backup attempts and timeouts depend on the clock).
+//! A spec sent by reference, which this wrapper cannot read, draws from a
+//! generator seeded by the seed instead.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -160,6 +167,25 @@ impl FaultyBackend {
             .or_default() += 1;
     }
 
+    /// The draw in [0, 1) that decides an invocation's fate: from the seed
+    /// and the attempt the signed spec names.
+    fn roll(&self, signed: &[u8]) -> f64 {
+        let attempt = self
+            .inner
+            .task_key()
+            .open(signed)
+            .ok()
+            .and_then(|payload| squall_worker::TaskSpec::from_bytes(&payload).ok())
+            .map(|spec| (spec.stage_id, spec.task_index, spec.attempt));
+        let Some(attempt) = attempt else {
+            return self.rng.lock().unwrap_or_else(|e| e.into_inner()).random();
+        };
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut draw = DefaultHasher::new();
+        (self.faults.seed, attempt).hash(&mut draw);
+        (draw.finish() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// Deletes the first exchange object a signed spec reads; whether it did.
     async fn lose_first_input(&self, signed: &[u8]) -> bool {
         let Ok(payload) = self.inner.task_key().open(signed) else {
@@ -215,12 +241,16 @@ impl Backend for FaultyBackend {
         self.inner.ends_hung_tasks()
     }
 
+    fn cancels_abandoned_invocations(&self) -> bool {
+        self.inner.cancels_abandoned_invocations()
+    }
+
     fn functions(&self) -> FunctionLibrary {
         self.inner.functions()
     }
 
     async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {
-        let roll: f64 = self.rng.lock().unwrap_or_else(|e| e.into_inner()).random();
+        let roll = self.roll(&spec);
         let f = &self.faults;
         if roll < f.crash_rate {
             self.count("crash");
@@ -271,5 +301,44 @@ mod tests {
             let err = bad.parse::<TaskFaults>().unwrap_err();
             assert!(err.contains(named), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn an_attempt_draws_the_same_fate_in_every_run_whatever_the_order() {
+        let faults: TaskFaults = "crash=0.5,seed=9".parse().unwrap();
+        let backend = FaultyBackend::new(Arc::new(super::super::LocalBackend::new(1)), faults);
+        let signed = |query_id: &str, task_index: usize, attempt: u32| {
+            let spec = squall_worker::TaskSpec {
+                version: squall_worker::spec::TASK_SPEC_VERSION,
+                query_id: query_id.into(),
+                stage_id: 1,
+                task_index,
+                attempt,
+                fragment: squall_worker::FragmentRef::Inline { bytes: vec![] },
+                scans: vec![],
+                exchange_inputs: vec![],
+                output_url: format!("file:///tmp/{query_id}/out"),
+                object_stores: vec![],
+                limits: Default::default(),
+                settings: Default::default(),
+                sink_staging_url: None,
+                requests: Default::default(),
+            };
+            backend.task_key().sign(&spec.to_bytes())
+        };
+        let rolls = |query_id: &str| -> Vec<f64> {
+            (0..20)
+                .rev()
+                .map(|i| backend.roll(&signed(query_id, i % 10, i as u32 / 10)))
+                .collect()
+        };
+        let first = rolls("q-1");
+        assert_eq!(first, rolls("q-2"), "the query id changes nothing");
+        let mut distinct = first.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 20, "attempts draw apart: {first:?}");
+        assert!(first.iter().any(|r| *r < 0.5) && first.iter().any(|r| *r >= 0.5));
+        // A spec this wrapper cannot read still gets a draw.
+        assert!((0.0..1.0).contains(&backend.roll(b"not a signed spec")));
     }
 }

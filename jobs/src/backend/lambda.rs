@@ -401,6 +401,11 @@ impl Backend for LambdaBackend {
         true
     }
 
+    fn cancels_abandoned_invocations(&self) -> bool {
+        // Dropping the Invoke request does not stop the function.
+        false
+    }
+
     fn max_payload_bytes(&self) -> Option<usize> {
         Some(MAX_SYNC_PAYLOAD_BYTES)
     }

@@ -66,6 +66,14 @@ pub trait Backend: Debug + Send + Sync {
     fn ends_hung_tasks(&self) -> bool {
         false
     }
+    /// Whether dropping an invocation's future stops its task (an aborted
+    /// in-process task, a killed worker process). Where it does not (a
+    /// Lambda invocation runs on), the scheduler keeps counting abandoned
+    /// invocations until they end, so that the query's scratch is deleted
+    /// after they wrote to it (see [`crate::invocations`]).
+    fn cancels_abandoned_invocations(&self) -> bool {
+        true
+    }
     /// Largest spec this backend carries; larger specs are stored under the
     /// query's scratch prefix and sent as `{"spec_url": ...}`.
     fn max_payload_bytes(&self) -> Option<usize> {
