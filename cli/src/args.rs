@@ -280,9 +280,9 @@ pub struct QueryArgs {
     pub inject_store_faults: Option<squall_connectors::StoreFaults>,
     /// Testing option: make task attempts crash, arrive twice, hang, lose
     /// their first exchange input or start late at given rates, e.g.
-    /// `crash=0.05,duplicate=0.05,hang=0.02,lose-input=0.02,slow=0.02,
-    /// slow-ms=10000,seed=7` (see docs/reliability.md). Hangs need
-    /// --task-timeout.
+    /// `crash=0.05,duplicate=0.05,hang=0.02,hang-ms=30000,lose-input=0.02,
+    /// slow=0.02,slow-ms=10000,seed=7` (see docs/reliability.md). Hangs need
+    /// a --task-timeout shorter than hang-ms (default 15 minutes).
     #[arg(long, value_name = "SPEC", hide = true)]
     pub inject_task_faults: Option<squall_jobs::TaskFaults>,
     /// Lambda function running the workers (lambda backend). Several names or

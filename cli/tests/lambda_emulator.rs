@@ -251,7 +251,8 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
     // faults on the real S3 client path (the faults travel in each spec; the
     // functions inject them into their own requests to the S3 server).
     for (q, seed) in [(3, "31"), (5, "51"), (10, "101")] {
-        let task_faults = format!("crash=0.1,duplicate=0.1,hang=0.03,lose-input=0.05,seed={seed}");
+        let task_faults =
+            format!("crash=0.1,duplicate=0.1,hang=0.03,hang-ms=25000,lose-input=0.05,seed={seed}");
         let store_faults = format!("fail=0.1,delay=0.02,delay-ms=2000,truncate=0.02,seed={seed}");
         let lambda = [
             "--backend",

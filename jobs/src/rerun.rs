@@ -9,7 +9,8 @@
 //! reads the new winner. Re-runs are serialized per query and bounded by
 //! [`MAX_PRODUCER_RERUNS`]; each is retried like a task (up to
 //! `--task-attempts` tries). A producer that itself finds its input lost
-//! while re-running fails the query.
+//! while re-running has that input's producer run again first, within the
+//! same bound.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,10 +47,6 @@ struct Reruns {
     count: u32,
     /// Attempts spent on that (numbers the next one).
     attempts: u32,
-}
-
-fn is_lost(error: &JobError) -> bool {
-    matches!(error, JobError::LostInput { .. })
 }
 
 impl WinnerBook {
@@ -107,61 +104,81 @@ pub(crate) async fn rerun_producer(
     reader: (usize, usize),
 ) -> Result<bool> {
     let mut reruns = run.winners.reruns.lock().await;
-    let Some((stage_id, task)) = run.winners.producer_of(lost_url) else {
-        return Ok(false);
-    };
-    if reruns.count >= MAX_PRODUCER_RERUNS {
-        return Err(JobError::LostInput {
-            stage: reader.0,
-            task: reader.1,
-            url: lost_url.to_string(),
-            message: format!(
-                "exchange data of stage {stage_id} task {task} was lost again after \
+    rerun_holding(run, &mut reruns, lost_url, reader).await
+}
+
+/// [`rerun_producer`] with the query's re-runs held: a re-run whose own
+/// input was lost re-runs that input's producer first, recursively, each
+/// counted against [`MAX_PRODUCER_RERUNS`].
+fn rerun_holding<'a>(
+    run: &'a QueryRun,
+    reruns: &'a mut Reruns,
+    lost_url: &'a str,
+    reader: (usize, usize),
+) -> futures::future::BoxFuture<'a, Result<bool>> {
+    Box::pin(async move {
+        let Some((stage_id, task)) = run.winners.producer_of(lost_url) else {
+            return Ok(false);
+        };
+        if reruns.count >= MAX_PRODUCER_RERUNS {
+            return Err(JobError::LostInput {
+                stage: reader.0,
+                task: reader.1,
+                url: lost_url.to_string(),
+                message: format!(
+                    "exchange data of stage {stage_id} task {task} was lost again after \
                  {MAX_PRODUCER_RERUNS} re-runs of lost producers: {lost_url}"
-            ),
-        });
-    }
-    reruns.count += 1;
-    let stage = &run.graph.stages[stage_id];
-    let template = stage_template(run, stage).await?;
-    // Like any task: retried (each try a fresh attempt number) while the
-    // failure is one another attempt may fix.
-    let mut tries = 0;
-    let report = loop {
-        let attempt = RERUN_ATTEMPT_BASE + reruns.attempts;
-        reruns.attempts += 1;
-        tries += 1;
-        run.emit(ProgressEvent::TaskRetried {
-            stage: stage_id,
-            task,
-            attempt,
-            cause: format!(
-                "stage {} task {} lost its output {lost_url}",
-                reader.0, reader.1
-            ),
-        });
-        let spec = attempt_spec(run, stage, &template, task, attempt).await?;
-        match attempt_outcome(run, stage, task, invoke_in_time(run, spec).await) {
-            Ok((_, report)) => break report,
-            // A lost input of the producer itself is not chased further.
-            Err(e) if tries < run.task_attempts && is_retriable(&e) && !is_lost(&e) => {
-                tokio::time::sleep(retry_backoff(tries)).await;
-            }
-            Err(e) => return Err(e),
+                ),
+            });
         }
-    };
-    let TaskOutcome::Exchange { index } = report.outcome else {
-        return Err(JobError::Internal(format!(
-            "the re-run of stage {stage_id} task {task} wrote no exchange data"
-        )));
-    };
-    run.winners.replace(
-        stage_id,
-        task,
-        Winner {
-            url: report.output_url,
-            index,
-        },
-    );
-    Ok(true)
+        reruns.count += 1;
+        let stage = &run.graph.stages[stage_id];
+        let template = stage_template(run, stage).await?;
+        // Like any task: retried (each try a fresh attempt number) while the
+        // failure is one another attempt may fix.
+        let mut tries = 0;
+        let report = loop {
+            let attempt = RERUN_ATTEMPT_BASE + reruns.attempts;
+            reruns.attempts += 1;
+            tries += 1;
+            run.emit(ProgressEvent::TaskRetried {
+                stage: stage_id,
+                task,
+                attempt,
+                cause: format!(
+                    "stage {} task {} lost its output {lost_url}",
+                    reader.0, reader.1
+                ),
+            });
+            let spec = attempt_spec(run, stage, &template, task, attempt).await?;
+            match attempt_outcome(run, stage, task, invoke_in_time(run, spec).await) {
+                Ok((_, report)) => break report,
+                // The producer's own input was lost: its producer runs again
+                // first (not counted as one of this task's tries when it ran).
+                Err(JobError::LostInput { url, .. }) if tries < run.task_attempts => {
+                    if rerun_holding(run, reruns, &url, (stage_id, task)).await? {
+                        tries -= 1;
+                    }
+                }
+                Err(e) if tries < run.task_attempts && is_retriable(&e) => {
+                    tokio::time::sleep(retry_backoff(tries)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let TaskOutcome::Exchange { index } = report.outcome else {
+            return Err(JobError::Internal(format!(
+                "the re-run of stage {stage_id} task {task} wrote no exchange data"
+            )));
+        };
+        run.winners.replace(
+            stage_id,
+            task,
+            Winner {
+                url: report.output_url,
+                index,
+            },
+        );
+        Ok(true)
+    })
 }

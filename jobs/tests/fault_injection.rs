@@ -59,6 +59,9 @@ enum Fault {
     CorruptFirstExchangeInput,
     /// Every reader's first exchange object is deleted before it reads it.
     AlwaysDeleteExchangeInputs,
+    /// The final stage's first attempt loses its first exchange input, and
+    /// so does the first re-run of the producer that wrote it.
+    DeleteInputOfFinalStageAndOfTheReRun,
     /// Nothing fails.
     None,
 }
@@ -193,6 +196,18 @@ impl Backend for OneFaultBackend {
                 let path = output_url.strip_prefix("file://").unwrap();
                 std::fs::write(path, b"garbage written by a losing attempt").unwrap();
                 Err("injected: the report was lost".into())
+            }
+            Fault::DeleteInputOfFinalStageAndOfTheReRun
+                if first_exchange_input(&json).is_some()
+                    && ((attempt == 0 && output_url.ends_with(".arrows"))
+                        || (attempt == RERUN_ATTEMPT_BASE
+                            && !self
+                                .injected
+                                .swap(true, std::sync::atomic::Ordering::SeqCst))) =>
+            {
+                let url = first_exchange_input(&json).unwrap();
+                std::fs::remove_file(url.strip_prefix("file://").unwrap()).unwrap();
+                self.inner.invoke(spec).await
             }
             Fault::DeleteFirstExchangeInput
             | Fault::CorruptFirstExchangeInput
@@ -372,6 +387,30 @@ async fn lost_or_corrupt_exchange_data_is_written_again_by_its_producer() {
             "{fault:?}: {attempts:?}"
         );
     }
+}
+
+/// A re-run producer that finds its own input lost has that input's
+/// producer run again first; the query still gives the right answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_run_that_loses_its_own_input_re_runs_that_producer_first() {
+    let backend = q3_survives(Fault::DeleteInputOfFinalStageAndOfTheReRun).await;
+    let attempts = backend.attempts.lock().unwrap().clone();
+    let mut reruns: Vec<_> = attempts
+        .iter()
+        .filter(|(_, a)| a.iter().any(|n| *n >= RERUN_ATTEMPT_BASE))
+        .map(|(key, a)| (*key, a.clone()))
+        .collect();
+    reruns.sort();
+    assert_eq!(reruns.len(), 2, "two producers ran again: {attempts:?}");
+    // The producer the final stage lost, twice (its first re-run lost its
+    // own input), and that input's producer once, in between.
+    let (earlier, later) = (&reruns[0].1, &reruns[1].1);
+    assert_eq!(earlier, &vec![0, RERUN_ATTEMPT_BASE + 1], "{reruns:?}");
+    assert_eq!(
+        later,
+        &vec![0, RERUN_ATTEMPT_BASE, RERUN_ATTEMPT_BASE + 2],
+        "{reruns:?}"
+    );
 }
 
 /// Data that keeps vanishing fails the query, bounded, naming the reader

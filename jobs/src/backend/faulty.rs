@@ -8,8 +8,11 @@
 //!   killed at start would;
 //! - **duplicate**: the spec is delivered twice at once, as Lambda may, and
 //!   the first report is returned;
-//! - **hang**: the invocation never returns, until the task timeout
-//!   abandons it (so this fault needs `--task-timeout`);
+//! - **hang**: the invocation returns nothing for `hang_ms` (default 15
+//!   minutes, Lambda's longest function timeout), so that the task timeout
+//!   abandons it first (this fault needs `--task-timeout`); where
+//!   abandoning does not cancel it, it then ends as a timed-out function
+//!   would, without a report;
 //! - **lose input**: the first exchange object the attempt reads is deleted
 //!   just before it runs, so that its producer must be run again;
 //! - **slow**: the attempt starts `slow_ms` late, a straggler that a backup
@@ -44,16 +47,21 @@ pub struct TaskFaults {
     pub lose_input_rate: f64,
     pub slow_rate: f64,
     pub slow_ms: u64,
+    pub hang_ms: u64,
 }
+
+/// How long a hung attempt hangs unless `hang-ms` says otherwise.
+const DEFAULT_HANG_MS: u64 = 15 * 60 * 1000;
 
 impl fmt::Display for TaskFaults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "crash={},duplicate={},hang={},lose-input={},slow={},slow-ms={},seed={}",
+            "crash={},duplicate={},hang={},hang-ms={},lose-input={},slow={},slow-ms={},seed={}",
             self.crash_rate,
             self.duplicate_rate,
             self.hang_rate,
+            self.hang_ms,
             self.lose_input_rate,
             self.slow_rate,
             self.slow_ms,
@@ -65,11 +73,12 @@ impl fmt::Display for TaskFaults {
 impl FromStr for TaskFaults {
     type Err = String;
 
-    /// Parses `crash=0.05,duplicate=0.05,hang=0.02,lose-input=0.02,
-    /// slow=0.02,slow-ms=10000,seed=7`; any key may be left out.
+    /// Parses `crash=0.05,duplicate=0.05,hang=0.02,hang-ms=30000,
+    /// lose-input=0.02,slow=0.02,slow-ms=10000,seed=7`; any key may be left out.
     fn from_str(text: &str) -> Result<Self, String> {
         let mut faults = TaskFaults {
             slow_ms: 10_000,
+            hang_ms: DEFAULT_HANG_MS,
             ..TaskFaults::default()
         };
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -92,11 +101,12 @@ impl FromStr for TaskFaults {
                 "lose-input" => faults.lose_input_rate = rate()?,
                 "slow" => faults.slow_rate = rate()?,
                 "slow-ms" => faults.slow_ms = whole()?,
+                "hang-ms" => faults.hang_ms = whole()?,
                 "seed" => faults.seed = whole()?,
                 other => {
                     return Err(format!(
-                        "unknown key '{other}' (expected crash, duplicate, hang, lose-input, \
-                         slow, slow-ms, seed)"
+                        "unknown key '{other}' (expected crash, duplicate, hang, hang-ms, \
+                         lose-input, slow, slow-ms, seed)"
                     ));
                 }
             }
@@ -264,7 +274,8 @@ impl Backend for FaultyBackend {
         }
         if roll < f.crash_rate + f.duplicate_rate + f.hang_rate {
             self.count("hang");
-            std::future::pending::<()>().await;
+            tokio::time::sleep(std::time::Duration::from_millis(f.hang_ms)).await;
+            return Err(format!("injected hang: no report after {} ms", f.hang_ms));
         }
         let lose_below = f.crash_rate + f.duplicate_rate + f.hang_rate + f.lose_input_rate;
         if roll < lose_below {
