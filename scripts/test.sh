@@ -8,4 +8,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/squall/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 ./scripts/install-test-deps.sh
 ./scripts/prune-target.sh
+# The peer benchmark's agreement check (stdlib Python; the benchmark itself is not a test).
+python3 -m unittest discover --start-directory benches/peers --pattern 'test_*.py' --quiet
 cargo test --workspace --all-targets "$@"

@@ -100,6 +100,13 @@ def normalized_rows(path):
 
     table = pq.read_table(path)
     columns = [column.to_pylist() for column in table.columns]
+    return normalized(list(zip(*columns)))
+
+
+def normalized(rows):
+    """Rows as tuples of comparable values: every number a float (engines
+    differ in decimal scales and integer widths), dates as ISO text, text
+    without trailing blanks."""
 
     def value(v):
         if isinstance(v, bool) or v is None:
@@ -112,7 +119,7 @@ def normalized_rows(path):
             return v.rstrip()
         return v
 
-    return [tuple(value(v) for v in row) for row in zip(*columns)]
+    return [tuple(value(v) for v in row) for row in rows]
 
 
 def sort_key(row):
@@ -133,8 +140,14 @@ def same_row(a, b):
 
 
 def disagreement(expected_path, actual_path):
-    """None when both results hold the same rows (in any order), else why not."""
-    expected, actual = normalized_rows(expected_path), normalized_rows(actual_path)
+    """None when both result files hold the same rows (in any order), else why not."""
+    return rows_disagreement(normalized_rows(expected_path), normalized_rows(actual_path))
+
+
+def rows_disagreement(expected, actual):
+    """None when both lists of normalized rows hold the same rows (in any
+    order, numbers within a relative 1e-6 or an absolute 1e-4), else why not."""
+    expected, actual = list(expected), list(actual)
     if len(expected) != len(actual):
         return f"{len(actual)} rows instead of {len(expected)}"
     if expected and len(expected[0]) != len(actual[0]):
