@@ -24,7 +24,18 @@ pub fn listener() -> Option<ProgressListener> {
             bar.set_position(0);
             bar.set_message(format!("{stages} stages"));
         }
-        ProgressEvent::StageStarted { stage, .. } => bar.set_message(format!("stage {stage}")),
+        ProgressEvent::StageStarted {
+            stage,
+            tasks,
+            planned_tasks,
+        } => {
+            // A stage sized from its inputs runs fewer tasks than planned.
+            let fewer = planned_tasks.saturating_sub(tasks) as u64;
+            if fewer > 0 {
+                bar.set_length(bar.length().unwrap_or(0).saturating_sub(fewer));
+            }
+            bar.set_message(format!("stage {stage}"));
+        }
         ProgressEvent::TaskFinished { .. } => bar.inc(1),
         ProgressEvent::TaskSpeculated { stage, task } => bar.set_message(format!(
             "stage {stage}: backup attempt for slow task {task}"

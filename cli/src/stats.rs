@@ -15,6 +15,9 @@ use squall_worker::RequestCounts;
 pub struct Stats {
     stages: usize,
     tasks: usize,
+    /// Tasks the planner gave the stages that started; more than ran when
+    /// stages were sized from their inputs' exact bytes.
+    planned_tasks: usize,
     busy_ms: u64,
     input_bytes: u64,
     output_bytes: u64,
@@ -60,7 +63,10 @@ impl StatsCollector {
                 ProgressEvent::TaskRetried { .. } => s.retries += 1,
                 ProgressEvent::TaskSpeculated { .. } => s.backups += 1,
                 ProgressEvent::SpeculationWon { .. } => s.backups_won += 1,
-                ProgressEvent::StageStarted { .. } | ProgressEvent::StageFinished { .. } => {}
+                ProgressEvent::StageStarted { planned_tasks, .. } => {
+                    s.planned_tasks += planned_tasks
+                }
+                ProgressEvent::StageFinished { .. } => {}
             }
         })
     }
@@ -69,12 +75,13 @@ impl StatsCollector {
     pub fn summary(&self) -> String {
         let s = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         format!(
-            "stats: {} stages, {} tasks ({} retried, {} backups of which {} won), {:.1} task-seconds; read {}, wrote {}; \
+            "stats: {} stages, {} tasks of {} planned ({} retried, {} backups of which {} won), {:.1} task-seconds; read {}, wrote {}; \
              spilled {}, peak task memory {}; \
              object-store requests: {} GET, {} PUT, {} multipart PUT, {} HEAD, {} LIST, {} DELETE, \
              {} retried, {} hedged of which {} won",
             s.stages,
             s.tasks,
+            s.planned_tasks,
             s.retries,
             s.backups,
             s.backups_won,
@@ -117,7 +124,17 @@ mod tests {
         let listener = collector.listener();
         listener(ProgressEvent::QueryPlanned {
             stages: 2,
-            tasks: 2,
+            tasks: 5,
+        });
+        listener(ProgressEvent::StageStarted {
+            stage: 0,
+            tasks: 1,
+            planned_tasks: 4,
+        });
+        listener(ProgressEvent::StageStarted {
+            stage: 1,
+            tasks: 1,
+            planned_tasks: 1,
         });
         for _ in 0..2 {
             listener(ProgressEvent::TaskFinished {
@@ -141,7 +158,7 @@ mod tests {
         }
         assert_eq!(
             collector.summary(),
-            "stats: 2 stages, 2 tasks (0 retried, 0 backups of which 0 won), 3.0 task-seconds; read 6.0 MiB, wrote 1.0 KiB; \
+            "stats: 2 stages, 2 tasks of 5 planned (0 retried, 0 backups of which 0 won), 3.0 task-seconds; read 6.0 MiB, wrote 1.0 KiB; \
              spilled 2.0 MiB, peak task memory 2.0 MiB; object-store requests: 8 GET, 2 PUT, 0 multipart PUT, 0 HEAD, 0 LIST, 0 DELETE, \
              2 retried, 4 hedged of which 2 won"
         );

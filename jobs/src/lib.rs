@@ -9,6 +9,7 @@
 //! stage's result parts (Arrow IPC) stream back through a [`QueryStream`] as soon as each
 //! is complete.
 
+pub mod adaptive;
 pub mod backend;
 mod dry_run;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod session;
 pub mod specs;
 pub mod speculation;
 
+pub use adaptive::AdaptivePolicy;
 pub use backend::{
     Backend, FaultyBackend, LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend, TaskFaults,
     WorkerReach,

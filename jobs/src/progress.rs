@@ -9,8 +9,14 @@ use squall_worker::RequestCounts;
 pub enum ProgressEvent {
     /// The query's stage graph is known.
     QueryPlanned { stages: usize, tasks: usize },
-    /// A stage's tasks are being launched.
-    StageStarted { stage: usize, tasks: usize },
+    /// A stage's tasks are being launched: `tasks` of them, where the
+    /// planner made `planned_tasks` (fewer when the stage was sized from
+    /// its inputs' exact bytes).
+    StageStarted {
+        stage: usize,
+        tasks: usize,
+        planned_tasks: usize,
+    },
     /// One task finished successfully.
     TaskFinished {
         stage: usize,

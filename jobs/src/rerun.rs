@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use squall_planner::Stage;
+use squall_planner::{Stage, StageGraph};
 use squall_worker::TaskOutcome;
 
 use crate::error::{JobError, Result};
@@ -35,6 +35,10 @@ const RERUN_ATTEMPT_BASE: u32 = 1 << 16;
 #[derive(Debug, Default)]
 pub struct WinnerBook {
     stages: Mutex<HashMap<usize, Arc<Vec<Winner>>>>,
+    /// Stages that run with other tasks than planned (see
+    /// [`crate::adaptive`]), by id: a re-run of one of their tasks must
+    /// read what that task read.
+    resized: Mutex<HashMap<usize, Stage>>,
     /// Held while a re-run runs, so that readers that lost the same object
     /// wait for one re-run instead of starting several.
     reruns: tokio::sync::Mutex<Reruns>,
@@ -57,6 +61,24 @@ impl WinnerBook {
     /// Records the winners of a finished stage, by task.
     pub fn record(&self, stage: usize, winners: Arc<Vec<Winner>>) {
         self.stages().insert(stage, winners);
+    }
+
+    /// Records that `stage` runs with other tasks than its plan says.
+    pub fn record_stage_as_run(&self, stage: Stage) {
+        self.resized
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stage.id, stage);
+    }
+
+    /// Stage `id` as it runs: resized, or as `graph` planned it.
+    pub fn stage_as_run(&self, id: usize, graph: &StageGraph) -> Stage {
+        self.resized
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| graph.stages[id].clone())
     }
 
     /// Whether `stage` has finished.
@@ -132,7 +154,7 @@ fn rerun_holding<'a>(
             });
         }
         reruns.count += 1;
-        let stage = &run.graph.stages[stage_id];
+        let stage = &run.winners.stage_as_run(stage_id, &run.graph);
         let template = stage_template(run, stage).await?;
         // Like any task: retried (each try a fresh attempt number) while the
         // failure is one another attempt may fix.

@@ -33,6 +33,7 @@ use squall_shuffle::keys;
 use squall_worker::{FragmentRef, OutOfDisk, RemoteError, TaskLimits, TaskOutcome, TaskReport};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::adaptive::AdaptivePolicy;
 use crate::backend::Backend;
 use crate::error::{JobError, Result};
 use crate::invocations::Invocations;
@@ -91,6 +92,9 @@ pub struct QueryRun {
     /// The query's invocations, counted while they run where the backend
     /// cannot cancel them.
     pub invocations: Arc<Invocations>,
+    /// How stages fed by hash exchanges are resized from the exact bytes
+    /// their inputs wrote; `None`: they keep the planner's task counts.
+    pub adaptive: Option<AdaptivePolicy>,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -181,9 +185,16 @@ async fn run_stage(
     } else {
         run
     };
+    let query_workers = run.backend.max_concurrency().max(1);
+    let concurrency = run
+        .stage_workers
+        .unwrap_or(query_workers)
+        .clamp(1, query_workers);
+    let stage = adapted(&run, stage, concurrency);
     run.emit(ProgressEvent::StageStarted {
         stage: stage.id,
         tasks: stage.task_count,
+        planned_tasks: stage.planned_task_count(),
     });
     let template = Arc::new(stage_template(&run, &stage).await?);
     if let Some(sink) = &template.sink {
@@ -194,11 +205,6 @@ async fn run_stage(
             .map_err(|e| sink_error(&stage, e))?;
     }
     let stage = Arc::new(stage);
-    let query_workers = run.backend.max_concurrency().max(1);
-    let concurrency = run
-        .stage_workers
-        .unwrap_or(query_workers)
-        .clamp(1, query_workers);
     let stage_permits = Arc::new(Semaphore::new(concurrency));
     let clock = Arc::new(StageClock::new(stage.task_count, Arc::clone(&run.pace)));
     let groups = launch_groups(stage.task_count, run.backend.launcher_threshold());
@@ -233,6 +239,11 @@ async fn run_stage(
                         Ok(spec) => specs.push(spec),
                         Err(e) => return vec![Err(e)],
                     }
+                }
+                if group.len() > 1
+                    && let Err(e) = fit_group_payload(&run, stage.id, &group, &mut specs).await
+                {
+                    return vec![Err(e)];
                 }
                 let mut attempts_used = 1;
                 let results = if group.len() == 1 {
@@ -423,6 +434,40 @@ async fn run_stage(
     Ok(winners.into_iter().flatten().collect())
 }
 
+/// `stage` with as many tasks as the exact sizes of its finished inputs
+/// call for when the query sizes stages adaptively (see [`crate::adaptive`]),
+/// recorded as the stage that runs (a re-run of one of its tasks reads the
+/// same partitions); otherwise as planned.
+fn adapted(run: &QueryRun, stage: Stage, workers: usize) -> Stage {
+    let Some(policy) = &run.adaptive else {
+        return stage;
+    };
+    let inputs = run.winners.inputs_of(&stage);
+    if let Some(tasks) = crate::adaptive::combiner_tasks(&stage, &inputs) {
+        // Task `i` reads map group `i`: fewer map objects, fewer groups.
+        let resized = Stage {
+            task_count: tasks,
+            ..stage
+        };
+        run.winners.record_stage_as_run(resized.clone());
+        return resized;
+    }
+    match crate::adaptive::coalesce(&stage, &inputs, policy, workers) {
+        Some(ranges) => {
+            let coalesced = stage.coalesced(ranges);
+            log::debug!(
+                "stage {}: {} tasks instead of the {} planned, from its inputs' sizes",
+                coalesced.id,
+                coalesced.task_count,
+                coalesced.planned_task_count()
+            );
+            run.winners.record_stage_as_run(coalesced.clone());
+            coalesced
+        }
+        None => stage,
+    }
+}
+
 /// The signed spec of one attempt of `task`, stored (signed) under the
 /// query's scratch when the backend cannot carry it, with a signed reference
 /// sent instead. Signed right before the attempt is invoked, so that it
@@ -449,6 +494,46 @@ pub(crate) async fn attempt_spec(
         _ => signed,
     };
     Ok(SignedSpec { bytes, input_bytes })
+}
+
+/// Share of the backend's payload limit the specs of one launcher group may
+/// take inline; the launch request around them and its signature take the rest.
+const GROUP_PAYLOAD_SHARE: f64 = 0.9;
+
+/// Makes the specs of a launcher group fit one launcher payload: while
+/// together they exceed [`GROUP_PAYLOAD_SHARE`] of the backend's limit,
+/// the largest is stored under the query's scratch prefix and replaced by
+/// a signed reference (as a spec too large on its own is), so that the
+/// group still travels as one invocation.
+async fn fit_group_payload(
+    run: &QueryRun,
+    stage: usize,
+    group: &[usize],
+    specs: &mut [SignedSpec],
+) -> Result<()> {
+    let Some(limit) = run.backend.max_payload_bytes() else {
+        return Ok(());
+    };
+    let budget = (limit as f64 * GROUP_PAYLOAD_SHARE) as usize;
+    let mut total: usize = specs.iter().map(|s| s.bytes.len()).sum();
+    if total <= budget {
+        return Ok(());
+    }
+    let mut by_size: Vec<usize> = (0..specs.len()).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(specs[i].bytes.len()));
+    let key = run.backend.task_key();
+    for i in by_size {
+        if total <= budget {
+            break;
+        }
+        let inline = std::mem::take(&mut specs[i].bytes);
+        total -= inline.len();
+        // First attempts only travel in groups (retries go one by one).
+        let reference = store_spec(run, stage, group[i], 0, inline).await?;
+        specs[i].bytes = key.sign(&reference);
+        total += specs[i].bytes.len();
+    }
+    Ok(())
 }
 
 /// What the backend is handed for one attempt, and how much input that

@@ -87,6 +87,11 @@ pub struct SessionOptions {
     /// result grows past it fails with [`JobError::ResultTooLarge`] as soon
     /// as its final tasks have written that much. `None` (the default): no limit.
     pub max_result_bytes: Option<u64>,
+    /// Size stages fed by hash exchanges from the exact bytes their inputs
+    /// wrote, once those have finished (default: on; see
+    /// [`crate::adaptive`]): a stage whose inputs turned out small runs
+    /// fewer tasks than planned.
+    pub adaptive_stages: bool,
 }
 
 impl std::fmt::Debug for SessionOptions {
@@ -125,6 +130,7 @@ impl Default for SessionOptions {
             progress: None,
             requests: Default::default(),
             max_result_bytes: None,
+            adaptive_stages: true,
         }
     }
 }
@@ -580,6 +586,10 @@ impl Session {
             pace: Default::default(),
             max_result_bytes: self.options.max_result_bytes,
             invocations: Default::default(),
+            adaptive: self
+                .options
+                .adaptive_stages
+                .then(|| crate::AdaptivePolicy::new(self.planner_config().target_task_bytes)),
         };
         Ok(QueryStream::start(run, self.options.keep_scratch))
     }

@@ -7,7 +7,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use squall_connectors::Location;
 use squall_connectors::sink_staging::{SinkDestination, file_sink_config};
 use squall_planner::{ExchangeKind, Stage};
-use squall_shuffle::{ExchangeIndex, ObjectRange, keys};
+use squall_shuffle::{ExchangeIndex, ExchangeReaderExec, ObjectRange, keys};
 use squall_worker::spec::TASK_SPEC_VERSION;
 use squall_worker::{ExchangeInput, FragmentRef, ScanInput, TaskLimits, TaskSpec};
 
@@ -71,6 +71,21 @@ pub fn stage_object_stores(stage: &Stage, scratch: &Location) -> Vec<String> {
     stores.into_iter().collect()
 }
 
+/// Partitions of the reader of `input_stage` in `stage`'s fragment.
+fn reader_partitions(stage: &Stage, input_stage: usize) -> Option<usize> {
+    let mut found = None;
+    let _ = stage.plan.apply(|node| {
+        if let Some(reader) = node.downcast_ref::<ExchangeReaderExec>()
+            && reader.stage_id() == input_stage
+        {
+            found = Some(reader.partition_count());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
 /// The spec of task `task`, attempt `attempt`, of `stage`.
 pub fn task_spec(
     stage: &Stage,
@@ -107,13 +122,28 @@ pub fn task_spec(
                         crc32: r.crc32,
                     })
             };
-            let partitions = match input.kind {
-                ExchangeKind::Hash => vec![maps.iter().filter_map(|w| range(w, task)).collect()],
+            let mut partitions: Vec<Vec<ObjectRange>> = match input.kind {
+                // Map object by map object, its partitions in order: the
+                // ranges of one object are adjacent, and one GET covers them.
+                ExchangeKind::Hash => vec![
+                    maps.iter()
+                        .flat_map(|w| stage.hash_partitions(task).filter_map(|p| range(w, p)))
+                        .collect(),
+                ],
                 ExchangeKind::Gather if task == 0 => {
                     vec![maps.iter().filter_map(|w| range(w, 0)).collect()]
                 }
                 ExchangeKind::Gather => vec![vec![]],
                 ExchangeKind::Broadcast => vec![maps.iter().filter_map(|w| range(w, 0)).collect()],
+                // Every partition of a group of map objects, object by
+                // object: one GET reads each object's partitions.
+                ExchangeKind::Combine { maps_per_task } => vec![
+                    maps.iter()
+                        .skip(task * maps_per_task)
+                        .take(maps_per_task)
+                        .flat_map(|w| (0..w.index.partitions.len()).filter_map(|p| range(w, p)))
+                        .collect(),
+                ],
                 ExchangeKind::Merge => maps
                     .iter()
                     .map(|w| range(w, 0).into_iter().collect())
@@ -123,6 +153,14 @@ pub fn task_spec(
                     .map(|w| range(w, task).into_iter().collect())
                     .collect(),
             };
+            if matches!(input.kind, ExchangeKind::Merge | ExchangeKind::SortedHash) {
+                // One reader partition per *planned* map task: a map stage
+                // sized from its own inputs ran fewer; theirs stay empty.
+                let planned = reader_partitions(stage, input.stage_id).unwrap_or(0);
+                if partitions.len() < planned {
+                    partitions.resize(planned, Vec::new());
+                }
+            }
             ExchangeInput {
                 stage_id: input.stage_id,
                 partitions,

@@ -30,6 +30,7 @@ use squall_shuffle::{
     ExchangeReaderExec, ExchangeWriterExec, OutputPartitioning, ReadMode, ResultWriterExec,
 };
 
+use crate::combine;
 use crate::config::PlannerConfig;
 use crate::error::{PlannerError, Result};
 use crate::portable::portable_plan;
@@ -744,20 +745,61 @@ impl Cutter<'_> {
     ) -> Result<StageGraph> {
         // A hash exchange has as many partitions as its reading stage has tasks.
         let mut consumer_tasks = vec![1usize; self.drafts.len()];
+        let mut read_by_hash = vec![false; self.drafts.len()];
         for d in &self.drafts {
             for input in &d.inputs {
                 consumer_tasks[input.stage_id] = d.task_count;
+                read_by_hash[input.stage_id] = input.kind == ExchangeKind::Hash;
             }
         }
-        let last = self.drafts.len() - 1;
-        let mut stages = Vec::with_capacity(self.drafts.len());
-        for (id, d) in self.drafts.into_iter().enumerate() {
-            check_fragment(id, &d.root, optimizer)?;
+        // Exchanges between very many map and reading tasks get a combining
+        // stage right after their map stage; later stages move up by one.
+        let combined: Vec<Option<usize>> = self
+            .drafts
+            .iter()
+            .enumerate()
+            .map(|(id, d)| match d.output {
+                DraftOutput::Hash(_) if read_by_hash[id] => combine::maps_per_combiner(
+                    d.task_count,
+                    consumer_tasks[id],
+                    self.config.combine_exchange_above,
+                ),
+                _ => None,
+            })
+            .collect();
+        let mut new_id = Vec::with_capacity(self.drafts.len());
+        let mut next = 0;
+        for c in &combined {
+            new_id.push(next);
+            next += 1 + usize::from(c.is_some());
+        }
+        // Readers of a combined stage read its combiners.
+        let read_id = |old: usize| new_id[old] + usize::from(combined[old].is_some());
+        let any_combined = combined.iter().any(Option::is_some);
+        let last = next - 1;
+        let mut stages = Vec::with_capacity(next);
+        for (old_id, d) in self.drafts.into_iter().enumerate() {
+            let id = new_id[old_id];
+            let root = if any_combined {
+                combine::renumber_readers(d.root, &read_id)?
+            } else {
+                d.root
+            };
+            let inputs = d
+                .inputs
+                .iter()
+                .map(|i| StageInput {
+                    stage_id: read_id(i.stage_id),
+                    kind: i.kind,
+                })
+                .collect();
+            check_fragment(id, &root, optimizer)?;
+            let map_schema = root.schema();
             let (plan, output_partitions): (Arc<dyn ExecutionPlan>, usize) = match &d.output {
                 DraftOutput::Hash(exprs) => {
-                    let n = consumer_tasks[id];
+                    let n = consumer_tasks[old_id];
                     let w = ExchangeWriterExec::try_new(
-                        d.root,
+                        root,
                         id,
                         OutputPartitioning::Hash(exprs.clone(), n),
                     )?;
@@ -765,18 +807,18 @@ impl Cutter<'_> {
                 }
                 DraftOutput::Single => (
                     Arc::new(ExchangeWriterExec::try_new(
-                        d.root,
+                        root,
                         id,
                         OutputPartitioning::Single,
                     )?),
                     1,
                 ),
-                DraftOutput::Result => (Arc::new(ResultWriterExec::new(d.root, id)), 1),
+                DraftOutput::Result => (Arc::new(ResultWriterExec::new(root, id)), 1),
             };
             stages.push(Stage {
                 id,
                 plan,
-                inputs: d.inputs,
+                inputs,
                 task_count: d.task_count,
                 output_partitions,
                 scans: d.scans,
@@ -784,7 +826,22 @@ impl Cutter<'_> {
                 est_output_bytes: d.est_bytes,
                 est_output_rows: d.est_rows,
                 is_final: id == last,
+                partition_ranges: Vec::new(),
             });
+            if let (Some(group), DraftOutput::Hash(exprs)) = (combined[old_id], &d.output) {
+                let combiner = combine::combining_stage(
+                    id + 1,
+                    id,
+                    d.task_count,
+                    map_schema,
+                    exprs.clone(),
+                    consumer_tasks[old_id],
+                    group,
+                    (d.est_bytes, d.est_rows),
+                )?;
+                check_fragment(id + 1, &combiner.plan, optimizer)?;
+                stages.push(combiner);
+            }
         }
         Ok(StageGraph {
             stages,

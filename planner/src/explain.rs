@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use datafusion::physical_plan::displayable;
 
-use crate::stage::{Stage, StageGraph};
+use crate::stage::{ExchangeKind, Stage, StageGraph};
 
 /// Renders the stage graph: a summary line, then every stage in the order it
 /// runs, with its tasks, inputs, output and the operators inside it.
@@ -56,8 +56,14 @@ fn render_stage(out: &mut String, graph: &StageGraph, stage: &Stage) {
     }
     for input in &stage.inputs {
         let from = graph.stage(input.stage_id);
+        let per_task = match input.kind {
+            ExchangeKind::Combine { maps_per_task } => {
+                format!(", {maps_per_task} map outputs per task")
+            }
+            _ => String::new(),
+        };
         reads.push(format!(
-            "stage {} by {} exchange ({} task{})",
+            "stage {} by {} exchange ({} task{}{per_task})",
             input.stage_id,
             input.kind,
             from.task_count,

@@ -11,7 +11,10 @@
 //!   part, one task merges the sorted streams;
 //! - an input that must be seen whole by every task (the build side of a
 //!   collect-left join, a scalar subquery) becomes a **broadcast**;
-//! - round-robin repartitions are dropped: tasks are the unit of parallelism.
+//! - round-robin repartitions are dropped: tasks are the unit of parallelism;
+//! - a hash exchange between very many map and reading tasks gets a stage of
+//!   **combiners** in between ([`combine`]), so that its GETs stay far below
+//!   map tasks × reading tasks.
 //!
 //! The number of tasks of a scan stage follows the bytes of its input splits
 //! ([`squall_connectors::splits`]); the number of tasks of a stage fed by hash
@@ -19,6 +22,7 @@
 //! is checked with DataFusion's own sanity checker, so the cut plan still
 //! satisfies every operator's distribution and ordering requirements.
 
+pub mod combine;
 pub mod config;
 pub mod cut;
 pub mod error;

@@ -10,7 +10,9 @@ use squall_connectors::FileSplit;
 /// How a stage reads one of its inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExchangeKind {
-    /// Task `i` reads partition `i` of every map object.
+    /// Task `i` reads partition `i` of every map object, or the range of
+    /// partitions [`Stage::hash_partitions`] gives it once the coordinator
+    /// has sized the stage from its inputs.
     Hash,
     /// One task reads everything.
     Gather,
@@ -21,6 +23,9 @@ pub enum ExchangeKind {
     SortedHash,
     /// Every task reads everything.
     Broadcast,
+    /// Task `i` of a combining stage reads every partition of map objects
+    /// `i·maps_per_task .. (i+1)·maps_per_task` (see [`crate::combine`]).
+    Combine { maps_per_task: usize },
 }
 
 impl fmt::Display for ExchangeKind {
@@ -31,6 +36,7 @@ impl fmt::Display for ExchangeKind {
             Self::Merge => "merge",
             Self::SortedHash => "sorted-hash",
             Self::Broadcast => "broadcast",
+            Self::Combine { .. } => "combining",
         })
     }
 }
@@ -71,6 +77,44 @@ pub struct Stage {
     pub est_output_rows: Option<u64>,
     /// True for the stage whose output is the query result.
     pub is_final: bool,
+    /// Which hash partitions each task reads when that is not "task `i`
+    /// reads partition `i`": `partition_ranges[i]` for task `i`, contiguous
+    /// and covering every partition once. Empty as planned; set by the
+    /// coordinator when it sizes a stage from the exact bytes its inputs
+    /// wrote ([`Stage::coalesced`]).
+    pub partition_ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl Stage {
+    /// The hash partitions of its inputs that task `task` reads.
+    pub fn hash_partitions(&self, task: usize) -> std::ops::Range<usize> {
+        self.partition_ranges
+            .get(task)
+            .cloned()
+            .unwrap_or(task..task + 1)
+    }
+
+    /// The same stage run by one task per range of hash partitions: task
+    /// `i` reads the partitions of `ranges[i]` of every hash input (each
+    /// partition in exactly one range). Every hash partition holds all rows
+    /// of the keys that hash to it, on every input, so a task reading
+    /// several partitions computes what the tasks reading them one by one
+    /// would have, together.
+    pub fn coalesced(&self, ranges: Vec<std::ops::Range<usize>>) -> Stage {
+        Stage {
+            task_count: ranges.len(),
+            partition_ranges: ranges,
+            ..self.clone()
+        }
+    }
+
+    /// The tasks the planner gave this stage: one per hash partition of its
+    /// inputs when it reads any, before the coordinator coalesced them.
+    pub fn planned_task_count(&self) -> usize {
+        self.partition_ranges
+            .last()
+            .map_or(self.task_count, |last| last.end)
+    }
 }
 
 /// All stages of a query, inputs before the stages that read them; the last is final.

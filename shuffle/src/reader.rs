@@ -236,6 +236,20 @@ impl ExchangeReaderExec {
         })
     }
 
+    /// The same reader of stage `stage_id` (the planner numbers stages again
+    /// when it adds combining stages).
+    pub fn with_stage_id(&self, stage_id: usize) -> DFResult<Self> {
+        Ok(Self {
+            stage_id,
+            schema: Arc::clone(&self.schema),
+            mode: self.mode.clone(),
+            inputs: self.inputs.clone(),
+            constants: self.constants.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+            properties: Arc::clone(&self.properties),
+        })
+    }
+
     /// The same reader with another mode (the planner turns gathers into broadcasts).
     pub fn with_mode(&self, mode: ReadMode) -> DFResult<Self> {
         Self::try_new(self.stage_id, Arc::clone(&self.schema), mode)?
@@ -368,32 +382,72 @@ impl ExecutionPlan for ExchangeReaderExec {
     }
 }
 
-/// One GET: a chunk of range `range_idx`; `last` closes that range's IPC stream.
-struct Chunk {
+/// The part of one range that one GET returns; `last` closes that range's
+/// IPC stream.
+#[derive(Debug, Clone, PartialEq)]
+struct Segment {
     range_idx: usize,
-    url: String,
     start: u64,
     end: u64,
     last: bool,
-    /// The CRC-32 of the whole range, checked after its last chunk.
+    /// The CRC-32 of the whole range, checked after its last segment.
     range_crc32: Option<u32>,
     range_start: u64,
 }
 
+/// One GET: bytes `start..end` of `url`, covering the segments of one or
+/// more ranges that lie next to each other in the object.
+#[derive(Debug, Clone, PartialEq)]
+struct Chunk {
+    url: String,
+    start: u64,
+    end: u64,
+    segments: Vec<Segment>,
+}
+
+/// The GETs that read `ranges` in order: ranges that follow each other in
+/// one object (a task's hash partitions of one map object) are read as one
+/// span, cut into GETs of at most `chunk_bytes`.
 fn chunks_of(ranges: &[ObjectRange], chunk_bytes: u64) -> Vec<Chunk> {
-    let mut chunks = Vec::new();
+    // Spans of adjacent ranges: (url, start, end, range indexes).
+    let mut spans: Vec<(&str, u64, u64, Vec<usize>)> = Vec::new();
     for (range_idx, r) in ranges.iter().enumerate() {
-        let mut start = r.start;
-        while start < r.end {
-            let end = (start + chunk_bytes.max(1)).min(r.end);
+        if r.start >= r.end {
+            continue;
+        }
+        match spans.last_mut() {
+            Some((url, _, end, members)) if *url == r.url && *end == r.start => {
+                *end = r.end;
+                members.push(range_idx);
+            }
+            _ => spans.push((&r.url, r.start, r.end, vec![range_idx])),
+        }
+    }
+    let mut chunks = Vec::new();
+    for (url, span_start, span_end, members) in spans {
+        let mut start = span_start;
+        while start < span_end {
+            let end = (start + chunk_bytes.max(1)).min(span_end);
+            let segments = members
+                .iter()
+                .filter_map(|&range_idx| {
+                    let r = &ranges[range_idx];
+                    let (seg_start, seg_end) = (r.start.max(start), r.end.min(end));
+                    (seg_start < seg_end).then_some(Segment {
+                        range_idx,
+                        start: seg_start,
+                        end: seg_end,
+                        last: seg_end == r.end,
+                        range_crc32: r.crc32,
+                        range_start: r.start,
+                    })
+                })
+                .collect();
             chunks.push(Chunk {
-                range_idx,
-                url: r.url.clone(),
+                url: url.to_string(),
                 start,
                 end,
-                last: end == r.end,
-                range_crc32: r.crc32,
-                range_start: r.start,
+                segments,
             });
             start = end;
         }
@@ -463,45 +517,55 @@ pub fn read_ranges(
                 ))
                 .into());
             }
-            if checksum.as_ref().map(|(idx, _)| *idx) != Some(chunk.range_idx) {
-                checksum = Some((chunk.range_idx, crc32fast::Hasher::new()));
-            }
-            let (_, hasher) = checksum.as_mut().expect("just set");
-            hasher.update(&bytes);
-            if chunk.last
-                && let Some(expected) = chunk.range_crc32
-            {
-                let (_, hasher) = checksum.take().expect("just set");
-                let actual = hasher.finalize();
-                if actual != expected {
-                    return Err(corrupt(format!(
-                        "bytes {}..{} have CRC-32 {actual:08x}, the writer recorded {expected:08x}",
-                        chunk.range_start, chunk.end
-                    ))
-                    .into());
-                }
-            }
-            if decoder.as_ref().map(|(idx, _)| *idx) != Some(chunk.range_idx) {
-                decoder = Some((chunk.range_idx, StreamDecoder::new()));
-            }
-            let (_, dec) = decoder.as_mut().expect("just set");
-            let mut buffer = Buffer::from(bytes);
             let mut batches = Vec::new();
-            while !buffer.is_empty() {
-                if let Some(batch) = dec.decode(&mut buffer).map_err(ipc_err)? {
-                    // With the reader's own schema (names and metadata as planned);
-                    // the row count keeps batches without columns (`count(*)` inputs).
-                    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-                    let columns = from_wire(batch.columns(), &schema).map_err(ipc_err)?;
-                    batches.push(
-                        RecordBatch::try_new_with_options(Arc::clone(&schema), columns, &options)
-                            .map_err(ipc_err)?,
-                    );
+            for segment in &chunk.segments {
+                let part = bytes.slice(
+                    (segment.start - chunk.start) as usize..(segment.end - chunk.start) as usize,
+                );
+                if checksum.as_ref().map(|(idx, _)| *idx) != Some(segment.range_idx) {
+                    checksum = Some((segment.range_idx, crc32fast::Hasher::new()));
                 }
-            }
-            if chunk.last {
-                dec.finish().map_err(ipc_err)?;
-                decoder = None;
+                let (_, hasher) = checksum.as_mut().expect("just set");
+                hasher.update(&part);
+                if segment.last
+                    && let Some(expected) = segment.range_crc32
+                {
+                    let (_, hasher) = checksum.take().expect("just set");
+                    let actual = hasher.finalize();
+                    if actual != expected {
+                        return Err(corrupt(format!(
+                            "bytes {}..{} have CRC-32 {actual:08x}, the writer recorded {expected:08x}",
+                            segment.range_start, segment.end
+                        ))
+                        .into());
+                    }
+                }
+                if decoder.as_ref().map(|(idx, _)| *idx) != Some(segment.range_idx) {
+                    decoder = Some((segment.range_idx, StreamDecoder::new()));
+                }
+                let (_, dec) = decoder.as_mut().expect("just set");
+                let mut buffer = Buffer::from(part);
+                while !buffer.is_empty() {
+                    if let Some(batch) = dec.decode(&mut buffer).map_err(ipc_err)? {
+                        // With the reader's own schema (names and metadata as planned);
+                        // the row count keeps batches without columns (`count(*)` inputs).
+                        let options =
+                            RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+                        let columns = from_wire(batch.columns(), &schema).map_err(ipc_err)?;
+                        batches.push(
+                            RecordBatch::try_new_with_options(
+                                Arc::clone(&schema),
+                                columns,
+                                &options,
+                            )
+                            .map_err(ipc_err)?,
+                        );
+                    }
+                }
+                if segment.last {
+                    dec.finish().map_err(ipc_err)?;
+                    decoder = None;
+                }
             }
             Ok::<_, DataFusionError>(futures::stream::iter(
                 batches.into_iter().map(Ok::<_, DataFusionError>),
@@ -547,16 +611,74 @@ mod tests {
         let chunks = chunks_of(&[range("a", 10, 35), range("b", 0, 10)], 10);
         let spans: Vec<_> = chunks
             .iter()
-            .map(|c| (c.url.as_str(), c.start, c.end, c.last))
+            .map(|c| {
+                let s = &c.segments[0];
+                (c.url.as_str(), c.start, c.end, c.segments.len(), s.last)
+            })
             .collect();
         assert_eq!(
             spans,
             vec![
-                ("a", 10, 20, false),
-                ("a", 20, 30, false),
-                ("a", 30, 35, true),
-                ("b", 0, 10, true)
+                ("a", 10, 20, 1, false),
+                ("a", 20, 30, 1, false),
+                ("a", 30, 35, 1, true),
+                ("b", 0, 10, 1, true)
             ]
         );
+    }
+
+    #[test]
+    fn adjacent_ranges_of_one_object_share_their_gets() {
+        let range = |url: &str, start, end| ObjectRange {
+            url: url.into(),
+            start,
+            end,
+            crc32: None,
+        };
+        // Partitions 0..10, 10..14 and 14..30 of object a, then b, then a
+        // range of a that does not follow: three spans.
+        let ranges = [
+            range("a", 0, 10),
+            range("a", 10, 14),
+            range("a", 14, 30),
+            range("b", 0, 5),
+            range("a", 40, 50),
+        ];
+        let chunks = chunks_of(&ranges, 16);
+        let gets: Vec<_> = chunks
+            .iter()
+            .map(|c| (c.url.as_str(), c.start, c.end))
+            .collect();
+        assert_eq!(
+            gets,
+            vec![("a", 0, 16), ("a", 16, 30), ("b", 0, 5), ("a", 40, 50)]
+        );
+        let segments: Vec<_> = chunks[0]
+            .segments
+            .iter()
+            .map(|s| (s.range_idx, s.start, s.end, s.last))
+            .collect();
+        assert_eq!(
+            segments,
+            vec![(0, 0, 10, true), (1, 10, 14, true), (2, 14, 16, false)]
+        );
+        let segments: Vec<_> = chunks[1]
+            .segments
+            .iter()
+            .map(|s| (s.range_idx, s.start, s.end, s.last))
+            .collect();
+        assert_eq!(segments, vec![(2, 16, 30, true)]);
+        // Every byte of every range is in exactly one segment, in order.
+        let covered: Vec<(usize, u64)> = chunks
+            .iter()
+            .flat_map(|c| c.segments.iter())
+            .flat_map(|s| (s.start..s.end).map(move |b| (s.range_idx, b)))
+            .collect();
+        let expected: Vec<(usize, u64)> = ranges
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| (r.start..r.end).map(move |b| (i, b)))
+            .collect();
+        assert_eq!(covered, expected);
     }
 }

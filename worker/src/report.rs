@@ -6,13 +6,18 @@ use squall_shuffle::ExchangeIndex;
 use crate::error::{Result, WorkerError};
 use crate::remote_error::RemoteError;
 
-/// Object-store requests a task made, by kind.
+/// Object-store requests a task made, by kind, counted as S3 bills them
+/// (see [`crate::counting_store`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestCounts {
+    /// GETs sent: ranges fetched together count once they are merged.
     pub get: u64,
     pub put: u64,
+    /// Requests of multipart uploads: one to start each, one per part, one
+    /// to complete or abort it.
     pub multipart_put: u64,
     pub head: u64,
+    /// LIST requests: one per page of 1,000 entries.
     pub list: u64,
     pub delete: u64,
     pub copy: u64,

@@ -1,0 +1,209 @@
+//! Adaptive stages: sizing a stage fed by hash exchanges from the exact
+//! bytes its inputs wrote, as Spark's adaptive query execution coalesces
+//! shuffle partitions.
+//!
+//! The planner gives a hash-fed stage one task per `target_task_bytes` of
+//! *estimated* input, and its producers write that many hash partitions.
+//! Estimates are often far off (they fall back to input bytes, before any
+//! filter or aggregation), so most of those tasks would read almost
+//! nothing. When the stage's inputs have finished, every map object's index
+//! tells the exact bytes of every partition; the coordinator then gives each
+//! task a contiguous range of partitions holding about the target size
+//! ([`coalesce`]), reading every partition exactly once. Empty partitions
+//! cost nothing: they join a neighbour's range and are never fetched; a
+//! task's ranges of one map object are adjacent, so one GET covers them.
+//!
+//! This module must not change what a stage computes, only how many tasks
+//! compute it: it leaves alone stages whose tasks read anything by task
+//! index other than hash partitions (scans, order-preserving hash
+//! exchanges), and never makes more tasks than the planner did.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use squall_planner::{ExchangeKind, Stage};
+
+use crate::specs::Winner;
+
+/// How a hash-fed stage is resized once its inputs are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdaptivePolicy {
+    /// Input bytes (as written: compressed Arrow IPC) one task should read.
+    pub target_task_bytes: u64,
+    /// Below this much input per task, a stage is not spread over more
+    /// tasks just to keep every worker busy.
+    pub min_parallel_task_bytes: u64,
+}
+
+/// Input per task below which spreading a stage over idle workers costs more
+/// than it saves.
+pub const MIN_PARALLEL_TASK_BYTES: u64 = 1024 * 1024;
+
+impl AdaptivePolicy {
+    /// Tasks of `target_task_bytes` input each.
+    pub fn new(target_task_bytes: u64) -> Self {
+        Self {
+            target_task_bytes: target_task_bytes.max(1),
+            min_parallel_task_bytes: MIN_PARALLEL_TASK_BYTES,
+        }
+    }
+
+    /// How many tasks should read `bytes` when `workers` run at once and the
+    /// planner made `planned` tasks: one per target size, but at least as
+    /// many as keep the workers busy (while each gets at least
+    /// `min_parallel_task_bytes`), rounded up to whole waves of `workers`,
+    /// never more than `planned` and never fewer than one.
+    pub fn task_count(&self, bytes: u64, workers: usize, planned: usize) -> usize {
+        let planned = planned.max(1);
+        let workers = workers.max(1);
+        let by_size = bytes.div_ceil(self.target_task_bytes) as usize;
+        let busy = (bytes.div_ceil(self.min_parallel_task_bytes.max(1)) as usize).min(workers);
+        let tasks = by_size.max(busy).max(1);
+        let tasks = if tasks > workers {
+            tasks.div_ceil(workers) * workers
+        } else {
+            tasks
+        };
+        tasks.min(planned)
+    }
+}
+
+/// The ranges of hash partitions the tasks of `stage` should read, given the
+/// winners of its finished inputs, when that differs from one task per
+/// partition; `None` when the stage keeps its planned tasks: it is not fed
+/// by hash exchanges alone (plus broadcasts and gathers, which do not depend
+/// on the task), it reads files, or its inputs already call for every task.
+pub fn coalesce(
+    stage: &Stage,
+    inputs: &HashMap<usize, Arc<Vec<Winner>>>,
+    policy: &AdaptivePolicy,
+    workers: usize,
+) -> Option<Vec<Range<usize>>> {
+    let partitions = stage.task_count;
+    if partitions <= 1 || !stage.scans.is_empty() || !stage.partition_ranges.is_empty() {
+        return None;
+    }
+    let mut hash_inputs = 0;
+    let mut bytes = vec![0u64; partitions];
+    for input in &stage.inputs {
+        match input.kind {
+            ExchangeKind::Hash => hash_inputs += 1,
+            ExchangeKind::Broadcast | ExchangeKind::Gather => continue,
+            // One reader partition per map object, each a sorted run of
+            // partition `task`: a range of partitions would not be sorted.
+            ExchangeKind::SortedHash | ExchangeKind::Merge => return None,
+            // Task `i` reads a group of map objects: see [`combiner_tasks`].
+            ExchangeKind::Combine { .. } => return None,
+        }
+        for winner in inputs.get(&input.stage_id)?.iter() {
+            if winner.index.partitions.len() != partitions {
+                return None;
+            }
+            for (total, partition) in bytes.iter_mut().zip(&winner.index.partitions) {
+                *total += partition.len_bytes;
+            }
+        }
+    }
+    if hash_inputs == 0 {
+        return None;
+    }
+    let total: u64 = bytes.iter().sum();
+    let tasks = policy.task_count(total, workers, partitions);
+    let ranges = contiguous_ranges(&bytes, tasks);
+    (ranges.len() < partitions).then_some(ranges)
+}
+
+/// How many tasks a combining stage needs for the map objects its input
+/// actually wrote, when that is fewer than planned (its map stage was itself
+/// sized from its inputs): one per group of map objects.
+pub fn combiner_tasks(stage: &Stage, inputs: &HashMap<usize, Arc<Vec<Winner>>>) -> Option<usize> {
+    let [input] = stage.inputs.as_slice() else {
+        return None;
+    };
+    let ExchangeKind::Combine { maps_per_task } = input.kind else {
+        return None;
+    };
+    let maps = inputs.get(&input.stage_id)?.len();
+    let tasks = maps.div_ceil(maps_per_task.max(1)).max(1);
+    (tasks < stage.task_count).then_some(tasks)
+}
+
+/// At most `tasks` contiguous, non-empty ranges covering every index of
+/// `bytes`, cut where the running total crosses each `k / tasks` of the whole,
+/// so that ranges hold about equal bytes. A partition larger than a share
+/// stays whole (fewer ranges may come out). No partitions: one empty range.
+pub fn contiguous_ranges(bytes: &[u64], tasks: usize) -> Vec<Range<usize>> {
+    let n = bytes.len();
+    let tasks = tasks.clamp(1, n.max(1)) as u128;
+    let total: u128 = bytes.iter().map(|b| u128::from(*b)).sum();
+    let mut ranges = Vec::with_capacity(tasks as usize);
+    let mut start = 0;
+    let mut running: u128 = 0;
+    for (p, b) in bytes.iter().enumerate() {
+        running += u128::from(*b);
+        let next_cut = ranges.len() as u128 + 1;
+        let crossed = if total == 0 {
+            // Nothing to weigh: equal counts of partitions.
+            (p as u128 + 1) * tasks >= n as u128 * next_cut
+        } else {
+            running * tasks >= total * next_cut
+        };
+        if next_cut < tasks && crossed && p + 1 < n {
+            ranges.push(start..p + 1);
+            start = p + 1;
+        }
+    }
+    if start < n || ranges.is_empty() {
+        ranges.push(start..n);
+    }
+    ranges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn task_count_follows_bytes_but_keeps_workers_busy() {
+        let policy = AdaptivePolicy::new(128 * MIB);
+        // A GROUP BY of 4 groups over a big table: a few KiB, one task.
+        assert_eq!(policy.task_count(4096, 2, 800), 1);
+        // Nothing at all: one task.
+        assert_eq!(policy.task_count(0, 2, 16), 1);
+        // 100 MiB fit one task's target, but two workers share them.
+        assert_eq!(policy.task_count(100 * MIB, 2, 16), 2);
+        // 300 MiB: three targets, rounded up to two waves of two.
+        assert_eq!(policy.task_count(300 * MIB, 2, 16), 4);
+        // Never more than planned.
+        assert_eq!(policy.task_count(10_000 * MIB, 2, 16), 16);
+        assert_eq!(policy.task_count(100 * MIB, 8, 3), 3);
+    }
+
+    #[test]
+    fn ranges_cover_every_partition_once_with_about_equal_bytes() {
+        let bytes = [10, 0, 10, 10, 0, 0, 10, 10, 10, 10];
+        let ranges = contiguous_ranges(&bytes, 2);
+        assert_eq!(ranges, vec![0..7, 7..10]);
+        let weight = |r: &Range<usize>| bytes[r.clone()].iter().sum::<u64>();
+        assert_eq!(weight(&ranges[0]), 40);
+        assert_eq!(weight(&ranges[1]), 30);
+        for tasks in 1..=12 {
+            let ranges = contiguous_ranges(&bytes, tasks);
+            assert!(ranges.len() <= tasks.max(1));
+            let covered: Vec<usize> = ranges.iter().flat_map(|r| r.clone()).collect();
+            assert_eq!(covered, (0..bytes.len()).collect::<Vec<_>>(), "{tasks}");
+            assert!(ranges.iter().all(|r| !r.is_empty()));
+        }
+        // A skewed partition stays whole: the tasks after it share the rest.
+        assert_eq!(
+            contiguous_ranges(&[1, 100, 1, 1], 3),
+            vec![0..2, 2..3, 3..4]
+        );
+        // Nothing written: partitions shared out by count.
+        assert_eq!(contiguous_ranges(&[0, 0, 0, 0], 2), vec![0..2, 2..4]);
+        assert_eq!(contiguous_ranges(&[], 3), vec![0..0]);
+    }
+}
