@@ -10,6 +10,7 @@
 //! is complete.
 
 pub mod adaptive;
+pub mod analyze;
 pub mod backend;
 mod dry_run;
 pub mod error;
@@ -32,7 +33,7 @@ pub use backend::{
 };
 pub use backend::{
     DEFAULT_LAMBDA_WORKERS, DEFAULT_LAUNCHER_THRESHOLD, LAMBDA_SCALING_RATE, LaunchRequest,
-    run_launcher,
+    run_launcher, signed_launch_payload,
 };
 pub use error::{JobError, Result};
 pub use progress::{ProgressEvent, ProgressListener};

@@ -194,7 +194,8 @@ async fn run_stage(
     run.emit(ProgressEvent::StageStarted {
         stage: stage.id,
         tasks: stage.task_count,
-        planned_tasks: stage.planned_task_count(),
+        // The graph keeps every stage as planned.
+        planned_tasks: run.graph.stages[stage.id].task_count,
     });
     let template = Arc::new(stage_template(&run, &stage).await?);
     if let Some(sink) = &template.sink {
@@ -459,7 +460,7 @@ fn adapted(run: &QueryRun, stage: Stage, workers: usize) -> Stage {
                 "stage {}: {} tasks instead of the {} planned, from its inputs' sizes",
                 coalesced.id,
                 coalesced.task_count,
-                coalesced.planned_task_count()
+                run.graph.stages[coalesced.id].task_count
             );
             run.winners.record_stage_as_run(coalesced.clone());
             coalesced
@@ -486,25 +487,39 @@ pub(crate) async fn attempt_spec(
     let spec = task_spec(stage, template, &inputs, task, attempt);
     let input_bytes = spec.input_bytes();
     let signed = key.sign(&spec.to_bytes());
-    let bytes = match run.backend.max_payload_bytes() {
+    let (bytes, by_reference) = match run.backend.max_payload_bytes() {
         Some(limit) if signed.len() > limit => {
             let reference = store_spec(run, stage.id, task, attempt, signed).await?;
-            key.sign(&reference)
+            (key.sign(&reference), true)
         }
-        _ => signed,
+        _ => (signed, false),
     };
-    Ok(SignedSpec { bytes, input_bytes })
+    Ok(SignedSpec {
+        bytes,
+        input_bytes,
+        by_reference,
+    })
 }
 
 /// Share of the backend's payload limit the specs of one launcher group may
-/// take inline; the launch request around them and its signature take the rest.
-const GROUP_PAYLOAD_SHARE: f64 = 0.9;
+/// take, as they travel inside the launch request; the request's own
+/// fields and envelope take the rest.
+const GROUP_PAYLOAD_SHARE: f64 = 0.95;
+
+/// Bytes a signed spec takes inside a signed launch request: the request
+/// is signed as one JSON string, which escapes every quote and backslash of
+/// the specs once more.
+fn bytes_in_launch_request(spec: &[u8]) -> usize {
+    spec.len() + spec.iter().filter(|b| matches!(b, b'"' | b'\\')).count()
+}
 
 /// Makes the specs of a launcher group fit one launcher payload: while
-/// together they exceed [`GROUP_PAYLOAD_SHARE`] of the backend's limit,
-/// the largest is stored under the query's scratch prefix and replaced by
-/// a signed reference (as a spec too large on its own is), so that the
-/// group still travels as one invocation.
+/// together they would take more than [`GROUP_PAYLOAD_SHARE`] of the
+/// backend's limit inside the launch request, the largest spec still
+/// carried inline is stored under the query's scratch prefix and replaced
+/// by a signed reference (as a spec too large on its own is), so that the
+/// group still travels as one invocation. A group of so many specs that
+/// even their references do not fit is invoked spec by spec by the backend.
 async fn fit_group_payload(
     run: &QueryRun,
     stage: usize,
@@ -515,11 +530,16 @@ async fn fit_group_payload(
         return Ok(());
     };
     let budget = (limit as f64 * GROUP_PAYLOAD_SHARE) as usize;
-    let mut total: usize = specs.iter().map(|s| s.bytes.len()).sum();
+    let mut total: usize = specs
+        .iter()
+        .map(|s| bytes_in_launch_request(&s.bytes))
+        .sum();
     if total <= budget {
         return Ok(());
     }
-    let mut by_size: Vec<usize> = (0..specs.len()).collect();
+    let mut by_size: Vec<usize> = (0..specs.len())
+        .filter(|&i| !specs[i].by_reference)
+        .collect();
     by_size.sort_by_key(|&i| std::cmp::Reverse(specs[i].bytes.len()));
     let key = run.backend.task_key();
     for i in by_size {
@@ -527,11 +547,12 @@ async fn fit_group_payload(
             break;
         }
         let inline = std::mem::take(&mut specs[i].bytes);
-        total -= inline.len();
+        total -= bytes_in_launch_request(&inline);
         // First attempts only travel in groups (retries go one by one).
         let reference = store_spec(run, stage, group[i], 0, inline).await?;
         specs[i].bytes = key.sign(&reference);
-        total += specs[i].bytes.len();
+        specs[i].by_reference = true;
+        total += bytes_in_launch_request(&specs[i].bytes);
     }
     Ok(())
 }
@@ -541,6 +562,9 @@ async fn fit_group_payload(
 pub(crate) struct SignedSpec {
     pub bytes: Vec<u8>,
     pub input_bytes: u64,
+    /// The spec is stored under the query's scratch and `bytes` is a
+    /// signed reference to it.
+    pub by_reference: bool,
 }
 
 /// The task timeout when `--task-timeout` is not given, on backends that do

@@ -33,7 +33,7 @@ use squall_worker::{MemoryPoolKind, TaskLimits};
 
 use crate::backend::{Backend, LocalBackend};
 use crate::error::{JobError, Result};
-use crate::progress::ProgressListener;
+use crate::progress::{ProgressEvent, ProgressListener};
 use crate::registry::LazyObjectStoreRegistry;
 use crate::results::QueryStream;
 use crate::scheduler::QueryRun;
@@ -435,9 +435,27 @@ impl Session {
                     schema, batches,
                 )))
             }
-            LogicalPlan::Analyze(_) => Err(JobError::Unsupported(
-                "EXPLAIN ANALYZE: Squall does not collect per-operator metrics from its tasks yet; run the query with --stats for totals".into(),
-            )),
+            LogicalPlan::Analyze(analyze) => {
+                // The query runs distributed to its end; its rows are
+                // counted and dropped; the stage graph comes back with
+                // what every stage did.
+                let schema = Arc::new(analyze.schema.as_arrow().clone());
+                let text = self.explain_analyze(&analyze.input).await?;
+                let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![
+                        Arc::new(datafusion::arrow::array::StringArray::from(vec![
+                            "Squall plan with metrics",
+                        ])),
+                        Arc::new(datafusion::arrow::array::StringArray::from(vec![text])),
+                    ],
+                )
+                .map_err(DataFusionError::from)?;
+                Ok(StatementResult::Rows(QueryStream::from_batches(
+                    schema,
+                    vec![batch],
+                )))
+            }
             plan => {
                 let physical = self.ctx.state().create_physical_plan(&plan).await?;
                 Ok(StatementResult::Rows(
@@ -556,12 +574,45 @@ impl Session {
             .fitting_memory(self.task_limits().memory_bytes)
     }
 
+    /// Runs `plan` distributed to its end and renders its stage graph
+    /// with what each stage did (see [`crate::analyze`]).
+    async fn explain_analyze(&self, plan: &LogicalPlan) -> Result<String> {
+        let physical = self.ctx.state().create_physical_plan(plan).await?;
+        let measures = crate::analyze::QueryMeasures::default();
+        let started = std::time::Instant::now();
+        let (mut stream, graph) = self
+            .execute_physical_observed(physical, Some(measures.listener()))
+            .await?;
+        let mut rows = 0u64;
+        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+            rows += batch?.num_rows() as u64;
+        }
+        let elapsed = started.elapsed();
+        Ok(match graph {
+            Some(graph) => measures.render(&graph, elapsed, rows),
+            None => format!(
+                "Run: {:.3} s, {rows} result rows, on the coordinator (no stages)\n",
+                elapsed.as_secs_f64()
+            ),
+        })
+    }
+
     /// Cuts and runs a physical plan.
     pub async fn execute_physical(&self, physical: Arc<dyn ExecutionPlan>) -> Result<QueryStream> {
+        Ok(self.execute_physical_observed(physical, None).await?.0)
+    }
+
+    /// [`Session::execute_physical`], telling `observer` too what the query
+    /// does; returns the stage graph it runs, when it runs distributed.
+    async fn execute_physical_observed(
+        &self,
+        physical: Arc<dyn ExecutionPlan>,
+        observer: Option<ProgressListener>,
+    ) -> Result<(QueryStream, Option<Arc<StageGraph>>)> {
         if let Some(sink) = physical.downcast_ref::<DataSinkExec>()
             && !squall_shuffle::codec::can_encode_sink(sink)
         {
-            return Box::pin(self.run_sink_on_coordinator(sink)).await;
+            return Ok((Box::pin(self.run_sink_on_coordinator(sink)).await?, None));
         }
         let physical = self.read_coordinator_sources(physical).await?;
         let graph = self.cut(physical).await?;
@@ -581,7 +632,13 @@ impl Session {
             task_timeout: self.options.task_timeout,
             speculation: self.options.speculation.clone(),
             requests: self.options.requests.clone(),
-            progress: self.options.progress.clone(),
+            progress: match (self.options.progress.clone(), observer) {
+                (Some(progress), Some(observer)) => Some(Arc::new(move |event: ProgressEvent| {
+                    observer(event.clone());
+                    progress(event);
+                })),
+                (progress, observer) => progress.or(observer),
+            },
             winners: Default::default(),
             pace: Default::default(),
             max_result_bytes: self.options.max_result_bytes,
@@ -591,7 +648,11 @@ impl Session {
                 .adaptive_stages
                 .then(|| crate::AdaptivePolicy::new(self.planner_config().target_task_bytes)),
         };
-        Ok(QueryStream::start(run, self.options.keep_scratch))
+        let graph = Arc::clone(&run.graph);
+        Ok((
+            QueryStream::start(run, self.options.keep_scratch),
+            Some(graph),
+        ))
     }
 
     /// The schema `sql` would return, without running it.

@@ -14,3 +14,67 @@ async fn explain_tpch_stage_graphs() {
         insta::assert_snapshot!(format!("tpch_q{q}"), text);
     }
 }
+
+/// `EXPLAIN ANALYZE` runs the query and shows, under every stage of the
+/// graph `explain` shows, what it did: tasks run of those planned (fewer
+/// where a stage was sized from its inputs), task time, bytes, rows and
+/// requests; the rows it reports are the query's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_analyze_shows_what_every_stage_did() {
+    let data = tpch_data().await;
+    let session = squall_session(data, 2).await;
+    let sql = tpch_query(1);
+    let expected_rows: usize = session
+        .query(&sql)
+        .await
+        .expect("query")
+        .collect()
+        .await
+        .expect("rows")
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    let result = session
+        .sql(&format!("EXPLAIN ANALYZE {sql}"))
+        .await
+        .expect("explain analyze");
+    let squall_jobs::StatementResult::Rows(stream) = result else {
+        panic!("EXPLAIN ANALYZE returns rows");
+    };
+    let batches = stream.collect().await.expect("plan rows");
+    let plan = batches[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::StringArray>()
+        .expect("plan text")
+        .value(0)
+        .to_string();
+    let explained = session.explain(&sql).await.expect("explain");
+    let stage_headings = explained
+        .lines()
+        .filter(|l| l.starts_with("Stage "))
+        .count();
+    assert!(stage_headings >= 2, "{explained}");
+    let actual_lines: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.starts_with("  actual: ran "))
+        .collect();
+    assert_eq!(actual_lines.len(), stage_headings, "{plan}");
+    assert!(
+        plan.starts_with("Run: ") && plan.contains(&format!(" {expected_rows} result rows")),
+        "{plan}"
+    );
+    // Q1's aggregation of four groups is planned with several tasks (one
+    // per hash partition) and runs fewer.
+    let counts: Vec<(usize, usize)> = actual_lines
+        .iter()
+        .map(|line| {
+            line.strip_prefix("  actual: ran ")
+                .and_then(|rest| rest.split_once(" planned"))
+                .and_then(|(counts, _)| counts.split_once(" of "))
+                .map(|(ran, planned)| (ran.parse().unwrap(), planned.parse().unwrap()))
+                .expect("ran N of M planned")
+        })
+        .collect();
+    assert!(counts.iter().any(|(ran, planned)| ran < planned), "{plan}");
+}

@@ -6,8 +6,8 @@
 //! object (Starling measured $5 of requests for a 5,120 × 1,280 shuffle).
 //! When *M × R* exceeds [`crate::PlannerConfig::combine_exchange_above`], the
 //! planner puts a combining stage between them, as Starling, Lambada and
-//! Locus do: each combiner reads *g* whole map objects (one GET each, their
-//! partitions lying next to each other), hashes the rows again with the
+//! Locus do: each combiner reads *g* whole map objects (one span each, in
+//! GETs of at most 8 MiB, their partitions lying next to each other), hashes the rows again with the
 //! same expressions into the same *R* partitions, and writes one object.
 //! Readers then read ⌈*M / g*⌉ combined objects instead of *M*: the GETs fall
 //! to about *M + R·M/g*, for one more write and read of the exchanged bytes.

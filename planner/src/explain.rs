@@ -9,6 +9,15 @@ use crate::stage::{ExchangeKind, Stage, StageGraph};
 /// Renders the stage graph: a summary line, then every stage in the order it
 /// runs, with its tasks, inputs, output and the operators inside it.
 pub fn render_stage_graph(graph: &StageGraph) -> String {
+    render_stage_graph_annotated(graph, &|_| None)
+}
+
+/// The same, with a line `note(stage id)` under each stage's heading where
+/// it gives one (`EXPLAIN ANALYZE`: what the stage did).
+pub fn render_stage_graph_annotated(
+    graph: &StageGraph,
+    note: &dyn Fn(usize) -> Option<String>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -25,12 +34,12 @@ pub fn render_stage_graph(graph: &StageGraph) -> String {
     );
     for stage in &graph.stages {
         out.push('\n');
-        render_stage(&mut out, graph, stage);
+        render_stage(&mut out, graph, stage, note(stage.id));
     }
     out
 }
 
-fn render_stage(out: &mut String, graph: &StageGraph, stage: &Stage) {
+fn render_stage(out: &mut String, graph: &StageGraph, stage: &Stage, note: Option<String>) {
     let role = if stage.is_final { " (final)" } else { "" };
     let _ = writeln!(
         out,
@@ -39,6 +48,9 @@ fn render_stage(out: &mut String, graph: &StageGraph, stage: &Stage) {
         stage.task_count,
         plural(stage.task_count)
     );
+    if let Some(note) = note {
+        let _ = writeln!(out, "  actual: {note}");
+    }
     let mut reads = Vec::new();
     if !stage.scans.is_empty() {
         let splits: usize = stage

@@ -34,5 +34,5 @@ pub mod stage;
 pub use config::PlannerConfig;
 pub use cut::cut_into_stages;
 pub use error::{PlannerError, Result};
-pub use explain::render_stage_graph;
+pub use explain::{render_stage_graph, render_stage_graph_annotated};
 pub use stage::{ExchangeKind, ScanLeaf, Stage, StageGraph, StageInput};

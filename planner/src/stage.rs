@@ -107,14 +107,6 @@ impl Stage {
             ..self.clone()
         }
     }
-
-    /// The tasks the planner gave this stage: one per hash partition of its
-    /// inputs when it reads any, before the coordinator coalesced them.
-    pub fn planned_task_count(&self) -> usize {
-        self.partition_ranges
-            .last()
-            .map_or(self.task_count, |last| last.end)
-    }
 }
 
 /// All stages of a query, inputs before the stages that read them; the last is final.

@@ -28,6 +28,14 @@ use squall_worker::{TASK_KEY_ENV, TaskKey};
 use super::scaling::{LAMBDA_SCALING_RATE, LAMBDA_SCALING_WINDOW, ScalingRamp};
 use super::{Backend, WorkerReach};
 
+/// The payload of a launcher invocation: `{"launch": request}`, signed like
+/// a spec (a launcher invokes functions only on the coordinator's word).
+pub fn signed_launch_payload(key: &TaskKey, request: &LaunchRequest) -> Result<Vec<u8>, String> {
+    let payload =
+        serde_json::to_vec(&serde_json::json!({ "launch": request })).map_err(|e| e.to_string())?;
+    Ok(key.sign(&payload))
+}
+
 /// Synchronous invocation payloads are limited to 6 MB; larger specs travel by reference.
 pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024 - 64 * 1024;
 /// Retries of one invocation after throttling or a server error.
@@ -441,16 +449,15 @@ impl Backend for LambdaBackend {
             in_flight: Some(in_flight),
             specs,
         };
-        let payload = serde_json::to_vec(&serde_json::json!({ "launch": request }))
-            .map_err(|e| e.to_string())?;
-        // Signed like a spec: a launcher invokes functions only on the coordinator's word.
-        let signed = self.key.sign(&payload);
+        let signed = signed_launch_payload(&self.key, &request)?;
         if signed.len() > MAX_SYNC_PAYLOAD_BYTES {
-            // Too large for one launcher payload: invoke directly instead.
-            let request: LaunchRequest = serde_json::from_slice::<serde_json::Value>(&payload)
-                .ok()
-                .and_then(|v| serde_json::from_value(v["launch"].clone()).ok())
-                .ok_or("launcher payload does not round-trip")?;
+            // Too large for one launcher payload even with the specs the
+            // scheduler stored by reference: invoke directly instead.
+            log::debug!(
+                "a launch request of {} specs takes {} bytes: invoking them one by one",
+                request.specs.len(),
+                signed.len()
+            );
             return Ok(futures::stream::iter(request.specs)
                 .map(|s| {
                     let function = &function;

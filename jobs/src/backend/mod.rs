@@ -18,7 +18,7 @@ mod scaling;
 pub use faulty::{FaultyBackend, TaskFaults};
 pub use lambda::{
     DEFAULT_LAMBDA_WORKERS, DEFAULT_LAUNCHER_THRESHOLD, LambdaBackend, LambdaOptions,
-    LaunchRequest, MAX_SYNC_PAYLOAD_BYTES, run_launcher,
+    LaunchRequest, MAX_SYNC_PAYLOAD_BYTES, run_launcher, signed_launch_payload,
 };
 pub use local::LocalBackend;
 pub use process::ProcessBackend;

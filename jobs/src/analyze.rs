@@ -1,0 +1,190 @@
+//! `EXPLAIN ANALYZE`: a query run to its end, then its stage graph with what
+//! each stage did: tasks run of those planned, task time, bytes and rows
+//! in and out, object-store requests, spills, retries and backups.
+//!
+//! The measures come from the tasks' reports (the same progress events
+//! `--stats` sums), so they are what the workers measured, per stage.
+//! Per-operator metrics inside a task are not collected (yet).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use squall_planner::StageGraph;
+use squall_planner::explain::{human_bytes, render_stage_graph_annotated};
+use squall_worker::RequestCounts;
+
+use crate::progress::{ProgressEvent, ProgressListener};
+
+/// What the tasks of one stage did.
+#[derive(Debug, Default, Clone)]
+pub struct StageMeasures {
+    /// Tasks the stage ran, and the planner's count before it was sized
+    /// from its inputs (see [`crate::adaptive`]).
+    pub tasks: usize,
+    pub planned_tasks: usize,
+    pub finished_tasks: usize,
+    /// Worker time (decode and execute) summed over its tasks.
+    pub busy_ms: u64,
+    /// The slowest task's worker time.
+    pub slowest_task_ms: u64,
+    pub input_bytes: u64,
+    pub output_rows: u64,
+    pub output_bytes: u64,
+    pub requests: RequestCounts,
+    pub spilled_bytes: u64,
+    pub peak_memory_bytes: u64,
+    pub retries: usize,
+    pub backups: usize,
+}
+
+/// Collects [`StageMeasures`] from a query's progress events.
+#[derive(Debug, Default, Clone)]
+pub struct QueryMeasures(Arc<Mutex<BTreeMap<usize, StageMeasures>>>);
+
+impl QueryMeasures {
+    /// The listener to hand the query.
+    pub fn listener(&self) -> ProgressListener {
+        let stages = Arc::clone(&self.0);
+        Arc::new(move |event| {
+            let mut stages = stages.lock().unwrap_or_else(|e| e.into_inner());
+            match event {
+                ProgressEvent::StageStarted {
+                    stage,
+                    tasks,
+                    planned_tasks,
+                } => {
+                    let s = stages.entry(stage).or_default();
+                    s.tasks = tasks;
+                    s.planned_tasks = planned_tasks;
+                }
+                ProgressEvent::TaskFinished {
+                    stage,
+                    input_bytes,
+                    output_rows,
+                    output_bytes,
+                    busy_ms,
+                    requests,
+                    spilled_bytes,
+                    peak_memory_bytes,
+                    ..
+                } => {
+                    let s = stages.entry(stage).or_default();
+                    s.finished_tasks += 1;
+                    s.busy_ms += busy_ms;
+                    s.slowest_task_ms = s.slowest_task_ms.max(busy_ms);
+                    s.input_bytes += input_bytes;
+                    s.output_rows += output_rows;
+                    s.output_bytes += output_bytes;
+                    s.requests.add(&requests);
+                    s.spilled_bytes += spilled_bytes;
+                    s.peak_memory_bytes = s.peak_memory_bytes.max(peak_memory_bytes);
+                }
+                ProgressEvent::TaskRetried { stage, .. } => {
+                    stages.entry(stage).or_default().retries += 1
+                }
+                ProgressEvent::TaskSpeculated { stage, .. } => {
+                    stages.entry(stage).or_default().backups += 1
+                }
+                ProgressEvent::QueryPlanned { .. }
+                | ProgressEvent::SpeculationWon { .. }
+                | ProgressEvent::StageFinished { .. } => {}
+            }
+        })
+    }
+
+    /// The measures of `stage` so far.
+    pub fn stage(&self, stage: usize) -> Option<StageMeasures> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&stage)
+            .cloned()
+    }
+
+    /// `graph` as `squall explain` shows it, each stage with a line of what
+    /// it did, after a summary of the run.
+    pub fn render(&self, graph: &StageGraph, elapsed: Duration, result_rows: u64) -> String {
+        let stages = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let ran: usize = stages.values().map(|s| s.tasks).sum();
+        let planned: usize = stages.values().map(|s| s.planned_tasks).sum();
+        let busy_ms: u64 = stages.values().map(|s| s.busy_ms).sum();
+        let mut out = format!(
+            "Run: {:.3} s, {result_rows} result rows, {ran} tasks of {planned} planned, {:.1} task-seconds\n\n",
+            elapsed.as_secs_f64(),
+            busy_ms as f64 / 1000.0
+        );
+        out.push_str(&render_stage_graph_annotated(graph, &|stage| {
+            stages.get(&stage).map(describe)
+        }));
+        out
+    }
+}
+
+/// One stage's measures as one line.
+fn describe(s: &StageMeasures) -> String {
+    let r = &s.requests;
+    let mut line = format!(
+        "ran {} of {} planned tasks, {:.2} task-s (slowest {:.2} s); read {}, wrote {} in {} rows; \
+         requests: {} GET, {} PUT, {} other",
+        s.tasks,
+        s.planned_tasks,
+        s.busy_ms as f64 / 1000.0,
+        s.slowest_task_ms as f64 / 1000.0,
+        human_bytes(s.input_bytes),
+        human_bytes(s.output_bytes),
+        s.output_rows,
+        r.get,
+        r.put + r.multipart_put,
+        r.head + r.list + r.delete + r.copy,
+    );
+    if s.spilled_bytes > 0 {
+        line.push_str(&format!("; spilled {}", human_bytes(s.spilled_bytes)));
+    }
+    if s.retries > 0 || s.backups > 0 {
+        line.push_str(&format!("; {} retries, {} backups", s.retries, s.backups));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_sum_by_stage() {
+        let measures = QueryMeasures::default();
+        let listener = measures.listener();
+        listener(ProgressEvent::StageStarted {
+            stage: 1,
+            tasks: 2,
+            planned_tasks: 8,
+        });
+        for busy_ms in [100, 300] {
+            listener(ProgressEvent::TaskFinished {
+                stage: 1,
+                task: 0,
+                input_bytes: 1024,
+                output_rows: 5,
+                output_bytes: 512,
+                busy_ms,
+                requests: RequestCounts {
+                    get: 3,
+                    put: 1,
+                    ..Default::default()
+                },
+                spilled_bytes: 0,
+                peak_memory_bytes: 0,
+            });
+        }
+        let s = measures.stage(1).expect("stage 1");
+        assert_eq!((s.tasks, s.planned_tasks, s.finished_tasks), (2, 8, 2));
+        assert_eq!((s.busy_ms, s.slowest_task_ms), (400, 300));
+        assert_eq!(
+            describe(&s),
+            "ran 2 of 8 planned tasks, 0.40 task-s (slowest 0.30 s); read 2.0 KiB, wrote 1.0 KiB in 10 rows; \
+             requests: 6 GET, 2 PUT, 0 other"
+        );
+        assert!(measures.stage(0).is_none());
+    }
+}
