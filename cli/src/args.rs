@@ -248,14 +248,15 @@ pub struct QueryArgs {
     /// took for as much input, longer than any of them, and at least that floor.
     #[arg(long)]
     pub no_speculation: bool,
-    /// Run every stage with the tasks the planner gave it. By default, a
-    /// stage fed by hash exchanges (joins and aggregations after their first
-    /// step) is sized once its inputs have finished, from the exact bytes
-    /// they wrote: tasks of about --target-task-bytes each, at least enough
-    /// to keep the workers busy, never more than planned. --stats shows how
-    /// many tasks ran of how many planned.
-    #[arg(long)]
-    pub no_adaptive_stages: bool,
+    /// Size a stage fed by hash exchanges (joins and aggregations after
+    /// their first step) once its inputs have finished, from the exact
+    /// bytes they wrote: tasks of about a quarter of --target-task-bytes of
+    /// exchange data each, at least four waves of workers, never more than
+    /// planned. --stats and EXPLAIN ANALYZE show how many tasks ran of how
+    /// many planned. Default: true on lambda (each task is an invocation),
+    /// false on local and process (a task costs under a millisecond there).
+    #[arg(long, value_name = "true|false")]
+    pub adaptive_stages: Option<bool>,
     /// Largest result a query may return (e.g. 1GiB), in bytes of its
     /// compressed result parts; a larger result fails the query as soon as
     /// its tasks have written that much, saying what to do instead (rows of

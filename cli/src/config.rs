@@ -41,7 +41,8 @@ pub struct QueryDefaults {
     pub task_timeout: Option<f64>,
     /// Backup attempts for slow tasks (default true).
     pub speculation: Option<bool>,
-    /// Stages fed by hash exchanges sized from their inputs' exact bytes (default true).
+    /// Stages fed by hash exchanges sized from their inputs' exact bytes
+    /// (default: true on lambda, false on local and process).
     pub adaptive_stages: Option<bool>,
     /// Extra sends of a transiently failed object-store request (default 3).
     pub request_retries: Option<u32>,

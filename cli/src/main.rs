@@ -461,7 +461,10 @@ async fn open_session(
         }),
         requests: request_policy(args, defaults),
         max_result_bytes,
-        adaptive_stages: !args.no_adaptive_stages && defaults.adaptive_stages.unwrap_or(true),
+        adaptive_stages: args
+            .adaptive_stages
+            .or(defaults.adaptive_stages)
+            .unwrap_or(backend_kind == BackendKind::Lambda),
         progress: stats::both(
             if progress { progress::listener() } else { None },
             stats.map(stats::StatsCollector::listener),

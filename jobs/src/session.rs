@@ -88,9 +88,12 @@ pub struct SessionOptions {
     /// as its final tasks have written that much. `None` (the default): no limit.
     pub max_result_bytes: Option<u64>,
     /// Size stages fed by hash exchanges from the exact bytes their inputs
-    /// wrote, once those have finished (default: on; see
-    /// [`crate::adaptive`]): a stage whose inputs turned out small runs
-    /// fewer tasks than planned.
+    /// wrote, once those have finished (see [`crate::adaptive`]): a stage
+    /// whose inputs turned out small runs fewer tasks than planned. Default
+    /// off: where a task costs under a millisecond (local backend, see
+    /// docs/benchmarks.md) fewer tasks saved nothing measurable at TPC-H
+    /// scale 10 and cost balance; the CLI turns it on for Lambda, where
+    /// every task is an invocation.
     pub adaptive_stages: bool,
 }
 
@@ -130,7 +133,7 @@ impl Default for SessionOptions {
             progress: None,
             requests: Default::default(),
             max_result_bytes: None,
-            adaptive_stages: true,
+            adaptive_stages: false,
         }
     }
 }
@@ -643,10 +646,9 @@ impl Session {
             pace: Default::default(),
             max_result_bytes: self.options.max_result_bytes,
             invocations: Default::default(),
-            adaptive: self
-                .options
-                .adaptive_stages
-                .then(|| crate::AdaptivePolicy::new(self.planner_config().target_task_bytes)),
+            adaptive: self.options.adaptive_stages.then(|| {
+                crate::AdaptivePolicy::for_planner_target(self.planner_config().target_task_bytes)
+            }),
         };
         let graph = Arc::clone(&run.graph);
         Ok((

@@ -180,11 +180,11 @@ async fn a_thousand_by_thousand_exchange_costs_under_a_tenth_of_its_pairs_in_req
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_sized_from_its_inputs_runs_fewer_tasks_and_gets_with_the_same_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let table = write_table(dir.path(), 16, 20_000);
+    let table = write_table(dir.path(), 16, 80_000);
     let sql = "SELECT k % 50 AS g, count(*) AS n, sum(v) AS s FROM t GROUP BY k % 50";
     let expected = reference(&table, sql).await;
     let planner = PlannerConfig {
-        target_task_bytes: 16 * 1024,
+        target_task_bytes: 64 * 1024,
         max_tasks_per_stage: 64,
         ..PlannerConfig::default()
     };
@@ -220,7 +220,8 @@ async fn a_stage_sized_from_its_inputs_runs_fewer_tasks_and_gets_with_the_same_r
     assert_eq!(planned, 64, "{runs:?}");
     assert_eq!(fixed_tasks, 64, "{runs:?}");
     // 50 groups from 16 map tasks are a few hundred KiB: fewer tasks of
-    // 16 KiB each than planned, each reading several non-empty partitions.
+    // 16 KiB of exchange data each (a quarter of the planner's target)
+    // than planned, each reading several non-empty partitions.
     assert!((1..32).contains(&adapted_tasks), "{runs:?}");
     // Both runs read the same Parquet; the readers' GETs differ: one per
     // map object and non-empty partition as planned, one per map object

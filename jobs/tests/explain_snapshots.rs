@@ -17,12 +17,20 @@ async fn explain_tpch_stage_graphs() {
 
 /// `EXPLAIN ANALYZE` runs the query and shows, under every stage of the
 /// graph `explain` shows, what it did: tasks run of those planned (fewer
-/// where a stage was sized from its inputs), task time, bytes, rows and
+/// where a stage was sized from its inputs, here switched on), task time, bytes, rows and
 /// requests; the rows it reports are the query's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_analyze_shows_what_every_stage_did() {
     let data = tpch_data().await;
-    let session = squall_session(data, 2).await;
+    let session = common::squall_session_with(
+        data,
+        squall_jobs::SessionOptions {
+            backend: std::sync::Arc::new(squall_jobs::LocalBackend::new(2)),
+            adaptive_stages: true,
+            ..squall_jobs::SessionOptions::default()
+        },
+    )
+    .await;
     let sql = tpch_query(1);
     let expected_rows: usize = session
         .query(&sql)

@@ -30,3 +30,27 @@ async fn tpch_queries_match_single_node_datafusion() {
         failures.join("\n")
     );
 }
+
+/// The same with stages sized from their inputs' exact bytes (on by default
+/// on Lambda only): every hash-fed stage runs fewer tasks, each reading a
+/// range of partitions, and the rows stay those of single-node DataFusion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_queries_match_single_node_datafusion_with_adaptive_stages() {
+    let data = tpch_data().await;
+    let session = common::squall_session_with(
+        data,
+        squall_jobs::SessionOptions {
+            backend: std::sync::Arc::new(squall_jobs::LocalBackend::new(4)),
+            adaptive_stages: true,
+            ..squall_jobs::SessionOptions::default()
+        },
+    )
+    .await;
+    let failures = tpch_differences(&session, data).await;
+    assert!(
+        failures.is_empty(),
+        "{} queries differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
