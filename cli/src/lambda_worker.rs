@@ -40,7 +40,14 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         eprintln!("squall launcher: invoking {} tasks", request.specs.len());
         let endpoint = std::env::var("AWS_ENDPOINT_URL_LAMBDA").ok();
         let response = squall_jobs::run_launcher(request, key, endpoint).await?;
-        return Ok(serde_json::from_slice(&response)?);
+        let response: Value = serde_json::from_slice(&response)?;
+        let backups = response["backups"].as_array().cloned().unwrap_or_default();
+        let launched = backups.iter().filter(|b| b["launched"] == true).count();
+        if launched > 0 {
+            let won = backups.iter().filter(|b| b["won"] == true).count();
+            eprintln!("squall launcher: {launched} backup attempts for stragglers, {won} won");
+        }
+        return Ok(response);
     }
     let functions = squall_worker::FunctionLibrary::builtin();
     let report = squall_worker::run_opened_task(&payload, &key, &functions).await;

@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::backend::Backend;
+use crate::group_speculation::{GroupBackups, LaunchedTask};
 
 /// How long the end of a query waits for its abandoned invocations before it
 /// deletes its scratch anyway.
@@ -76,15 +77,16 @@ impl Invocations {
         backend: &Arc<dyn Backend>,
         specs: Vec<Vec<u8>>,
         in_flight: usize,
-    ) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+        backups: Option<GroupBackups>,
+    ) -> Result<Vec<LaunchedTask>, String> {
         if backend.cancels_abandoned_invocations() {
-            return backend.invoke_group(specs, in_flight).await;
+            return backend.invoke_group(specs, in_flight, backups).await;
         }
         let running = self.track();
         let backend = Arc::clone(backend);
         tokio::spawn(async move {
             let _running = running;
-            backend.invoke_group(specs, in_flight).await
+            backend.invoke_group(specs, in_flight, backups).await
         })
         .await
         .unwrap_or_else(|e| Err(format!("the launcher invocation panicked: {e}")))
@@ -175,7 +177,7 @@ mod tests {
         assert!(abandoned.is_err());
         let group = tokio::time::timeout(
             Duration::from_millis(20),
-            invocations.invoke_group(&backend, vec![vec![10], vec![10]], 1),
+            invocations.invoke_group(&backend, vec![vec![10], vec![10]], 1, None),
         )
         .await;
         assert!(group.is_err());

@@ -14,6 +14,7 @@ pub mod analyze;
 pub mod backend;
 mod dry_run;
 pub mod error;
+pub mod group_speculation;
 pub mod invocations;
 pub mod lease;
 pub mod progress;

@@ -36,6 +36,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::adaptive::AdaptivePolicy;
 use crate::backend::Backend;
 use crate::error::{JobError, Result};
+use crate::group_speculation::{self, GroupBackups, LaunchedTask, backups_object};
 use crate::invocations::Invocations;
 use crate::lease;
 use crate::progress::{ProgressEvent, ProgressListener};
@@ -225,11 +226,11 @@ async fn run_stage(
                 // so that a waiting stage holds none of the query's.
                 let in_flight = group.len().min(concurrency);
                 let permits_needed = u32::try_from(in_flight).unwrap_or(u32::MAX);
-                let _stage_permits = Arc::clone(&stage_permits)
+                let group_stage_permits = Arc::clone(&stage_permits)
                     .acquire_many_owned(permits_needed)
                     .await
                     .expect("semaphore never closes");
-                let _query_permits = Arc::clone(&permits)
+                let group_query_permits = Arc::clone(&permits)
                     .acquire_many_owned(permits_needed)
                     .await
                     .expect("semaphore never closes");
@@ -246,8 +247,8 @@ async fn run_stage(
                 {
                     return vec![Err(e)];
                 }
-                let mut attempts_used = 1;
-                let results = if group.len() == 1 {
+                let mut outcomes = Vec::with_capacity(group.len());
+                if group.len() == 1 {
                     let backup = Backup {
                         run: &run,
                         stage: &stage,
@@ -256,57 +257,113 @@ async fn run_stage(
                         clock: &clock,
                         permits: (&stage_permits, &permits),
                     };
-                    let (result, used) = backup.invoke(specs.pop().expect("one spec")).await;
-                    attempts_used = used;
-                    vec![result]
-                } else {
-                    // A launcher runs its tasks `in_flight` at a time: its
-                    // limit is one task's for each round.
-                    let rounds = group.len().div_ceil(in_flight.max(1)) as u32;
-                    let largest_input = specs.iter().map(|s| s.input_bytes).max().unwrap_or(0);
-                    let specs = specs.into_iter().map(|s| s.bytes).collect();
-                    let launched = run.invocations.invoke_group(&run.backend, specs, in_flight);
-                    let launched = match run.task_timeout_for(largest_input) {
-                        Some(limit) => {
-                            let limit = limit
-                                .checked_mul(rounds)
-                                .unwrap_or(std::time::Duration::MAX);
-                            tokio::time::timeout(limit, launched)
-                                .await
-                                .unwrap_or_else(|_| Err(timed_out(limit)))
+                    let spec = specs.pop().expect("one spec");
+                    let (result, used) = backup.invoke(spec, attempt).await;
+                    let first = attempt_outcome(&run, &stage, group[0], result);
+                    outcomes.push(retry_until_done(&backup, first, used).await);
+                    return outcomes;
+                }
+                let backups = match &run.speculation {
+                    Some(policy) => {
+                        match group_backups(&run, &stage, &template, &group, policy).await {
+                            Ok(backups) => Some(backups),
+                            Err(e) => return vec![Err(e)],
                         }
-                        None => launched.await,
-                    };
-                    match launched {
-                        Ok(results) if results.len() == group.len() => results,
-                        Ok(results) => {
-                            let message = format!(
-                                "launcher returned {} reports for {} tasks",
-                                results.len(),
-                                group.len()
-                            );
-                            group.iter().map(|_| Err(message.clone())).collect()
-                        }
-                        Err(message) => group.iter().map(|_| Err(message.clone())).collect(),
                     }
+                    None => None,
                 };
-                let mut outcomes = Vec::with_capacity(group.len());
-                for (&task, result) in group.iter().zip(results) {
-                    let first = attempt_outcome(&run, &stage, task, result);
-                    if group.len() > 1
-                        && let Ok((_, report)) = &first
-                    {
+                // A launcher runs its tasks `in_flight` at a time: its
+                // limit is one task's for each round.
+                let rounds = group.len().div_ceil(in_flight.max(1)) as u32;
+                let largest_input = specs.iter().map(|s| s.input_bytes).max().unwrap_or(0);
+                let specs = specs.into_iter().map(|s| s.bytes).collect();
+                let launched =
+                    run.invocations
+                        .invoke_group(&run.backend, specs, in_flight, backups);
+                let launched = match run.task_timeout_for(largest_input) {
+                    Some(limit) => {
+                        let limit = limit
+                            .checked_mul(rounds)
+                            .unwrap_or(std::time::Duration::MAX);
+                        tokio::time::timeout(limit, launched)
+                            .await
+                            .unwrap_or_else(|_| Err(timed_out(limit)))
+                    }
+                    None => launched.await,
+                };
+                let results = match launched {
+                    Ok(results) if results.len() == group.len() => results,
+                    Ok(results) => {
+                        let message = format!(
+                            "launcher returned {} reports for {} tasks",
+                            results.len(),
+                            group.len()
+                        );
+                        group
+                            .iter()
+                            .map(|_| LaunchedTask::alone(Err(message.clone())))
+                            .collect()
+                    }
+                    Err(message) => group
+                        .iter()
+                        .map(|_| LaunchedTask::alone(Err(message.clone())))
+                        .collect(),
+                };
+                // The group ended: its retries run one at a time, each with a
+                // permit of its own, and the rest are free for their backups.
+                drop((group_stage_permits, group_query_permits));
+                let mut firsts = Vec::with_capacity(group.len());
+                for (&task, launched) in group.iter().zip(results) {
+                    let mut attempts_used = 1;
+                    if launched.backup.launched {
+                        attempts_used = 2;
+                        run.emit(ProgressEvent::TaskSpeculated {
+                            stage: stage.id,
+                            task,
+                        });
+                        if launched.backup.won {
+                            run.emit(ProgressEvent::SpeculationWon {
+                                stage: stage.id,
+                                task,
+                            });
+                        }
+                    }
+                    let first = attempt_outcome(&run, &stage, task, launched.result);
+                    if let Ok((_, report)) = &first {
                         // Timed by the worker (a launcher's tasks are not
-                        // timed one by one here): the query's pace.
+                        // timed one by one here).
                         let busy_ms = report.decode_ms + report.execute_ms;
-                        run.pace.record(
+                        clock.record(
                             std::time::Duration::from_millis(busy_ms),
                             report.input_bytes,
                         );
                     }
-                    outcomes.push(
-                        retry_until_done(&run, &stage, &template, task, first, attempts_used).await,
-                    );
+                    firsts.push((task, first, attempts_used));
+                }
+                // Every finished task is on the clock before a retry is
+                // measured against it.
+                for (task, first, attempts_used) in firsts {
+                    if first.is_ok() {
+                        outcomes.push(first);
+                        continue;
+                    }
+                    let _stage_permit = Arc::clone(&stage_permits)
+                        .acquire_owned()
+                        .await
+                        .expect("semaphore never closes");
+                    let _query_permit = Arc::clone(&permits)
+                        .acquire_owned()
+                        .await
+                        .expect("semaphore never closes");
+                    let backup = Backup {
+                        run: &run,
+                        stage: &stage,
+                        template: &template,
+                        task,
+                        clock: &clock,
+                        permits: (&stage_permits, &permits),
+                    };
+                    outcomes.push(retry_until_done(&backup, first, attempts_used).await);
                 }
                 outcomes
             }
@@ -557,6 +614,31 @@ async fn fit_group_payload(
     Ok(())
 }
 
+/// The backup specs (attempt 1) of a launcher group, stored as one object
+/// under the query's scratch prefix, for the launcher to back up the group's
+/// stragglers with (see [`crate::group_speculation`]).
+async fn group_backups(
+    run: &QueryRun,
+    stage: &Stage,
+    template: &StageTemplate,
+    group: &[usize],
+    policy: &SpeculationPolicy,
+) -> Result<GroupBackups> {
+    let mut backup_specs = Vec::with_capacity(group.len());
+    for &task in group {
+        backup_specs.push(attempt_spec(run, stage, template, task, 1).await?.bytes);
+    }
+    let object = backups_object(&backup_specs);
+    let key = keys::group_backups_key(&run.query_id, stage.id, group[0]);
+    let location = put_scratch(run, &key, object.clone()).await?;
+    Ok(group_speculation::group_backups(
+        run.backend.task_key(),
+        &location.to_string(),
+        &object,
+        policy.clone(),
+    ))
+}
+
 /// What the backend is handed for one attempt, and how much input that
 /// attempt reads (which its default timeout grows with).
 pub(crate) struct SignedSpec {
@@ -595,8 +677,9 @@ impl QueryRun {
     }
 }
 
-/// The first attempt of a task alone in its invocation, with a backup
-/// attempt if it turns out a straggler (see [`crate::speculation`]).
+/// An attempt of a task alone in its invocation (a first attempt, or a
+/// retry), with a backup attempt if it turns out a straggler (see
+/// [`crate::speculation`]).
 struct Backup<'a> {
     run: &'a QueryRun,
     stage: &'a Stage,
@@ -608,9 +691,14 @@ struct Backup<'a> {
 }
 
 impl Backup<'_> {
-    /// Runs attempt 0 from `spec`, and attempt 1 beside it if it straggles;
-    /// the first to report wins. Returns that result and the attempts used.
-    async fn invoke(&self, spec: SignedSpec) -> (std::result::Result<Vec<u8>, String>, u32) {
+    /// Runs attempt `attempt` from `spec`, and attempt `attempt + 1` beside
+    /// it if it straggles; the first to report wins. Returns that result and
+    /// the attempts used.
+    async fn invoke(
+        &self,
+        spec: SignedSpec,
+        attempt: u32,
+    ) -> (std::result::Result<Vec<u8>, String>, u32) {
         let started = std::time::Instant::now();
         let input_bytes = spec.input_bytes;
         let first = invoke_in_time(self.run, spec);
@@ -650,7 +738,7 @@ impl Backup<'_> {
         });
         let backup = async {
             let _permits = backup_permits;
-            match attempt_spec(self.run, self.stage, self.template, self.task, 1).await {
+            match attempt_spec(self.run, self.stage, self.template, self.task, attempt + 1).await {
                 Ok(spec) => invoke_in_time(self.run, spec).await,
                 Err(e) => Err(e.to_string()),
             }
@@ -806,13 +894,11 @@ pub(crate) fn retry_backoff(attempt: u32) -> std::time::Duration {
 /// attempt that reports success). The final failure names the number of
 /// attempts and the first cause.
 async fn retry_until_done(
-    run: &QueryRun,
-    stage: &Stage,
-    template: &StageTemplate,
-    task: usize,
+    backup: &Backup<'_>,
     first: Result<(usize, TaskReport)>,
     attempts_used: u32,
 ) -> Result<(usize, TaskReport)> {
+    let (run, stage, template, task) = (backup.run, backup.stage, backup.template, backup.task);
     let Err(first_error) = first else {
         return first;
     };
@@ -836,11 +922,18 @@ async fn retry_until_done(
         if !rerun {
             tokio::time::sleep(retry_backoff(attempt)).await;
         }
+        // A retry that straggles gets a backup too.
         let outcome = match attempt_spec(run, stage, template, task, attempt).await {
-            Ok(spec) => attempt_outcome(run, stage, task, invoke_in_time(run, spec).await),
-            Err(e) => Err(e),
+            Ok(spec) => {
+                let (result, used) = backup.invoke(spec, attempt).await;
+                attempt += used;
+                attempt_outcome(run, stage, task, result)
+            }
+            Err(e) => {
+                attempt += 1;
+                Err(e)
+            }
         };
-        attempt += 1;
         match outcome {
             Ok(done) => return Ok(done),
             Err(e) => {

@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// When a running task gets a backup attempt.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SpeculationPolicy {
     /// Share of the stage's tasks that must have finished (0..=1).
     pub min_finished_fraction: f64,

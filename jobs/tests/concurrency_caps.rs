@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{open_spec, squall_session_with, tpch_data};
+use squall_jobs::group_speculation::{GroupBackups, LaunchedTask, run_group};
 use squall_jobs::{Backend, LocalBackend, SessionOptions, WorkerReach};
 use squall_worker::TaskKey;
 
@@ -79,17 +80,14 @@ impl Backend for CountingBackend {
         &self,
         specs: Vec<Vec<u8>>,
         in_flight: usize,
-    ) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+        backups: Option<GroupBackups>,
+    ) -> Result<Vec<LaunchedTask>, String> {
         {
             let mut seen = self.seen.lock().unwrap();
             seen.max_group_in_flight = seen.max_group_in_flight.max(in_flight);
         }
-        use futures::StreamExt;
-        Ok(futures::stream::iter(specs)
-            .map(|s| self.invoke(s))
-            .buffered(in_flight.max(1))
-            .collect()
-            .await)
+        let backups = backups.as_ref().map(|b| (b, self.task_key()));
+        Ok(run_group(specs, in_flight, backups, |s| self.invoke(s)).await)
     }
 
     async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {

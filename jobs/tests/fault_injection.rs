@@ -43,6 +43,9 @@ enum Fault {
     HangFirstAttemptOfStage0Task0,
     /// The first attempt of task 0 of stage 0 takes a minute.
     StraggleFirstAttemptOfStage0Task0,
+    /// The first attempt of task 0 of stage 0 crashes, and its retry
+    /// (attempt 1) takes a minute.
+    CrashThenStraggleStage0Task0,
     /// The first attempt of every task of the final stage (the one writing
     /// result objects) takes a minute.
     StraggleFirstAttemptsOfFinalStage,
@@ -76,6 +79,8 @@ struct OneFaultBackend {
     attempts: Mutex<HashMap<(u64, u64), Vec<u64>>>,
     /// Whether a one-time fault was injected already.
     injected: std::sync::atomic::AtomicBool,
+    /// Stages of more tasks than this run through launcher groups.
+    launcher_threshold: Option<usize>,
 }
 
 impl OneFaultBackend {
@@ -85,7 +90,16 @@ impl OneFaultBackend {
             fault,
             attempts: Mutex::new(HashMap::new()),
             injected: Default::default(),
+            launcher_threshold: None,
         })
+    }
+
+    /// [`OneFaultBackend::new`] running stages of more than one task
+    /// through one launcher group each.
+    fn with_launcher_groups(fault: Fault) -> Arc<Self> {
+        let mut backend = Arc::try_unwrap(Self::new(fault)).unwrap();
+        backend.launcher_threshold = Some(1);
+        Arc::new(backend)
     }
 
     fn attempts_of(&self, stage: u64, task: u64) -> Vec<u64> {
@@ -123,6 +137,10 @@ impl Backend for OneFaultBackend {
 
     fn max_concurrency(&self) -> usize {
         2
+    }
+
+    fn launcher_threshold(&self) -> Option<usize> {
+        self.launcher_threshold
     }
 
     async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {
@@ -168,6 +186,13 @@ impl Backend for OneFaultBackend {
                     assert!(matches!(status, Some("exchange" | "result")), "{r}");
                 }
                 Ok(a)
+            }
+            Fault::CrashThenStraggleStage0Task0 if stage == 0 && task == 0 && attempt == 0 => {
+                Err("injected crash".into())
+            }
+            Fault::CrashThenStraggleStage0Task0 if stage == 0 && task == 0 && attempt == 1 => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                self.inner.invoke(spec).await
             }
             Fault::StraggleFirstAttemptOfStage0Task0 if stage == 0 && task == 0 && attempt == 0 => {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -627,6 +652,63 @@ async fn a_straggler_gets_a_backup_attempt_that_wins() {
         took < Duration::from_secs(40),
         "the backup, not the straggler or the timeout, finished the task: {took:?}"
     );
+}
+
+/// Small tasks, so that stage 0 has several; a backup once half of them finished.
+fn many_small_tasks() -> (PlannerConfig, SpeculationPolicy) {
+    (
+        PlannerConfig {
+            target_task_bytes: 256 * 1024,
+            ..PlannerConfig::default()
+        },
+        SpeculationPolicy {
+            min_finished_fraction: 0.5,
+            floor: Duration::from_millis(200),
+            ..SpeculationPolicy::default()
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_straggler_inside_a_launcher_group_gets_a_backup_that_wins() {
+    let backend = OneFaultBackend::with_launcher_groups(Fault::StraggleFirstAttemptOfStage0Task0);
+    let (planner, speculation) = many_small_tasks();
+    let (took, speculated, won) = q3_with_stragglers(&backend, planner, speculation).await;
+    assert!(
+        !backend.attempts_of(0, 1).is_empty(),
+        "stage 0 needs several tasks for this test"
+    );
+    // The launcher group's backup is the task's attempt 1.
+    assert_eq!(backend.attempts_of(0, 0), vec![0, 1]);
+    assert!(
+        speculated >= 1 && won >= 1,
+        "{speculated} backups, {won} won"
+    );
+    assert!(
+        took < Duration::from_secs(40),
+        "the backup, not the straggler or the timeout, finished the group: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_that_straggles_gets_a_backup_that_wins() {
+    for backend in [
+        OneFaultBackend::new(Fault::CrashThenStraggleStage0Task0),
+        OneFaultBackend::with_launcher_groups(Fault::CrashThenStraggleStage0Task0),
+    ] {
+        let (planner, speculation) = many_small_tasks();
+        let (took, speculated, won) = q3_with_stragglers(&backend, planner, speculation).await;
+        // Attempt 0 crashed; its retry (1) straggled; the retry's backup (2) won.
+        assert_eq!(backend.attempts_of(0, 0), vec![0, 1, 2]);
+        assert!(
+            speculated >= 1 && won >= 1,
+            "{speculated} backups, {won} won"
+        );
+        assert!(
+            took < Duration::from_secs(40),
+            "the backup, not the straggling retry, finished the task: {took:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::{assert_same_rows, reference_rows, squall_session_with, tpch_data, tpch_query};
+use squall_jobs::group_speculation::{GroupBackups, LaunchedTask, run_group};
 use squall_jobs::{
     Backend, LaunchRequest, LocalBackend, SessionOptions, WorkerReach, signed_launch_payload,
 };
@@ -60,7 +61,8 @@ impl Backend for LimitedBackend {
         &self,
         specs: Vec<Vec<u8>>,
         in_flight: usize,
-    ) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+        backups: Option<GroupBackups>,
+    ) -> Result<Vec<LaunchedTask>, String> {
         {
             let mut seen = self.seen.lock().unwrap();
             seen.groups += 1;
@@ -72,6 +74,7 @@ impl Backend for LimitedBackend {
                     .iter()
                     .map(|s| serde_json::from_slice(s).map_err(|e| e.to_string()))
                     .collect::<Result<_, _>>()?,
+                backups: backups.clone(),
             };
             let launch = signed_launch_payload(self.task_key(), &request)?;
             seen.largest_group_bytes = seen.largest_group_bytes.max(launch.len());
@@ -85,12 +88,8 @@ impl Backend for LimitedBackend {
                 }
             }
         }
-        use futures::StreamExt;
-        Ok(futures::stream::iter(specs)
-            .map(|s| self.inner.invoke(s))
-            .buffered(in_flight.max(1))
-            .collect()
-            .await)
+        let backups = backups.as_ref().map(|b| (b, self.task_key()));
+        Ok(run_group(specs, in_flight, backups, |s| self.inner.invoke(s)).await)
     }
 
     async fn invoke(&self, spec: Vec<u8>) -> Result<Vec<u8>, String> {

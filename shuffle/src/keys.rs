@@ -41,6 +41,12 @@ pub fn spec_key(query_id: &str, stage: usize, task: usize, attempt: u32) -> Stri
     format!("{query_id}/s{stage}/specs/t{task}-a{attempt}.json")
 }
 
+/// Relative key of the backup specs of a launcher group whose first task is
+/// `first_task` (see `squall_jobs::group_speculation`).
+pub fn group_backups_key(query_id: &str, stage: usize, first_task: usize) -> String {
+    format!("{query_id}/s{stage}/specs/g{first_task}-backups.json")
+}
+
 /// Relative key of a plan fragment too large to travel inside a TaskSpec.
 pub fn fragment_key(query_id: &str, stage: usize) -> String {
     format!("{query_id}/s{stage}/fragment.bin")

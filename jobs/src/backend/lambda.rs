@@ -27,6 +27,8 @@ use squall_worker::{TASK_KEY_ENV, TaskKey};
 
 use super::scaling::{LAMBDA_SCALING_RATE, LAMBDA_SCALING_WINDOW, ScalingRamp};
 use super::{Backend, WorkerReach};
+use crate::group_speculation::{BackupUse, GroupBackups, LaunchedTask, run_group};
+use futures::FutureExt;
 
 /// The payload of a launcher invocation: `{"launch": request}`, signed like
 /// a spec (a launcher invokes functions only on the coordinator's word).
@@ -101,6 +103,17 @@ pub struct LaunchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight: Option<usize>,
     pub specs: Vec<serde_json::Value>,
+    /// Backup specs for the group's stragglers (see [`crate::group_speculation`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups: Option<GroupBackups>,
+}
+
+/// A launcher's response: one result per spec, and which tasks got a backup.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct LaunchResponse {
+    results: Vec<LaunchResult>,
+    #[serde(default)]
+    backups: Vec<BackupUse>,
 }
 
 /// One sub-invocation's outcome in a launcher's response.
@@ -112,14 +125,14 @@ pub enum LaunchResult {
 }
 
 /// Runs a launcher request (already opened with `key`): invokes every spec
-/// on its function, as many at once as the request says (bounded); returns
-/// the JSON response. The specs go on as they came, signed by the coordinator.
+/// on its function, as many at once as the request says (bounded), and the
+/// backup of any straggler the request allows one for; returns the JSON
+/// response. The specs go on as they came, signed by the coordinator.
 pub async fn run_launcher(
     request: LaunchRequest,
     key: TaskKey,
     endpoint_url: Option<String>,
 ) -> Result<Vec<u8>, String> {
-    use futures::StreamExt;
     let in_flight = request
         .in_flight
         .unwrap_or(LAUNCHER_CONCURRENCY)
@@ -129,31 +142,39 @@ pub async fn run_launcher(
         qualifier: request.qualifier.clone(),
         region: None,
         endpoint_url,
+        // A backup waits for a free slot of `in_flight` (see `run_group`).
         workers: in_flight,
         launcher_threshold: 0,
         // The coordinator paced this launcher with its sub-invocations counted.
         scaling_rate: 0,
-        task_key: Some(key),
+        task_key: Some(key.clone()),
     })
     .await?;
-    let results: Vec<LaunchResult> = futures::stream::iter(request.specs)
-        .map(|spec| {
-            let backend = backend.clone();
-            async move {
-                let spec = serde_json::to_vec(&spec).unwrap_or_default();
-                match backend.invoke(spec).await {
-                    Ok(report) => match serde_json::from_slice::<serde_json::Value>(&report) {
-                        Ok(raw) => LaunchResult::Report(raw),
-                        Err(e) => LaunchResult::Error(format!("report is not JSON: {e}")),
-                    },
-                    Err(e) => LaunchResult::Error(e),
-                }
-            }
-        })
-        .buffered(in_flight)
-        .collect()
-        .await;
-    serde_json::to_vec(&serde_json::json!({ "results": results })).map_err(|e| e.to_string())
+    let specs: Vec<Vec<u8>> = request
+        .specs
+        .iter()
+        .map(|spec| serde_json::to_vec(spec).unwrap_or_default())
+        .collect();
+    let backups = request.backups.as_ref().map(|b| (b, &key));
+    let launched = run_group(specs, in_flight, backups, |spec| {
+        let backend = backend.clone();
+        async move { backend.invoke(spec).await }.boxed()
+    })
+    .await;
+    let response = LaunchResponse {
+        backups: launched.iter().map(|t| t.backup).collect(),
+        results: launched
+            .into_iter()
+            .map(|t| match t.result {
+                Ok(report) => match serde_json::from_slice::<serde_json::Value>(&report) {
+                    Ok(raw) => LaunchResult::Report(raw),
+                    Err(e) => LaunchResult::Error(format!("report is not JSON: {e}")),
+                },
+                Err(e) => LaunchResult::Error(e),
+            })
+            .collect(),
+    };
+    serde_json::to_vec(&response).map_err(|e| e.to_string())
 }
 
 /// Runs tasks as invocations of a Lambda function serving `squall` workers.
@@ -426,8 +447,8 @@ impl Backend for LambdaBackend {
         &self,
         specs: Vec<Vec<u8>>,
         in_flight: usize,
-    ) -> Result<Vec<Result<Vec<u8>, String>>, String> {
-        use futures::StreamExt;
+        backups: Option<GroupBackups>,
+    ) -> Result<Vec<LaunchedTask>, String> {
         let (function, ramp) = self.pick_function();
         let function = self.options.functions[function].clone();
         // The launcher and the sub-invocations it keeps in flight all run on `function`.
@@ -448,6 +469,7 @@ impl Backend for LambdaBackend {
             qualifier: self.options.qualifier.clone(),
             in_flight: Some(in_flight),
             specs,
+            backups,
         };
         let signed = signed_launch_payload(&self.key, &request)?;
         if signed.len() > MAX_SYNC_PAYLOAD_BYTES {
@@ -458,40 +480,44 @@ impl Backend for LambdaBackend {
                 request.specs.len(),
                 signed.len()
             );
-            return Ok(futures::stream::iter(request.specs)
-                .map(|s| {
-                    let function = &function;
-                    async move {
-                        let spec = serde_json::to_vec(&s).unwrap_or_default();
-                        self.invoke_function(function, &spec).await
-                    }
-                })
-                .buffered(in_flight.max(1))
-                .collect()
-                .await);
+            let specs = request
+                .specs
+                .iter()
+                .map(|s| serde_json::to_vec(s).unwrap_or_default())
+                .collect();
+            let backups = request.backups.as_ref().map(|b| (b, &self.key));
+            let function = &function;
+            return Ok(run_group(specs, in_flight, backups, |spec| {
+                async move { self.invoke_function(function, &spec).await }.boxed()
+            })
+            .await);
         }
         let response = self.invoke_function(&function, &signed).await?;
-        #[derive(serde::Deserialize)]
-        struct LaunchResponse {
-            results: Vec<LaunchResult>,
-        }
         let response: LaunchResponse = match serde_json::from_slice(&response) {
             Ok(response) => response,
             // The launcher refused the request itself (its key differs,
             // it expired): that refusal is every task's report.
             Err(_) if squall_worker::TaskReport::from_bytes(&response).is_ok() => {
-                return Ok(specs_refused(request_len, &response));
+                return Ok(specs_refused(request_len, &response)
+                    .into_iter()
+                    .map(LaunchedTask::alone)
+                    .collect());
             }
             Err(e) => return Err(format!("launcher response is not valid: {e}")),
         };
+        let backups = response.backups;
         Ok(response
             .results
             .into_iter()
-            .map(|r| match r {
-                LaunchResult::Report(report) => {
-                    serde_json::to_vec(&report).map_err(|e| e.to_string())
-                }
-                LaunchResult::Error(e) => Err(format!("via launcher: {e}")),
+            .enumerate()
+            .map(|(i, r)| LaunchedTask {
+                result: match r {
+                    LaunchResult::Report(report) => {
+                        serde_json::to_vec(&report).map_err(|e| e.to_string())
+                    }
+                    LaunchResult::Error(e) => Err(format!("via launcher: {e}")),
+                },
+                backup: backups.get(i).copied().unwrap_or_default(),
             })
             .collect())
     }
@@ -504,5 +530,51 @@ impl Backend for LambdaBackend {
         };
         self.invoke_function(&self.options.functions[function], &spec)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_launch_request_carries_its_backups_and_a_response_says_which_ran() {
+        let key = TaskKey::generate();
+        let backups = crate::group_speculation::group_backups(
+            &key,
+            "s3://scratch/q/s1/specs/g0-backups.json",
+            b"[]",
+            crate::SpeculationPolicy::for_uncancellable_attempts(),
+        );
+        let request = LaunchRequest {
+            function: "squall".into(),
+            qualifier: None,
+            in_flight: Some(4),
+            specs: vec![serde_json::json!("spec")],
+            backups: Some(backups.clone()),
+        };
+        let signed = signed_launch_payload(&key, &request).unwrap();
+        let opened: serde_json::Value =
+            serde_json::from_slice(&key.open(&signed).unwrap()).unwrap();
+        let back: LaunchRequest = serde_json::from_value(opened["launch"].clone()).unwrap();
+        let back = back.backups.expect("backups travel");
+        assert_eq!(back.reference, backups.reference);
+        assert_eq!(back.policy, backups.policy);
+
+        // A response without backups (nothing straggled) reads as none launched.
+        let response: LaunchResponse =
+            serde_json::from_str(r#"{"results": [{"error": "boom"}]}"#).unwrap();
+        assert!(response.backups.is_empty());
+        let response: LaunchResponse = serde_json::from_str(
+            r#"{"results": [{"error": "boom"}], "backups": [{"launched": true, "won": false}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            response.backups,
+            vec![BackupUse {
+                launched: true,
+                won: false
+            }]
+        );
     }
 }

@@ -9,6 +9,8 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use squall_worker::{FunctionLibrary, TaskKey};
 
+use crate::group_speculation::{GroupBackups, LaunchedTask, run_group};
+
 mod faulty;
 mod lambda;
 mod local;
@@ -85,18 +87,23 @@ pub trait Backend: Debug + Send + Sync {
         None
     }
     /// Runs several tasks through one launcher invocation that invokes each of
-    /// them, at most `in_flight` at once; returns one result per spec, in order.
+    /// them, at most `in_flight` at once; returns one outcome per spec, in
+    /// order. With `backups`, a straggler of the group gets a backup attempt
+    /// (see [`crate::group_speculation`]).
     async fn invoke_group(
         &self,
         specs: Vec<Vec<u8>>,
         in_flight: usize,
-    ) -> Result<Vec<Result<Vec<u8>, String>>, String> {
-        use futures::StreamExt;
-        Ok(futures::stream::iter(specs)
-            .map(|s| self.invoke(s))
-            .buffered(in_flight.max(1))
-            .collect()
-            .await)
+        backups: Option<GroupBackups>,
+    ) -> Result<Vec<LaunchedTask>, String> {
+        let key = self.task_key();
+        Ok(run_group(
+            specs,
+            in_flight,
+            backups.as_ref().map(|b| (b, key)),
+            |spec| self.invoke(spec),
+        )
+        .await)
     }
     /// The functions its tasks know beyond DataFusion's built-ins; the
     /// coordinator refuses plans that call any other function.
