@@ -376,7 +376,9 @@ async fn open_session(
             Arc::new(
                 LambdaBackend::try_new(options)
                     .await
-                    .map_err(anyhow::Error::msg)?,
+                    .map_err(anyhow::Error::msg)?
+                    .read_function_memory()
+                    .await,
             )
         }
     };

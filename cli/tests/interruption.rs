@@ -32,22 +32,16 @@ fn generate_tpch(root: &Path) {
     assert!(generated.status.success(), "{generated:?}");
 }
 
-/// Starts a query that runs for a long time on worker processes, waits until
-/// its tasks have written to scratch, sends `signal`, and checks the exit.
-fn interrupt_a_running_query(signal: &str, expected_code: i32) {
-    let data = tempfile::tempdir().unwrap();
-    let root = data.path().join("tpch");
-    generate_tpch(&root);
-    let scratch = data.path().join("scratch");
-    let destination = data.path().join("out");
-    // A nested-loop join of lineitem with itself: billions of comparisons,
-    // written by COPY so that a destination is at stake too.
+/// A `COPY` of a nested-loop join of lineitem with itself (billions of
+/// comparisons) on worker processes, so that a destination is at stake too.
+fn long_copy(root: &Path, scratch: &Path, destination: &Path) -> Command {
     let sql = format!(
         "COPY (SELECT a.l_orderkey, count(*) AS n FROM lineitem a JOIN lineitem b \
          ON a.l_orderkey < b.l_orderkey GROUP BY a.l_orderkey) TO '{}/' STORED AS PARQUET",
         destination.display()
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_squall"));
+    command
         .args([
             "sql",
             "--no-progress",
@@ -57,10 +51,22 @@ fn interrupt_a_running_query(signal: &str, expected_code: i32) {
             "2",
         ])
         .args(["--target-task-bytes", "64KiB", "--scratch"])
-        .arg(&scratch)
+        .arg(scratch)
         .arg("--table")
         .arg(format!("lineitem={}/lineitem/", root.display()))
-        .args(["-c", &sql])
+        .args(["-c", &sql]);
+    command
+}
+
+/// Starts a query that runs for a long time on worker processes, waits until
+/// its tasks have written to scratch, sends `signal`, and checks the exit.
+fn interrupt_a_running_query(signal: &str, expected_code: i32) {
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().join("tpch");
+    generate_tpch(&root);
+    let scratch = data.path().join("scratch");
+    let destination = data.path().join("out");
+    let mut child = long_copy(&root, &scratch, &destination)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -121,6 +127,100 @@ fn ctrl_c_cancels_a_query_and_deletes_its_scratch() {
 #[test]
 fn sigterm_cancels_a_query_and_deletes_its_scratch() {
     interrupt_a_running_query("TERM", 143);
+}
+
+/// Ctrl-C pressed twice, as a terminal sends it (to the client and its
+/// worker processes): the client exits at once with 130, without waiting
+/// for its cleanup; nothing is visible at the destination; what the cleanup
+/// did not get to is deleted by `squall scratch clean` once the query's
+/// lease expired.
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_the_lease_clean_deletes_the_rest() {
+    use std::os::unix::process::CommandExt;
+    let data = tempfile::tempdir().unwrap();
+    let root = data.path().join("tpch");
+    generate_tpch(&root);
+    let scratch = data.path().join("scratch");
+    let destination = data.path().join("out");
+    let lease_seconds = ("SQUALL_SCRATCH_LEASE_SECONDS", "2");
+    let mut child = long_copy(&root, &scratch, &destination)
+        .env(lease_seconds.0, lease_seconds.1)
+        // A process group of its own, like a terminal's foreground job.
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !files_below(&scratch).iter().any(|f| !f.ends_with("_lease")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the query wrote nothing to scratch in a minute"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the query ended before it was interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let group = format!("-{}", child.id());
+    for _ in 0..2 {
+        let sent = Command::new("kill")
+            .args(["-INT", "--", &group])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let interrupted = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if interrupted.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("squall did not stop within 20 s of two Ctrl-Cs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("error: interrupted by SIGINT: cancelled"),
+        "{stderr}"
+    );
+    let visible = |dir: &Path| -> Vec<std::path::PathBuf> {
+        files_below(dir)
+            .into_iter()
+            .filter(|f| {
+                !f.strip_prefix(dir)
+                    .unwrap()
+                    .components()
+                    .any(|c| c.as_os_str().to_string_lossy().starts_with(['_', '.']))
+            })
+            .collect()
+    };
+    assert!(
+        visible(&destination).is_empty(),
+        "files at the destination: {:?}",
+        visible(&destination)
+    );
+    // Worker processes got the Ctrl-C too; once the lease expired, the
+    // clean deletes whatever the interrupted cleanup left.
+    std::thread::sleep(Duration::from_millis(2500));
+    let clean = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["scratch", "clean"])
+        .arg(&scratch)
+        .env(lease_seconds.0, lease_seconds.1)
+        .output()
+        .unwrap();
+    assert!(clean.status.success(), "{clean:?}");
+    let left = files_below(&scratch);
+    assert!(left.is_empty(), "scratch left behind: {left:?}");
 }
 
 /// `squall gen tpch` interrupted half-way publishes no table file and

@@ -571,10 +571,13 @@ impl Session {
     /// The session's planner settings, with tasks small enough for their
     /// memory limit ([`PlannerConfig::fitting_memory`]).
     fn planner_config(&self) -> PlannerConfig {
-        self.options
-            .planner
-            .clone()
-            .fitting_memory(self.task_limits().memory_bytes)
+        let mut memory_bytes = self.task_limits().memory_bytes;
+        if let Some(worker) = self.options.backend.worker_memory_bytes() {
+            // A worker lowers the task's limit to what it has (a Lambda
+            // function's share of its memory): plan for that.
+            memory_bytes = memory_bytes.min(worker);
+        }
+        self.options.planner.clone().fitting_memory(memory_bytes)
     }
 
     /// Runs `plan` distributed to its end and renders its stage graph

@@ -251,6 +251,10 @@ impl Backend for FaultyBackend {
         self.inner.ends_hung_tasks()
     }
 
+    fn worker_memory_bytes(&self) -> Option<u64> {
+        self.inner.worker_memory_bytes()
+    }
+
     fn cancels_abandoned_invocations(&self) -> bool {
         self.inner.cancels_abandoned_invocations()
     }

@@ -187,6 +187,9 @@ pub struct LambdaBackend {
     /// The function the next invocation goes to, modulo their number.
     next_function: Arc<AtomicUsize>,
     key: TaskKey,
+    /// The memory of the smallest function (`MemorySize`), once read
+    /// ([`LambdaBackend::read_function_memory`]).
+    function_memory_bytes: Option<u64>,
 }
 
 impl LambdaBackend {
@@ -238,7 +241,40 @@ impl LambdaBackend {
             ramps: Arc::new(ramps),
             next_function: Arc::new(AtomicUsize::new(0)),
             key,
+            function_memory_bytes: None,
         })
+    }
+
+    /// Reads the memory of every function (`lambda:GetFunctionConfiguration`),
+    /// so that tasks are planned for the smallest ([`Backend::worker_memory_bytes`]).
+    /// Where it cannot be read (no permission, an emulator that does not
+    /// serve it), tasks are planned by `--task-memory` alone.
+    pub async fn read_function_memory(mut self) -> Self {
+        let mut smallest: Option<u64> = None;
+        for function in &self.options.functions {
+            let read = self
+                .client
+                .get_function_configuration()
+                .function_name(function)
+                .set_qualifier(self.options.qualifier.clone())
+                .send()
+                .await;
+            match read.ok().and_then(|c| c.memory_size()) {
+                Some(mb) if mb > 0 => {
+                    let bytes = mb as u64 * 1024 * 1024;
+                    smallest = Some(smallest.map_or(bytes, |s| s.min(bytes)));
+                }
+                _ => {
+                    log::debug!(
+                        "the memory of function {function} could not be read: tasks are \
+                         planned by --task-memory alone"
+                    );
+                    return self;
+                }
+            }
+        }
+        self.function_memory_bytes = smallest;
+        self
     }
 
     /// The function for the next invocation, and its ramp when pacing.
@@ -437,6 +473,13 @@ impl Backend for LambdaBackend {
 
     fn max_payload_bytes(&self) -> Option<usize> {
         Some(MAX_SYNC_PAYLOAD_BYTES)
+    }
+
+    fn worker_memory_bytes(&self) -> Option<u64> {
+        // What a task's pool may take inside the function (see
+        // `squall_worker::memory::effective_limits`).
+        self.function_memory_bytes
+            .map(|bytes| (bytes as f64 * squall_worker::memory::LAMBDA_POOL_SHARE) as u64)
     }
 
     fn launcher_threshold(&self) -> Option<usize> {

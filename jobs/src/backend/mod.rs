@@ -76,6 +76,13 @@ pub trait Backend: Debug + Send + Sync {
     fn cancels_abandoned_invocations(&self) -> bool {
         true
     }
+    /// The most memory a task's pool can have on this backend's workers,
+    /// whatever its limit says (a Lambda function's share of its memory);
+    /// `None`: not known, or as much as the limit. The planner sizes tasks
+    /// for the smaller of the two.
+    fn worker_memory_bytes(&self) -> Option<u64> {
+        None
+    }
     /// Largest spec this backend carries; larger specs are stored under the
     /// query's scratch prefix and sent as `{"spec_url": ...}`.
     fn max_payload_bytes(&self) -> Option<usize> {
