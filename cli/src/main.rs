@@ -307,6 +307,8 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
 
 /// How tasks send object-store requests: flags first, then the config file.
 fn request_policy(args: &QueryArgs, defaults: &config::QueryDefaults) -> RequestPolicy {
+    // The coordinator's own requests meet the injected faults too.
+    squall_connectors::store_builder::inject_coordinator_faults(args.inject_store_faults.clone());
     let mut policy = RequestPolicy {
         retries: args
             .request_retries

@@ -130,10 +130,11 @@ fn sigterm_cancels_a_query_and_deletes_its_scratch() {
 }
 
 /// Ctrl-C pressed twice, as a terminal sends it (to the client and its
-/// worker processes): the client exits at once with 130, without waiting
-/// for its cleanup; nothing is visible at the destination; what the cleanup
-/// did not get to is deleted by `squall scratch clean` once the query's
-/// lease expired.
+/// worker processes), the second while the first's cleanup still runs
+/// (every storage request is held up for a second): the client exits at
+/// once with 130, saying the cleanup was cut short; nothing is visible at
+/// the destination; what the cleanup did not get to is deleted by `squall
+/// scratch clean` once the query's lease expired.
 #[test]
 fn a_second_ctrl_c_exits_at_once_and_the_lease_clean_deletes_the_rest() {
     use std::os::unix::process::CommandExt;
@@ -142,8 +143,9 @@ fn a_second_ctrl_c_exits_at_once_and_the_lease_clean_deletes_the_rest() {
     generate_tpch(&root);
     let scratch = data.path().join("scratch");
     let destination = data.path().join("out");
-    let lease_seconds = ("SQUALL_SCRATCH_LEASE_SECONDS", "2");
+    let lease_seconds = ("SQUALL_SCRATCH_LEASE_SECONDS", "4");
     let mut child = long_copy(&root, &scratch, &destination)
+        .args(["--inject-store-faults", "delay=1,delay-ms=1000,seed=1"])
         .env(lease_seconds.0, lease_seconds.1)
         // A process group of its own, like a terminal's foreground job.
         .process_group(0)
@@ -154,8 +156,8 @@ fn a_second_ctrl_c_exits_at_once_and_the_lease_clean_deletes_the_rest() {
     let started = Instant::now();
     while !files_below(&scratch).iter().any(|f| !f.ends_with("_lease")) {
         assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the query wrote nothing to scratch in a minute"
+            started.elapsed() < Duration::from_secs(90),
+            "the query wrote nothing to scratch in 90 s"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -171,7 +173,7 @@ fn a_second_ctrl_c_exits_at_once_and_the_lease_clean_deletes_the_rest() {
             .status()
             .unwrap();
         assert!(sent.success());
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(300));
     }
     let interrupted = Instant::now();
     let status = loop {
@@ -190,7 +192,9 @@ fn a_second_ctrl_c_exits_at_once_and_the_lease_clean_deletes_the_rest() {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(
-        lines[0].starts_with("error: interrupted by SIGINT: cancelled"),
+        lines[0].starts_with(
+            "error: interrupted by SIGINT: cancelled; interrupted again before its scratch"
+        ) && lines[0].contains("`squall scratch clean`"),
         "{stderr}"
     );
     let visible = |dir: &Path| -> Vec<std::path::PathBuf> {
@@ -211,7 +215,7 @@ fn a_second_ctrl_c_exits_at_once_and_the_lease_clean_deletes_the_rest() {
     );
     // Worker processes got the Ctrl-C too; once the lease expired, the
     // clean deletes whatever the interrupted cleanup left.
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(4500));
     let clean = Command::new(env!("CARGO_BIN_EXE_squall"))
         .args(["scratch", "clean"])
         .arg(&scratch)

@@ -16,17 +16,21 @@
 //! backup attempts and abandoned attempts depend on the clock.
 //!
 //! What is injected where: GETs, HEADs, unconditional PUTs and copies,
-//! delimited listings and the start of a multipart upload can fail or be
-//! delayed; GET bodies can break off. A PUT or a copy that fails does so
-//! before or, half of the time, after it took effect (its response was
-//! lost), as on a real store. Conditional PUTs and copies, renames,
-//! multipart parts, deletes and streamed listings pass through untouched
-//! (conditional requests and renames are not retried, see
-//! [`crate::retrying_store`]): a
-//! part cannot be sent twice under one number through `object_store`'s
-//! interface (cloud stores retry parts in their HTTP client), deletes are
-//! cleanup whose leftovers the query's lease removes, and Squall's workers
-//! do not list.
+//! delimited listings, the start of a multipart upload and each of its
+//! parts, each path of a delete and streamed listings can fail or be
+//! delayed; GET bodies and streamed listings can break off half-way. A PUT,
+//! a copy or a delete that fails does so before or, half of the time, after
+//! it took effect (its response was lost), as on a real store. A failed
+//! part fails its upload (a part cannot be sent twice under one number
+//! through `object_store`'s interface, so cloud stores retry parts in their
+//! HTTP client): the task's own retry takes over. Conditional PUTs and
+//! copies and renames pass through untouched (they are not retried, see
+//! [`crate::retrying_store`]).
+//!
+//! Workers' stores get these faults from their TaskSpec; the coordinator's
+//! own stores (specs, results, leases, commits, cleanup) get them from
+//! [`crate::store_builder::inject_coordinator_faults`], which the CLI calls
+//! for `--inject-store-faults`.
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
@@ -39,11 +43,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
     CopyMode, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
-    MultipartUpload, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-    RenameOptions, Result,
+    MultipartUpload, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, RenameOptions, Result, UploadPart,
 };
 
 use crate::request_policy::StoreFaults;
@@ -77,6 +82,12 @@ enum Fate {
 #[derive(Debug)]
 pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
+    draws: Arc<Draws>,
+}
+
+/// The fates of one store's requests.
+#[derive(Debug)]
+struct Draws {
     faults: StoreFaults,
     salt: u64,
     /// How often each request (kind, path, range) was made.
@@ -88,12 +99,68 @@ impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>, faults: StoreFaults, salt: u64) -> Self {
         Self {
             inner,
-            faults,
-            salt,
-            seen: Mutex::new(HashMap::new()),
+            draws: Arc::new(Draws {
+                faults,
+                salt,
+                seen: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
+    fn fate(&self, kind: &str, path: &Path, range: Option<u64>, can_fail_after: bool) -> Fate {
+        self.draws.fate(kind, path, range, can_fail_after)
+    }
+
+    async fn before(&self, fate: Fate) -> Result<Fate> {
+        self.draws.before(fate).await
+    }
+
+    /// Runs `request`, then loses its response if the fate says so.
+    async fn run<T>(
+        &self,
+        fate: Fate,
+        request: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let fate = self.before(fate).await?;
+        let result = request.await?;
+        if fate == Fate::FailAfter {
+            return Err(injected("lost response (the request took effect)"));
+        }
+        Ok(result)
+    }
+
+    /// `listing` as the fate of a streamed listing of `prefix` says: failed
+    /// before its first item, delayed, or broken off after its first item.
+    fn listing(
+        &self,
+        prefix: Option<&Path>,
+        listing: BoxStream<'static, Result<ObjectMeta>>,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        let root = Path::default();
+        let fate = self.fate("list-stream", prefix.unwrap_or(&root), None, false);
+        let draws = Arc::clone(&self.draws);
+        match fate {
+            Fate::Pass | Fate::FailAfter => listing,
+            Fate::FailBefore | Fate::Delay => {
+                futures::stream::once(async move { draws.before(fate).await.map(|_| listing) })
+                    .map(|started| match started {
+                        Ok(listing) => listing,
+                        Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+                    })
+                    .flatten()
+                    .boxed()
+            }
+            Fate::Truncate => listing
+                .take(1)
+                .chain(futures::stream::once(async {
+                    Err(injected("connection reset in the middle of a listing"))
+                }))
+                .boxed(),
+        }
+    }
+}
+
+impl Draws {
     /// Draws the fate of a request. `can_fail_after`: the request has an
     /// effect that a lost response leaves in place.
     fn fate(&self, kind: &str, path: &Path, range: Option<u64>, can_fail_after: bool) -> Fate {
@@ -119,7 +186,7 @@ impl FaultyStore {
             }
         } else if roll < faults.fail_rate + faults.delay_rate {
             Fate::Delay
-        } else if kind == "get"
+        } else if matches!(kind, "get" | "list-stream")
             && roll < faults.fail_rate + faults.delay_rate + faults.truncate_rate
         {
             Fate::Truncate
@@ -139,20 +206,6 @@ impl FaultyStore {
             }
             other => Ok(other),
         }
-    }
-
-    /// Runs `request`, then loses its response if the fate says so.
-    async fn run<T>(
-        &self,
-        fate: Fate,
-        request: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
-        let fate = self.before(fate).await?;
-        let result = request.await?;
-        if fate == Fate::FailAfter {
-            return Err(injected("lost response (the request took effect)"));
-        }
-        Ok(result)
     }
 }
 
@@ -212,10 +265,16 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        // Starting an upload can fail; its parts pass through (see the module docs).
+        // Starting an upload can fail, and so can each of its parts.
         let fate = self.fate("multipart", location, None, false);
         self.before(fate).await?;
-        self.inner.put_multipart_opts(location, opts).await
+        let upload = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(FaultyUpload {
+            inner: upload,
+            draws: Arc::clone(&self.draws),
+            location: location.clone(),
+            parts: 0,
+        }))
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
@@ -236,7 +295,45 @@ impl ObjectStore for FaultyStore {
             .await
     }
 
-    crate::forward::forward_deletes_and_listings!();
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        // Each path is deleted on its own, as its own fate says.
+        let (inner, draws) = (Arc::clone(&self.inner), Arc::clone(&self.draws));
+        locations
+            .map(move |location| {
+                let (inner, draws) = (Arc::clone(&inner), Arc::clone(&draws));
+                async move {
+                    let path = location?;
+                    let fate = draws.fate("delete", &path, None, true);
+                    let fate = draws.before(fate).await?;
+                    let deleted = inner
+                        .delete_stream(futures::stream::once(async { Ok(path) }).boxed())
+                        .next()
+                        .await
+                        .ok_or_else(|| injected("a delete without a response"))??;
+                    if fate == Fate::FailAfter {
+                        return Err(injected("lost response (the delete took effect)"));
+                    }
+                    Ok(deleted)
+                }
+            })
+            .buffered(DELETES_AT_ONCE)
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.listing(prefix, self.inner.list(prefix))
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.listing(prefix, self.inner.list_with_offset(prefix, offset))
+    }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let root = Path::default();
@@ -255,6 +352,49 @@ impl ObjectStore for FaultyStore {
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
         self.inner.rename_opts(from, to, options).await
+    }
+}
+
+/// Deletes a [`FaultyStore`] sends at once.
+const DELETES_AT_ONCE: usize = 16;
+
+/// A multipart upload whose parts fail or stall as their fates say.
+#[derive(Debug)]
+struct FaultyUpload {
+    inner: Box<dyn MultipartUpload>,
+    draws: Arc<Draws>,
+    location: Path,
+    parts: u64,
+}
+
+#[async_trait]
+impl MultipartUpload for FaultyUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        let fate = self
+            .draws
+            .fate("part", &self.location, Some(self.parts), false);
+        self.parts += 1;
+        match fate {
+            // The part is never sent: the upload cannot complete.
+            Fate::FailBefore => Box::pin(async { Err(injected("upload part failure (503)")) }),
+            Fate::Delay => {
+                let part = self.inner.put_part(data);
+                let delay = Duration::from_millis(self.draws.faults.delay_ms);
+                Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    part.await
+                })
+            }
+            _ => self.inner.put_part(data),
+        }
+    }
+
+    async fn complete(&mut self) -> Result<PutResult> {
+        self.inner.complete().await
+    }
+
+    async fn abort(&mut self) -> Result<()> {
+        self.inner.abort().await
     }
 }
 
@@ -280,6 +420,45 @@ fn run_independent(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::ObjectStoreExt;
+
+    #[tokio::test]
+    async fn multipart_parts_fail_and_stall_as_drawn() {
+        let memory: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let faults = StoreFaults {
+            fail_rate: 0.3,
+            ..StoreFaults::default()
+        };
+        let store = FaultyStore::new(Arc::clone(&memory), faults, 7);
+        let (mut refused, mut failed_parts, mut completed) = (0, 0, 0);
+        for i in 0..50 {
+            let path = Path::from(format!("m/{i}"));
+            let Ok(mut upload) = store.put_multipart(&path).await else {
+                refused += 1;
+                continue;
+            };
+            let mut ok = true;
+            for _ in 0..3 {
+                ok &= upload.put_part(vec![1u8; 100].into()).await.is_ok();
+            }
+            if ok {
+                upload.complete().await.unwrap();
+                completed += 1;
+                assert_eq!(memory.head(&path).await.unwrap().size, 300);
+            } else {
+                upload.abort().await.unwrap();
+                failed_parts += 1;
+                assert!(
+                    memory.head(&path).await.is_err(),
+                    "a failed upload is not visible"
+                );
+            }
+        }
+        assert!(
+            refused > 0 && failed_parts > 0 && completed > 0,
+            "{refused} refused, {failed_parts} failed in a part, {completed} completed"
+        );
+    }
 
     #[test]
     fn draws_ignore_the_query_id_and_its_spreading_prefixes() {

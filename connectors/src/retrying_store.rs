@@ -13,11 +13,14 @@
 //!
 //! Retried: GET, HEAD, unconditional PUT and copy (the same bytes to the
 //! same key: a retry after a lost response changes nothing), delimited
-//! listing, ranges, and starting a multipart upload. Not retried:
-//! conditional PUTs and copies and renames (a retry after a lost response
-//! would fail although the first send succeeded), multipart parts (they
-//! cannot be re-sent under one number through this interface), deletes and
-//! streamed listings.
+//! listing, ranges, starting a multipart upload, deletes (the paths whose
+//! delete failed are sent again; deleting what is gone changes nothing),
+//! and streamed listings (a listing that broke off is listed again and the
+//! objects already yielded are skipped, whatever order the store lists
+//! in). Not retried: conditional PUTs and copies and renames (a retry after
+//! a lost response would fail although the first send succeeded), and
+//! multipart parts (they cannot be re-sent under one number through this
+//! interface).
 //!
 //! [`RequestPolicy::retries`]: crate::request_policy::RequestPolicy::retries
 //! [`FaultyStore`]: crate::faulty_store::FaultyStore
@@ -37,8 +40,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyMode, CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult,
-    MultipartUpload, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-    RenameOptions, Result,
+    MultipartUpload, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, RenameOptions, Result,
 };
 
 use crate::faulty_store::InjectedFault;
@@ -197,6 +200,149 @@ impl ResumableBody {
     }
 }
 
+/// Paths sent to the store's bulk delete at once (S3's DeleteObjects takes 1,000).
+const DELETE_BATCH: usize = 1000;
+
+/// Deletes `batch` in one bulk request; the paths whose delete failed
+/// transiently are then sent again one by one (at most `retries` times
+/// each), where a path found gone counts as deleted: an earlier send whose
+/// response was lost took effect. One result per path.
+async fn delete_batch(
+    inner: Arc<dyn ObjectStore>,
+    batch: Vec<Result<Path>>,
+    retries: u32,
+    stats: Arc<RequestStats>,
+) -> Vec<Result<Path>> {
+    let mut results = Vec::with_capacity(batch.len());
+    let mut pending = std::collections::HashSet::with_capacity(batch.len());
+    let mut paths = Vec::with_capacity(batch.len());
+    for item in batch {
+        match item {
+            Ok(path) => {
+                pending.insert(path.clone());
+                paths.push(path);
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    let sent = futures::stream::iter(paths.clone().into_iter().map(Ok)).boxed();
+    let mut failures = Vec::new();
+    for outcome in inner.delete_stream(sent).collect::<Vec<_>>().await {
+        match outcome {
+            Ok(path) => {
+                pending.remove(&path);
+                results.push(Ok(path));
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if failures.is_empty() || retries == 0 || !failures.iter().all(is_transient) {
+        results.extend(failures.into_iter().map(Err));
+        return results;
+    }
+    log::debug!(
+        "deleting {} paths again after: {}",
+        pending.len(),
+        failures[0]
+    );
+    let retried = paths
+        .into_iter()
+        .filter(|p| pending.contains(p))
+        .map(|path| {
+            let (inner, stats) = (Arc::clone(&inner), Arc::clone(&stats));
+            async move {
+                for retry in 0..retries {
+                    stats.count_retry();
+                    tokio::time::sleep(backoff(retry)).await;
+                    let one = futures::stream::once({
+                        let path = path.clone();
+                        async move { Ok(path) }
+                    })
+                    .boxed();
+                    match inner.delete_stream(one).next().await {
+                        Some(Ok(_)) | None => return Ok(path),
+                        Some(Err(object_store::Error::NotFound { .. })) => return Ok(path),
+                        Some(Err(e)) if retry + 1 < retries && is_transient(&e) => {}
+                        Some(Err(e)) => return Err(e),
+                    }
+                }
+                unreachable!("the last retry returns")
+            }
+        });
+    results.extend(
+        futures::stream::iter(retried)
+            .buffered(DELETES_RETRIED_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await,
+    );
+    results
+}
+
+/// Single deletes sent at once when a bulk delete is retried path by path.
+const DELETES_RETRIED_AT_ONCE: usize = 16;
+
+/// A streamed listing that is listed again when it broke off transiently,
+/// skipping what it already yielded.
+struct ResumableListing {
+    inner: Arc<dyn ObjectStore>,
+    prefix: Option<Path>,
+    offset: Option<Path>,
+    listing: BoxStream<'static, Result<ObjectMeta>>,
+    /// The objects yielded so far: a store may list in any order, so a
+    /// listing started again cannot resume after the last one.
+    yielded: std::collections::HashSet<Path>,
+    retries_left: u32,
+    stats: Arc<RequestStats>,
+}
+
+impl ResumableListing {
+    fn start(
+        store: &RetryingStore,
+        prefix: Option<&Path>,
+        offset: Option<&Path>,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        let listing = Self {
+            inner: Arc::clone(&store.inner),
+            prefix: prefix.cloned(),
+            offset: offset.cloned(),
+            listing: futures::stream::empty().boxed(),
+            yielded: Default::default(),
+            retries_left: store.retries,
+            stats: Arc::clone(&store.stats),
+        };
+        futures::stream::try_unfold(listing.restarted(), |mut listing| async move {
+            loop {
+                match listing.listing.next().await {
+                    None => return Ok(None),
+                    Some(Ok(meta)) => {
+                        if listing.yielded.insert(meta.location.clone()) {
+                            return Ok(Some((meta, listing)));
+                        }
+                    }
+                    Some(Err(e)) if listing.retries_left > 0 && is_transient(&e) => {
+                        log::debug!("listing again after: {e}");
+                        listing.retries_left -= 1;
+                        listing.stats.count_retry();
+                        tokio::time::sleep(backoff(0)).await;
+                        listing = listing.restarted();
+                    }
+                    Some(Err(e)) => return Err(e),
+                }
+            }
+        })
+        .boxed()
+    }
+
+    /// The same listing, from its start.
+    fn restarted(mut self) -> Self {
+        self.listing = match &self.offset {
+            Some(offset) => self.inner.list_with_offset(self.prefix.as_ref(), offset),
+            None => self.inner.list(self.prefix.as_ref()),
+        };
+        self
+    }
+}
+
 #[async_trait]
 impl ObjectStore for RetryingStore {
     async fn put_opts(
@@ -265,7 +411,33 @@ impl ObjectStore for RetryingStore {
         self.retry(|| self.inner.get_ranges(location, ranges)).await
     }
 
-    crate::forward::forward_deletes_and_listings!();
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        let (inner, retries, stats) = (
+            Arc::clone(&self.inner),
+            self.retries,
+            Arc::clone(&self.stats),
+        );
+        locations
+            .ready_chunks(DELETE_BATCH)
+            .then(move |batch| delete_batch(Arc::clone(&inner), batch, retries, Arc::clone(&stats)))
+            .flat_map(futures::stream::iter)
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        ResumableListing::start(self, prefix, None)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        ResumableListing::start(self, prefix, Some(offset))
+    }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         self.retry(|| self.inner.list_with_delimiter(prefix)).await
@@ -370,6 +542,44 @@ mod tests {
             matches!(rest, Err(object_store::Error::Precondition { .. })),
             "{rest:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn deletes_and_streamed_listings_survive_injected_failures() {
+        let (memory, store) = faulty(StoreFaults {
+            fail_rate: 0.3,
+            truncate_rate: 0.3,
+            ..StoreFaults::default()
+        });
+        for i in 0..100 {
+            memory
+                .put(&Path::from(format!("d/{i:03}")), vec![1u8; 10].into())
+                .await
+                .unwrap();
+        }
+        let stats = Arc::new(RequestStats::default());
+        let retrying = RetryingStore::new(store, 20, Arc::clone(&stats));
+        for _ in 0..5 {
+            let listed: Vec<ObjectMeta> = retrying
+                .list(Some(&Path::from("d")))
+                .try_collect()
+                .await
+                .unwrap();
+            let distinct: std::collections::HashSet<_> =
+                listed.iter().map(|m| m.location.clone()).collect();
+            assert_eq!((listed.len(), distinct.len()), (100, 100));
+        }
+        let from_offset: Vec<ObjectMeta> = retrying
+            .list_with_offset(Some(&Path::from("d")), &Path::from("d/049"))
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(from_offset.len(), 50);
+        let paths = memory.list(None).map_ok(|m| m.location).boxed();
+        let deleted: Vec<Path> = retrying.delete_stream(paths).try_collect().await.unwrap();
+        assert_eq!(deleted.len(), 100);
+        assert_eq!(memory.list(None).count().await, 0);
+        assert!(stats.retried() > 0, "nothing was retried");
     }
 
     #[tokio::test]

@@ -40,7 +40,7 @@ use crate::aws_credentials;
 use crate::error::{ConnectorError, Result};
 use crate::faulty_store::FaultyStore;
 use crate::hedged_store::HedgedStore;
-use crate::request_policy::{RequestPolicy, RequestStats};
+use crate::request_policy::{RequestPolicy, RequestStats, StoreFaults};
 use crate::retrying_store::RetryingStore;
 use crate::upload_guard::UploadGuardStore;
 
@@ -73,11 +73,57 @@ fn connect_timeout() -> String {
 /// late could undo a later write. Credentials and endpoints come from the
 /// environment.
 pub fn build_store(url: &Url) -> Result<Arc<dyn ObjectStore>> {
+    let faults = COORDINATOR_FAULTS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let policy = RequestPolicy {
         hedging: None,
-        ..RequestPolicy::default()
+        retries: if faults.is_some() {
+            COORDINATOR_REQUEST_RETRIES
+        } else {
+            RequestPolicy::default().retries
+        },
+        faults,
     };
-    build_store_with(url, &policy, 0, Arc::new(RequestStats::default()))
+    build_store_with(
+        url,
+        &policy,
+        COORDINATOR_FAULT_SALT,
+        Arc::clone(&COORDINATOR_STATS),
+    )
+}
+
+/// Retries of the stores [`build_store`] built, in this process.
+static COORDINATOR_STATS: LazyLock<Arc<RequestStats>> = LazyLock::new(Default::default);
+
+/// How many requests of the stores [`build_store`] built (the
+/// coordinator's) were sent again in this process.
+pub fn coordinator_retries() -> u64 {
+    COORDINATOR_STATS.retried()
+}
+
+/// Faults injected into the stores [`build_store`] builds: the
+/// coordinator's own requests (a testing option).
+static COORDINATOR_FAULTS: std::sync::RwLock<Option<StoreFaults>> = std::sync::RwLock::new(None);
+
+/// Sends of a coordinator's request under injected faults: no task retry
+/// stands above them, so they get as many as object_store's HTTP client
+/// gives a cloud request by default (10 retries).
+pub const COORDINATOR_REQUEST_RETRIES: u32 = 10;
+
+/// Tells the coordinator's fault draws apart from those of task attempts.
+const COORDINATOR_FAULT_SALT: u64 = u64::MAX;
+
+/// Injects `faults` into every store [`build_store`] builds from now on in
+/// this process: the coordinator's requests for specs, results, leases,
+/// commits and cleanup (tasks' stores get theirs from their TaskSpec).
+/// For `--inject-store-faults`; `None` stops it. Process-wide: a test that
+/// calls it must run alone in its process.
+pub fn inject_coordinator_faults(faults: Option<StoreFaults>) {
+    *COORDINATOR_FAULTS
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = faults;
 }
 
 /// Builds the object store for a URL, sending its requests as `policy`

@@ -43,6 +43,10 @@ pub fn store_faults(seed: u64) -> StoreFaults {
 /// hedged requests.
 pub async fn assert_tpch_survives_mixed_faults(inner: Arc<dyn Backend>, seed: u64) {
     let data = tpch_data().await;
+    // The coordinator's own requests (specs, results, leases, cleanup) too;
+    // this test runs alone in its process.
+    squall_connectors::store_builder::inject_coordinator_faults(Some(store_faults(seed)));
+    let coordinator_retries_before = squall_connectors::store_builder::coordinator_retries();
     let backend = Arc::new(FaultyBackend::new(inner, task_faults(seed)));
     let requests = Arc::new(Mutex::new(RequestCounts::default()));
     let retried_tasks = Arc::new(Mutex::new(0usize));
@@ -101,4 +105,11 @@ pub async fn assert_tpch_survives_mixed_faults(inner: Arc<dyn Backend>, seed: u6
         requests.hedges_won > 0,
         "no hedge answered first: {requests:?}"
     );
+    let coordinator_retries =
+        squall_connectors::store_builder::coordinator_retries() - coordinator_retries_before;
+    assert!(
+        coordinator_retries > 0,
+        "no request of the coordinator was retried"
+    );
+    squall_connectors::store_builder::inject_coordinator_faults(None);
 }
