@@ -30,12 +30,19 @@ use crate::group_speculation::{GroupBackups, LaunchedTask};
 /// deletes its scratch anyway.
 pub const ABANDONED_INVOCATIONS_WAIT: Duration = Duration::from_secs(10);
 
+/// How long after deleting its scratch a query that dropped something
+/// mid-flight deletes it once more, for writes its store applied late.
+pub const LATE_WRITE_SWEEP_DELAY: Duration = Duration::from_secs(2);
+
 /// The invocations of one query still running on a backend that cannot
 /// cancel them.
 #[derive(Debug, Default)]
 pub struct Invocations {
     running: AtomicUsize,
     ended: Notify,
+    /// Whether an attempt or request of the query was dropped mid-flight
+    /// (see [`Invocations::note_abandoned`]).
+    abandoned: std::sync::atomic::AtomicBool,
 }
 
 /// Counts one running invocation until dropped.
@@ -90,6 +97,22 @@ impl Invocations {
         })
         .await
         .unwrap_or_else(|e| Err(format!("the launcher invocation panicked: {e}")))
+    }
+
+    /// Something of the query was dropped mid-flight: a losing backup
+    /// attempt, an attempt past its timeout, a losing hedged request, the
+    /// tasks of a failed or cancelled query. Even where dropping cancels
+    /// the task, a write it had already sent may be applied by the store
+    /// after the drop, and after the query's scratch was deleted; such a
+    /// query's scratch is swept once more a little later
+    /// ([`LATE_WRITE_SWEEP_DELAY`]).
+    pub fn note_abandoned(&self) {
+        self.abandoned.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Invocations::note_abandoned`] was called.
+    pub fn any_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
     }
 
     /// How many invocations are running.

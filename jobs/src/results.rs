@@ -21,7 +21,7 @@ use squall_shuffle::reader::{ReadAhead, read_ranges};
 use tokio::sync::mpsc;
 
 use crate::error::{JobError, Result};
-use crate::invocations::ABANDONED_INVOCATIONS_WAIT;
+use crate::invocations::{ABANDONED_INVOCATIONS_WAIT, LATE_WRITE_SWEEP_DELAY};
 use crate::lease;
 use crate::scheduler::{QueryRun, ResultPart, delete_query_scratch, run_query};
 
@@ -211,6 +211,7 @@ impl Drop for State {
             return;
         }
         self.lease_renewal.abort();
+        self.run.invocations.note_abandoned();
         let scheduler = self.scheduler.take();
         if let Some(handle) = &scheduler {
             handle.abort();
@@ -246,7 +247,17 @@ async fn finish_scratch(run: &QueryRun, keep_scratch: bool) -> Result<()> {
     if keep_scratch {
         return lease::write_lease(&run.query_prefix(), &run.query_id, lease::KEPT).await;
     }
-    delete_query_scratch(run).await
+    delete_query_scratch(run).await?;
+    if run.invocations.any_abandoned() {
+        // A write sent before its attempt or request was dropped may land
+        // after the deletion: sweep once more.
+        let run = run.clone();
+        squall_connectors::cleanup::spawn_cleanup(async move {
+            tokio::time::sleep(LATE_WRITE_SWEEP_DELAY).await;
+            let _ = delete_query_scratch(&run).await;
+        });
+    }
+    Ok(())
 }
 
 async fn open_part(

@@ -317,6 +317,7 @@ async fn run_stage(
                     let mut attempts_used = 1;
                     if launched.backup.launched {
                         attempts_used = 2;
+                        run.invocations.note_abandoned();
                         run.emit(ProgressEvent::TaskSpeculated {
                             stage: stage.id,
                             task,
@@ -442,6 +443,10 @@ async fn run_stage(
             sink_staging::commit(sink, &run.query_id, &staged)
                 .await
                 .map_err(|e| sink_error(&stage, e))?;
+        }
+        if report.requests.hedged > 0 {
+            // A losing hedged PUT may land after the scratch is deleted.
+            run.invocations.note_abandoned();
         }
         run.emit(ProgressEvent::TaskFinished {
             stage: stage.id,
@@ -736,6 +741,8 @@ impl Backup<'_> {
             stage: self.stage.id,
             task: self.task,
         });
+        // One of the two attempts will be dropped while it runs.
+        self.run.invocations.note_abandoned();
         let backup = async {
             let _permits = backup_permits;
             match attempt_spec(self.run, self.stage, self.template, self.task, attempt + 1).await {
@@ -786,7 +793,10 @@ pub(crate) async fn invoke_in_time(
         Some(limit) => {
             tokio::time::timeout(limit, run.invocations.invoke(&run.backend, spec.bytes))
                 .await
-                .unwrap_or_else(|_| Err(timed_out(limit)))
+                .unwrap_or_else(|_| {
+                    run.invocations.note_abandoned();
+                    Err(timed_out(limit))
+                })
         }
         None => run.invocations.invoke(&run.backend, spec.bytes).await,
     }

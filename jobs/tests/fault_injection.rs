@@ -52,6 +52,10 @@ enum Fault {
     /// The first attempt of every task of the final stage runs, then its
     /// result part lands five seconds late (a slow upload).
     LateWriteOfFirstAttemptsOfFinalStage,
+    /// The first attempt of every task of the final stage runs, then takes a
+    /// minute; when it is dropped (a backup won), a write it had "sent"
+    /// lands a second later, as a PUT already on the wire does.
+    WriteLandingAfterDropOfFirstAttemptsOfFinalStage,
     /// Every spec is delivered twice at once (as Lambda may), then once
     /// more after both finished; the third run must write the same bytes.
     DeliverThrice,
@@ -216,6 +220,17 @@ impl Backend for OneFaultBackend {
                 std::fs::write(&path, written).unwrap();
                 report
             }
+            Fault::WriteLandingAfterDropOfFirstAttemptsOfFinalStage
+                if attempt == 0 && output_url.ends_with(".arrows") =>
+            {
+                let report = self.inner.invoke(spec).await;
+                let path = std::path::PathBuf::from(output_url.strip_prefix("file://").unwrap());
+                let bytes = std::fs::read(&path).unwrap();
+                std::fs::remove_file(&path).unwrap();
+                let _in_flight = LandsWhenDropped(Some((path, bytes)));
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                report
+            }
             Fault::LoseFirstReports if attempt == 0 => {
                 let _report = self.inner.invoke(spec).await?;
                 let path = output_url.strip_prefix("file://").unwrap();
@@ -264,6 +279,21 @@ impl Backend for OneFaultBackend {
                 Err("injected: the report was lost".into())
             }
             _ => self.inner.invoke(spec).await,
+        }
+    }
+}
+
+/// A write already sent when its sender is dropped: it lands a second later.
+struct LandsWhenDropped(Option<(std::path::PathBuf, Vec<u8>)>);
+
+impl Drop for LandsWhenDropped {
+    fn drop(&mut self) {
+        if let Some((path, bytes)) = self.0.take() {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, bytes).unwrap();
+            });
         }
     }
 }
@@ -735,6 +765,48 @@ async fn a_straggler_alone_in_its_stage_is_backed_up_at_the_query_pace() {
         took < Duration::from_secs(40),
         "the backup, not the straggler or the timeout, finished the query: {took:?}"
     );
+}
+
+/// A losing attempt cancelled while a write it sent is still on its way (a
+/// PUT the store applies after its sender was dropped): the query's scratch
+/// is swept once more after it was deleted, and ends up empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_landing_after_its_attempt_was_dropped_does_not_outlive_its_query() {
+    let faulty = OneFaultBackend::new(Fault::WriteLandingAfterDropOfFirstAttemptsOfFinalStage);
+    let scratch = tempfile::tempdir().unwrap();
+    let session = squall_session_with(
+        tpch_data().await,
+        SessionOptions {
+            backend: Arc::clone(&faulty) as Arc<dyn Backend>,
+            scratch: Some(scratch.path().display().to_string()),
+            speculation: Some(SpeculationPolicy {
+                floor: Duration::from_millis(500),
+                ..SpeculationPolicy::default()
+            }),
+            task_timeout: Some(Duration::from_secs(45)),
+            ..SessionOptions::default()
+        },
+    )
+    .await;
+    let sql = tpch_query(3);
+    let actual = session.query(&sql).await.unwrap().collect().await.unwrap();
+    let expected = reference_rows(tpch_data().await, &sql).await;
+    assert_same_rows(&expected, &actual).unwrap();
+    let attempts = faulty.attempts.lock().unwrap().clone();
+    let final_stage = attempts.keys().map(|(stage, _)| *stage).max().unwrap();
+    assert_eq!(
+        faulty.attempts_of(final_stage, 0),
+        vec![0, 1],
+        "a backup ran"
+    );
+    // The loser's write lands a second after it was dropped.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        squall_connectors::cleanup::finish_cleanups(Duration::from_secs(30)).await,
+        "the scratch was deleted in time"
+    );
+    let left = files_below(scratch.path());
+    assert!(left.is_empty(), "left in scratch: {left:?}");
 }
 
 /// A losing attempt that cannot be cancelled (as on Lambda) writes its
