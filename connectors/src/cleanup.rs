@@ -12,6 +12,12 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+/// How long after deleting what cancelled work wrote it is deleted once
+/// more: a write already sent when its work was cancelled (a PUT on the
+/// wire, a blocking file write that cannot be stopped) may land after the
+/// first deletion.
+pub const LATE_WRITE_SWEEP_DELAY: Duration = Duration::from_secs(2);
+
 /// Cleanups spawned and maybe still running.
 static PENDING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 

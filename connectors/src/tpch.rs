@@ -104,6 +104,10 @@ impl Drop for DiscardOnDrop {
         if let Some((destination, run_id)) = self.0.take() {
             crate::cleanup::spawn_cleanup(async move {
                 let _ = sink_staging::discard(&destination, &run_id).await;
+                // A file write already under way when the run was dropped
+                // may land after that.
+                tokio::time::sleep(crate::cleanup::LATE_WRITE_SWEEP_DELAY).await;
+                let _ = sink_staging::discard(&destination, &run_id).await;
             });
         }
     }

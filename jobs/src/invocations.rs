@@ -32,7 +32,7 @@ pub const ABANDONED_INVOCATIONS_WAIT: Duration = Duration::from_secs(10);
 
 /// How long after deleting its scratch a query that dropped something
 /// mid-flight deletes it once more, for writes its store applied late.
-pub const LATE_WRITE_SWEEP_DELAY: Duration = Duration::from_secs(2);
+pub use squall_connectors::cleanup::LATE_WRITE_SWEEP_DELAY;
 
 /// The invocations of one query still running on a backend that cannot
 /// cancel them.
