@@ -356,7 +356,8 @@ pub struct QueryArgs {
 }
 
 impl QueryArgs {
-    /// The SQL text from the argument, -c or -f.
+    /// The SQL text from the argument, -c or -f, or else from standard
+    /// input when that is not a terminal (`echo "SELECT 1" | squall sql`).
     pub fn sql_text(&self) -> Result<String> {
         if let Some(s) = self.sql.as_ref().or(self.command.as_ref()) {
             return Ok(s.clone());
@@ -365,7 +366,18 @@ impl QueryArgs {
             return std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read SQL file {}", path.display()));
         }
-        bail!("no SQL given: pass it as an argument, with -c SQL or with -f FILE")
+        let stdin = std::io::stdin();
+        if !std::io::IsTerminal::is_terminal(&stdin) {
+            let mut sql = String::new();
+            std::io::Read::read_to_string(&mut stdin.lock(), &mut sql)
+                .context("cannot read SQL from standard input")?;
+            if !sql.trim().is_empty() {
+                return Ok(sql);
+            }
+        }
+        bail!(
+            "no SQL given: pass it as an argument, with -c SQL, with -f FILE or on standard input"
+        )
     }
 }
 

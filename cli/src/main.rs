@@ -293,10 +293,20 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
         eprint!("{}", session.explain(&sql).await?);
         eprintln!();
     }
-    match session.sql(&sql).await? {
-        StatementResult::Done => {}
-        StatementResult::Rows(stream) => {
-            output::write_result(stream, args.format, args.output.as_deref()).await?;
+    // Every statement's rows are written before the next statement runs, as
+    // duckdb and datafusion-cli show them; to a file (-o), only the last
+    // statement's (earlier ones are run to their end).
+    let statements = session.statements(&sql)?;
+    let count = statements.len();
+    for (i, statement) in statements.into_iter().enumerate() {
+        match session.run_statement(statement).await? {
+            StatementResult::Done => {}
+            StatementResult::Rows(stream) if args.output.is_some() && i + 1 < count => {
+                stream.collect().await?;
+            }
+            StatementResult::Rows(stream) => {
+                output::write_result(stream, args.format, args.output.as_deref()).await?;
+            }
         }
     }
     if let Some(stats) = stats {

@@ -4,83 +4,32 @@
 //! for (Lambda: GB-seconds and invocations; S3: requests), so the summary is
 //! what the cost notes in the README multiply by prices.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use squall_jobs::analyze::QueryMeasures;
 use squall_jobs::{ProgressEvent, ProgressListener};
 use squall_planner::explain::human_bytes;
-use squall_worker::RequestCounts;
 
-/// Totals over the tasks of the statements run so far.
+/// Collects what the statements run so far measured (the same measures
+/// `EXPLAIN ANALYZE` shows per stage), for one summary line.
 #[derive(Debug, Default, Clone)]
-pub struct Stats {
-    stages: usize,
-    tasks: usize,
-    /// Tasks the planner gave the stages that started; more than ran when
-    /// stages were sized from their inputs' exact bytes.
-    planned_tasks: usize,
-    busy_ms: u64,
-    input_bytes: u64,
-    output_bytes: u64,
-    requests: RequestCounts,
-    spilled_bytes: u64,
-    /// The most memory one task held.
-    peak_task_memory_bytes: u64,
-    /// Task attempts that failed and were tried again.
-    retries: usize,
-    /// Backup attempts started for slow tasks, and how many finished first.
-    backups: usize,
-    backups_won: usize,
-}
-
-/// Collects [`Stats`] from progress events.
-#[derive(Debug, Default, Clone)]
-pub struct StatsCollector(Arc<Mutex<Stats>>);
+pub struct StatsCollector(QueryMeasures);
 
 impl StatsCollector {
     pub fn listener(&self) -> ProgressListener {
-        let stats = Arc::clone(&self.0);
-        Arc::new(move |event| {
-            let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
-            match event {
-                ProgressEvent::QueryPlanned { stages, .. } => s.stages += stages,
-                ProgressEvent::TaskFinished {
-                    input_bytes,
-                    output_bytes,
-                    busy_ms,
-                    requests,
-                    spilled_bytes,
-                    peak_memory_bytes,
-                    ..
-                } => {
-                    s.tasks += 1;
-                    s.spilled_bytes += spilled_bytes;
-                    s.peak_task_memory_bytes = s.peak_task_memory_bytes.max(peak_memory_bytes);
-                    s.busy_ms += busy_ms;
-                    s.input_bytes += input_bytes;
-                    s.output_bytes += output_bytes;
-                    s.requests.add(&requests);
-                }
-                ProgressEvent::TaskRetried { .. } => s.retries += 1,
-                ProgressEvent::TaskSpeculated { .. } => s.backups += 1,
-                ProgressEvent::SpeculationWon { .. } => s.backups_won += 1,
-                ProgressEvent::StageStarted { planned_tasks, .. } => {
-                    s.planned_tasks += planned_tasks
-                }
-                ProgressEvent::StageFinished { .. } => {}
-            }
-        })
+        self.0.listener()
     }
 
     /// The one-line summary.
     pub fn summary(&self) -> String {
-        let s = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (stages, s) = self.0.totals();
         format!(
             "stats: {} stages, {} tasks of {} planned ({} retried, {} backups of which {} won), {:.1} task-seconds; read {}, wrote {}; \
              spilled {}, peak task memory {}; \
              object-store requests: {} GET, {} PUT, {} multipart PUT, {} HEAD, {} LIST, {} DELETE, \
              {} retried, {} hedged of which {} won",
-            s.stages,
-            s.tasks,
+            stages,
+            s.finished_tasks,
             s.planned_tasks,
             s.retries,
             s.backups,
@@ -89,7 +38,7 @@ impl StatsCollector {
             human_bytes(s.input_bytes),
             human_bytes(s.output_bytes),
             human_bytes(s.spilled_bytes),
-            human_bytes(s.peak_task_memory_bytes),
+            human_bytes(s.peak_memory_bytes),
             s.requests.get,
             s.requests.put,
             s.requests.multipart_put,
@@ -161,6 +110,25 @@ mod tests {
             "stats: 2 stages, 2 tasks of 5 planned (0 retried, 0 backups of which 0 won), 3.0 task-seconds; read 6.0 MiB, wrote 1.0 KiB; \
              spilled 2.0 MiB, peak task memory 2.0 MiB; object-store requests: 8 GET, 2 PUT, 0 multipart PUT, 0 HEAD, 0 LIST, 0 DELETE, \
              2 retried, 4 hedged of which 2 won"
+        );
+        // A second statement's stage 0 adds to the totals, not to the first's.
+        listener(ProgressEvent::QueryPlanned {
+            stages: 1,
+            tasks: 1,
+        });
+        listener(ProgressEvent::StageStarted {
+            stage: 0,
+            tasks: 1,
+            planned_tasks: 1,
+        });
+        listener(ProgressEvent::TaskSpeculated { stage: 0, task: 0 });
+        listener(ProgressEvent::SpeculationWon { stage: 0, task: 0 });
+        assert!(
+            collector.summary().starts_with(
+                "stats: 3 stages, 2 tasks of 6 planned (0 retried, 1 backups of which 1 won)"
+            ),
+            "{}",
+            collector.summary()
         );
     }
 }

@@ -175,9 +175,10 @@ fn explain_runs_none_of_the_statements() {
         "-c",
         &script,
     ]);
+    // The COPY's count of rows written, then the SELECT's rows.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "team,total\nblue,5\nred,7\n"
+        "count\n3\nteam,total\nblue,5\nred,7\n"
     );
     assert!(copied.exists(), "the real run writes the COPY");
 }
@@ -199,4 +200,58 @@ fn a_closed_stdout_is_a_quiet_exit() {
         assert!(out.status.success(), "squall {command}: {stderr}");
         assert!(stderr.is_empty(), "squall {command}: {stderr}");
     }
+}
+
+/// SQL piped in runs statement by statement, each statement's rows written
+/// before the next runs, as duckdb and datafusion-cli do; with `-o`, the
+/// file gets the last statement's rows.
+#[test]
+fn statements_piped_in_print_every_result_in_order() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let piped = |extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(["sql", "--no-progress", "--format", "csv", "--table"])
+            .arg(table(dir.path()))
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(
+                b"CREATE VIEW best AS SELECT team FROM scores WHERE points = 5;\n\
+                  SELECT count(*) AS n FROM scores;\n\
+                  SELECT team FROM best;\n",
+            )
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(piped(&[]), "n\n3\nteam\nblue\n");
+    let file = dir.path().join("last.csv");
+    assert_eq!(piped(&["-o", file.to_str().unwrap()]), "");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "team\nblue\n");
+
+    // Nothing piped in: the one-line error says where SQL can come from.
+    let out = Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args(["sql", "--no-progress"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: no SQL given: pass it as an argument, with -c SQL, with -f FILE or on standard input"
+    );
 }

@@ -36,25 +36,80 @@ pub struct StageMeasures {
     pub peak_memory_bytes: u64,
     pub retries: usize,
     pub backups: usize,
+    /// Backups that finished first.
+    pub backups_won: usize,
 }
 
-/// Collects [`StageMeasures`] from a query's progress events.
+impl StageMeasures {
+    /// Adds what `other` measured: sums, and the larger of the maxima.
+    pub fn add(&mut self, other: &StageMeasures) {
+        self.tasks += other.tasks;
+        self.planned_tasks += other.planned_tasks;
+        self.finished_tasks += other.finished_tasks;
+        self.busy_ms += other.busy_ms;
+        self.slowest_task_ms = self.slowest_task_ms.max(other.slowest_task_ms);
+        self.input_bytes += other.input_bytes;
+        self.output_rows += other.output_rows;
+        self.output_bytes += other.output_bytes;
+        self.requests.add(&other.requests);
+        self.spilled_bytes += other.spilled_bytes;
+        self.peak_memory_bytes = self.peak_memory_bytes.max(other.peak_memory_bytes);
+        self.retries += other.retries;
+        self.backups += other.backups;
+        self.backups_won += other.backups_won;
+    }
+}
+
+/// What the queries run so far measured, stage by stage.
+#[derive(Debug, Default)]
+struct Measured {
+    /// Queries planned so far; a stage's events belong to the latest.
+    queries: usize,
+    /// Their stages, as planned.
+    planned_stages: usize,
+    /// By (query, stage).
+    stages: BTreeMap<(usize, usize), StageMeasures>,
+}
+
+impl Measured {
+    fn stage(&mut self, stage: usize) -> &mut StageMeasures {
+        let query = self.queries.saturating_sub(1);
+        self.stages.entry((query, stage)).or_default()
+    }
+
+    /// The stages of the latest query, by stage id.
+    fn latest(&self) -> BTreeMap<usize, StageMeasures> {
+        let query = self.queries.saturating_sub(1);
+        self.stages
+            .iter()
+            .filter(|((q, _), _)| *q == query)
+            .map(|((_, stage), m)| (*stage, m.clone()))
+            .collect()
+    }
+}
+
+/// Collects [`StageMeasures`] from the progress events of the queries of a
+/// session (a script of several statements, or one `EXPLAIN ANALYZE`).
 #[derive(Debug, Default, Clone)]
-pub struct QueryMeasures(Arc<Mutex<BTreeMap<usize, StageMeasures>>>);
+pub struct QueryMeasures(Arc<Mutex<Measured>>);
 
 impl QueryMeasures {
     /// The listener to hand the query.
     pub fn listener(&self) -> ProgressListener {
         let stages = Arc::clone(&self.0);
         Arc::new(move |event| {
-            let mut stages = stages.lock().unwrap_or_else(|e| e.into_inner());
+            let mut measured = stages.lock().unwrap_or_else(|e| e.into_inner());
             match event {
+                ProgressEvent::QueryPlanned { stages, .. } => {
+                    measured.queries += 1;
+                    measured.planned_stages += stages;
+                }
                 ProgressEvent::StageStarted {
                     stage,
                     tasks,
                     planned_tasks,
                 } => {
-                    let s = stages.entry(stage).or_default();
+                    let s = measured.stage(stage);
                     s.tasks = tasks;
                     s.planned_tasks = planned_tasks;
                 }
@@ -69,7 +124,7 @@ impl QueryMeasures {
                     peak_memory_bytes,
                     ..
                 } => {
-                    let s = stages.entry(stage).or_default();
+                    let s = measured.stage(stage);
                     s.finished_tasks += 1;
                     s.busy_ms += busy_ms;
                     s.slowest_task_ms = s.slowest_task_ms.max(busy_ms);
@@ -80,32 +135,41 @@ impl QueryMeasures {
                     s.spilled_bytes += spilled_bytes;
                     s.peak_memory_bytes = s.peak_memory_bytes.max(peak_memory_bytes);
                 }
-                ProgressEvent::TaskRetried { stage, .. } => {
-                    stages.entry(stage).or_default().retries += 1
+                ProgressEvent::TaskRetried { stage, .. } => measured.stage(stage).retries += 1,
+                ProgressEvent::TaskSpeculated { stage, .. } => measured.stage(stage).backups += 1,
+                ProgressEvent::SpeculationWon { stage, .. } => {
+                    measured.stage(stage).backups_won += 1
                 }
-                ProgressEvent::TaskSpeculated { stage, .. } => {
-                    stages.entry(stage).or_default().backups += 1
-                }
-                ProgressEvent::QueryPlanned { .. }
-                | ProgressEvent::SpeculationWon { .. }
-                | ProgressEvent::StageFinished { .. } => {}
+                ProgressEvent::StageFinished { .. } => {}
             }
         })
     }
 
-    /// The measures of `stage` so far.
+    /// The measures of `stage` of the latest query so far.
     pub fn stage(&self, stage: usize) -> Option<StageMeasures> {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .latest()
             .get(&stage)
             .cloned()
+    }
+
+    /// The stages planned by every query so far, and what all their stages
+    /// measured together (what `--stats` prints).
+    pub fn totals(&self) -> (usize, StageMeasures) {
+        let measured = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = StageMeasures::default();
+        for stage in measured.stages.values() {
+            total.add(stage);
+        }
+        (measured.planned_stages, total)
     }
 
     /// `graph` as `squall explain` shows it, each stage with a line of what
     /// it did, after a summary of the run.
     pub fn render(&self, graph: &StageGraph, elapsed: Duration, result_rows: u64) -> String {
-        let stages = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let stages = self.0.lock().unwrap_or_else(|e| e.into_inner()).latest();
         let ran: usize = stages.values().map(|s| s.tasks).sum();
         let planned: usize = stages.values().map(|s| s.planned_tasks).sum();
         let busy_ms: u64 = stages.values().map(|s| s.busy_ms).sum();

@@ -254,12 +254,11 @@ impl Session {
     /// one ran, so a script can create a table and then query it); returns the
     /// result of the last one.
     pub async fn sql(&self, sql: &str) -> Result<StatementResult> {
-        let statements = self.parse(sql)?;
+        let statements = self.statements(sql)?;
         let count = statements.len();
         let mut last = StatementResult::Done;
         for (i, statement) in statements.into_iter().enumerate() {
-            let plan = self.ctx.state().statement_to_plan(statement).await?;
-            let result = self.run_logical(plan).await?;
+            let result = self.run_statement(statement).await?;
             if i + 1 < count {
                 if let StatementResult::Rows(stream) = result {
                     stream.collect().await?;
@@ -269,6 +268,22 @@ impl Session {
             }
         }
         Ok(last)
+    }
+
+    /// The statements of `sql`, parsed with the session's SQL dialect, for
+    /// [`Session::run_statement`] to run one at a time (as a terminal shows
+    /// each statement's rows before the next runs). At least one.
+    pub fn statements(&self, sql: &str) -> Result<Vec<datafusion::sql::parser::Statement>> {
+        self.parse(sql)
+    }
+
+    /// Runs one statement of [`Session::statements`].
+    pub async fn run_statement(
+        &self,
+        statement: datafusion::sql::parser::Statement,
+    ) -> Result<StatementResult> {
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        self.run_logical(plan).await
     }
 
     /// Runs one query and returns its rows as a stream.
