@@ -197,7 +197,7 @@ pub struct QueryArgs {
     /// a glob or an object-store prefix (s3://bucket/path/). Repeatable.
     #[arg(long = "table", value_name = "NAME=URL")]
     pub tables: Vec<String>,
-    /// File format of --table locations when the extension does not tell (parquet, csv, json).
+    /// File format of --table locations when the extension does not tell (parquet, csv, tsv, json).
     #[arg(long, value_name = "FORMAT")]
     pub table_format: Option<TableFormat>,
     /// Where tasks run: `local` (tokio tasks in this process), `process`

@@ -9,8 +9,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::GetExt;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -30,6 +32,8 @@ const FORMAT_PROBE_OBJECTS: usize = 1000;
 pub enum TableFormat {
     Parquet,
     Csv,
+    /// CSV with tabs between the values (`.tsv`).
+    Tsv,
     Json,
 }
 
@@ -39,6 +43,7 @@ impl TableFormat {
         match self {
             Self::Parquet => ".parquet",
             Self::Csv => ".csv",
+            Self::Tsv => ".tsv",
             Self::Json => ".json",
         }
     }
@@ -49,11 +54,14 @@ impl TableFormat {
         let lower = lower
             .trim_end_matches(".gz")
             .trim_end_matches(".zst")
-            .trim_end_matches(".bz2");
+            .trim_end_matches(".bz2")
+            .trim_end_matches(".xz");
         if lower.ends_with(".parquet") || lower.ends_with(".parq") {
             Some(Self::Parquet)
-        } else if lower.ends_with(".csv") || lower.ends_with(".tsv") {
+        } else if lower.ends_with(".csv") {
             Some(Self::Csv)
+        } else if lower.ends_with(".tsv") {
+            Some(Self::Tsv)
         } else if lower.ends_with(".json")
             || lower.ends_with(".ndjson")
             || lower.ends_with(".jsonl")
@@ -64,12 +72,37 @@ impl TableFormat {
         }
     }
 
-    fn file_format(self) -> Arc<dyn FileFormat> {
+    /// How files of this format compressed as `compression` are read.
+    fn file_format(self, compression: FileCompressionType) -> Arc<dyn FileFormat> {
+        let csv = || {
+            CsvFormat::default()
+                .with_has_header(true)
+                .with_file_compression_type(compression)
+        };
         match self {
             Self::Parquet => Arc::new(ParquetFormat::default()),
-            Self::Csv => Arc::new(CsvFormat::default().with_has_header(true)),
-            Self::Json => Arc::new(JsonFormat::default()),
+            Self::Csv => Arc::new(csv()),
+            Self::Tsv => Arc::new(csv().with_delimiter(b'\t')),
+            Self::Json => Arc::new(JsonFormat::default().with_file_compression_type(compression)),
         }
+    }
+}
+
+/// The compression a file name says its file has (`x.csv.gz`: gzip).
+/// Parquet compresses inside the file, so a Parquet file is never
+/// compressed as a whole.
+pub fn compression_of(name: &str) -> FileCompressionType {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".gz") {
+        FileCompressionType::GZIP
+    } else if lower.ends_with(".bz2") {
+        FileCompressionType::BZIP2
+    } else if lower.ends_with(".xz") {
+        FileCompressionType::XZ
+    } else if lower.ends_with(".zst") {
+        FileCompressionType::ZSTD
+    } else {
+        FileCompressionType::UNCOMPRESSED
     }
 }
 
@@ -79,9 +112,10 @@ impl FromStr for TableFormat {
         match s.to_ascii_lowercase().as_str() {
             "parquet" => Ok(Self::Parquet),
             "csv" => Ok(Self::Csv),
+            "tsv" => Ok(Self::Tsv),
             "json" | "ndjson" | "jsonl" => Ok(Self::Json),
             other => Err(format!(
-                "unknown table format '{other}' (expected parquet, csv or json)"
+                "unknown table format '{other}' (expected parquet, csv, tsv or json)"
             )),
         }
     }
@@ -115,19 +149,17 @@ pub async fn register_table(
     let table_url =
         ListingTableUrl::parse(loc.url().as_str()).map_err(|e| table_err(e.to_string()))?;
 
-    let format = match format {
-        Some(f) => f,
-        None => detect_format(ctx, &loc, &table_url)
-            .await
-            .map_err(&table_err)?,
-    };
+    let (format, compression) = detect_format(ctx, &loc, &table_url, format)
+        .await
+        .map_err(&table_err)?;
     let extension = if loc.is_prefix() || table_url.get_glob().is_some() {
-        format.extension()
+        format!("{}{}", format.extension(), compression.get_ext())
     } else {
         // A single named file is read whatever its extension.
-        ""
+        String::new()
     };
-    let mut options = ListingOptions::new(format.file_format()).with_file_extension(extension);
+    let mut options =
+        ListingOptions::new(format.file_format(compression)).with_file_extension(extension);
     let state = ctx.state();
     let partition_cols = options
         .infer_partitions(&state, &table_url)
@@ -152,7 +184,7 @@ pub async fn register_table(
             "{loc} holds only empty (0-byte) files: no {} to read columns from",
             match format {
                 TableFormat::Parquet => "Parquet footer",
-                TableFormat::Csv => "CSV header",
+                TableFormat::Csv | TableFormat::Tsv => "CSV header",
                 TableFormat::Json => "JSON record",
             }
         )));
@@ -166,14 +198,25 @@ pub async fn register_table(
     Ok(())
 }
 
-/// Picks the format from the location's extension, or from the objects under a prefix.
+/// Picks the format (unless `given`) and the compression of whole files
+/// from the location's name, or from the most common kind of the objects
+/// under a prefix.
 async fn detect_format(
     ctx: &SessionContext,
     loc: &Location,
     table_url: &ListingTableUrl,
-) -> std::result::Result<TableFormat, String> {
-    if let Some(f) = TableFormat::from_file_name(loc.url().path()) {
-        return Ok(f);
+    given: Option<TableFormat>,
+) -> std::result::Result<(TableFormat, FileCompressionType), String> {
+    let compressed = |format: TableFormat, name: &str| match format {
+        TableFormat::Parquet => FileCompressionType::UNCOMPRESSED,
+        _ => compression_of(name),
+    };
+    let name = loc.url().path();
+    if !loc.is_prefix()
+        && table_url.get_glob().is_none()
+        && let Some(format) = given.or_else(|| TableFormat::from_file_name(name))
+    {
+        return Ok((format, compressed(format, name)));
     }
     let store = ctx
         .runtime_env()
@@ -185,23 +228,29 @@ async fn detect_format(
         .try_collect()
         .await
         .map_err(|e| format!("cannot list {loc}: {}", one_line(&e.to_string())))?;
-    let mut counts = [0usize; 3];
+    // The most common (format, compression) of the files, in the format
+    // given if one is.
+    let mut counts: Vec<((TableFormat, FileCompressionType), usize)> = Vec::new();
     for obj in &objects {
-        match TableFormat::from_file_name(obj.location.as_ref()) {
-            Some(TableFormat::Parquet) => counts[0] += 1,
-            Some(TableFormat::Csv) => counts[1] += 1,
-            Some(TableFormat::Json) => counts[2] += 1,
-            None => {}
+        let name = obj.location.as_ref();
+        let Some(format) = TableFormat::from_file_name(name) else {
+            continue;
+        };
+        if given.is_some_and(|g| g != format) {
+            continue;
+        }
+        let kind = (format, compressed(format, name));
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
         }
     }
-    let best = counts.iter().enumerate().max_by_key(|(_, c)| **c);
-    match best {
-        Some((i, c)) if *c > 0 => {
-            Ok([TableFormat::Parquet, TableFormat::Csv, TableFormat::Json][i])
-        }
-        _ if objects.is_empty() => Err(format!("no files found at {loc}")),
-        _ => Err(format!(
-            "cannot tell the file format of {loc}: no .parquet, .csv or .json files; pass --table-format"
+    match counts.iter().max_by_key(|(_, n)| *n) {
+        Some((kind, _)) => Ok(*kind),
+        None if given.is_some() => Ok((given.expect("checked"), FileCompressionType::UNCOMPRESSED)),
+        None if objects.is_empty() => Err(format!("no files found at {loc}")),
+        None => Err(format!(
+            "cannot tell the file format of {loc}: no .parquet, .csv, .tsv or .json files; pass --table-format"
         )),
     }
 }
@@ -308,6 +357,14 @@ mod tests {
             Some(TableFormat::Json)
         );
         assert_eq!(TableFormat::from_file_name("x.txt"), None);
+        assert_eq!(
+            TableFormat::from_file_name("x.TSV.bz2"),
+            Some(TableFormat::Tsv)
+        );
+        assert_eq!(compression_of("x.csv.gz"), FileCompressionType::GZIP);
+        assert_eq!(compression_of("x.json.zst"), FileCompressionType::ZSTD);
+        assert_eq!(compression_of("x.csv"), FileCompressionType::UNCOMPRESSED);
+        assert_eq!("tsv".parse::<TableFormat>(), Ok(TableFormat::Tsv));
     }
 
     #[tokio::test]

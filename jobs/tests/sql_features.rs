@@ -247,3 +247,71 @@ async fn partition_values_cannot_escape_a_copy_destination() {
         .sum();
     assert_eq!(rows, 4, "{written:?}");
 }
+
+/// A `.tsv` file is read with tabs, and a folder of `.csv.gz` files is
+/// found and decompressed (each compressed file read whole by one task):
+/// both give single-node DataFusion's rows over the same data as plain CSV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tsv_and_gzipped_csv_read_like_plain_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = (0..3000)
+        .map(|i| format!("{i},name {i},{}", i % 7))
+        .collect();
+    let plain = dir.path().join("plain.csv");
+    std::fs::write(&plain, format!("id,name,k\n{}\n", rows.join("\n"))).unwrap();
+    let tsv = dir.path().join("data.tsv");
+    let tab_rows: Vec<String> = rows.iter().map(|r| r.replace(',', "\t")).collect();
+    std::fs::write(&tsv, format!("id\tname\tk\n{}\n", tab_rows.join("\n"))).unwrap();
+    let gz = dir.path().join("gz");
+    std::fs::create_dir(&gz).unwrap();
+    for (part, chunk) in rows.chunks(700).enumerate() {
+        let path = gz.join(format!("part-{part}.csv"));
+        std::fs::write(&path, format!("id,name,k\n{}\n", chunk.join("\n"))).unwrap();
+        let status = std::process::Command::new("gzip")
+            .arg(&path)
+            .status()
+            .expect("gzip runs (apt-get install gzip)");
+        assert!(status.success());
+    }
+    let session = Session::try_new(SessionOptions {
+        backend: Arc::new(LocalBackend::new(2)),
+        // Small tasks: the plain files are cut into byte ranges.
+        planner: squall_planner::PlannerConfig {
+            target_task_bytes: 16 * 1024,
+            ..squall_planner::PlannerConfig::default()
+        },
+        ..SessionOptions::default()
+    })
+    .unwrap();
+    for (name, location) in [("t_tsv", &tsv), ("t_gz", &gz)] {
+        session
+            .register_table(name, location.to_str().unwrap(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let reference = SessionContext::new();
+    reference
+        .register_csv(
+            "plain",
+            plain.to_str().unwrap(),
+            datafusion::prelude::CsvReadOptions::new(),
+        )
+        .await
+        .unwrap();
+    let sql = |table: &str| {
+        format!(
+            "SELECT k, count(*) AS n, sum(id) AS s, max(name) AS m FROM {table} GROUP BY k ORDER BY k"
+        )
+    };
+    let expected = reference
+        .sql(&sql("plain"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    for table in ["t_tsv", "t_gz"] {
+        let actual = rows_of(&session, &sql(table)).await;
+        assert_same_rows(&expected, &actual).unwrap_or_else(|e| panic!("{table}: {e}"));
+    }
+}
