@@ -287,7 +287,10 @@ async fn run_stage(
                             .unwrap_or(std::time::Duration::MAX);
                         tokio::time::timeout(limit, launched)
                             .await
-                            .unwrap_or_else(|_| Err(timed_out(limit)))
+                            .unwrap_or_else(|_| {
+                                run.invocations.note_abandoned();
+                                Err(timed_out(limit))
+                            })
                     }
                     None => launched.await,
                 };
