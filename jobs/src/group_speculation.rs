@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use squall_worker::TaskKey;
 use tokio::sync::{OnceCell, Semaphore};
 
-use crate::speculation::{QueryPace, SpeculationPolicy, StageClock};
+use crate::speculation::{QueryPace, SpeculationPolicy, StageClock, first_success};
 
 /// What a launcher needs to back up the stragglers of its group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,17 +222,7 @@ where
             let _slot = backup_slot;
             (self.invoke)(backup_spec).await
         };
-        tokio::pin!(backup);
-        let (result, won) = tokio::select! {
-            result = &mut first => match result {
-                Ok(report) => (Ok(report), false),
-                Err(_) => (backup.await, true),
-            },
-            result = &mut backup => match result {
-                Ok(report) => (Ok(report), true),
-                Err(_) => (first.await, false),
-            },
-        };
+        let (result, won) = first_success(first, backup).await;
         self.finished(&result, started);
         LaunchedTask {
             backup: BackupUse {

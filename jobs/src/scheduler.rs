@@ -44,7 +44,7 @@ use crate::rerun::{WinnerBook, rerun_producer};
 use crate::specs::{
     MAX_INLINE_FRAGMENT_BYTES, StageTemplate, Winner, stage_object_stores, task_spec,
 };
-use crate::speculation::{QueryPace, SpeculationPolicy, StageClock};
+use crate::speculation::{QueryPace, SpeculationPolicy, StageClock, first_success};
 
 /// A finished part of the result: one Arrow IPC stream object.
 #[derive(Debug, Clone)]
@@ -753,17 +753,7 @@ impl Backup<'_> {
                 Err(e) => Err(e.to_string()),
             }
         };
-        tokio::pin!(backup);
-        let (result, backup_won) = tokio::select! {
-            result = &mut first => match result {
-                Ok(report) => (Ok(report), false),
-                Err(_) => (backup.await, true),
-            },
-            result = &mut backup => match result {
-                Ok(report) => (Ok(report), true),
-                Err(_) => (first.await, false),
-            },
-        };
+        let (result, backup_won) = first_success(first, backup).await;
         if backup_won && result.is_ok() {
             self.run.emit(ProgressEvent::SpeculationWon {
                 stage: self.stage.id,

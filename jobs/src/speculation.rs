@@ -23,6 +23,27 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// Races an attempt against its backup: the first to succeed wins and the
+/// other is dropped; when one fails, the other's outcome is taken. Returns
+/// that outcome and whether it is the backup's.
+pub async fn first_success<T, E>(
+    first: impl std::future::Future<Output = Result<T, E>>,
+    backup: impl std::future::Future<Output = Result<T, E>>,
+) -> (Result<T, E>, bool) {
+    tokio::pin!(first);
+    tokio::pin!(backup);
+    tokio::select! {
+        result = &mut first => match result {
+            Ok(report) => (Ok(report), false),
+            Err(_) => (backup.await, true),
+        },
+        result = &mut backup => match result {
+            Ok(report) => (Ok(report), true),
+            Err(_) => (first.await, false),
+        },
+    }
+}
+
 /// When a running task gets a backup attempt.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SpeculationPolicy {
