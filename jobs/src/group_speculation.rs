@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use squall_worker::TaskKey;
 use tokio::sync::{OnceCell, Semaphore};
@@ -109,20 +108,9 @@ pub async fn load_backups(backups: &GroupBackups, key: &TaskKey) -> Result<Vec<V
     let reference: BackupsByReference = serde_json::from_slice(&opened)
         .map_err(|e| format!("backup specs reference is not valid: {e}"))?;
     let url = &reference.backups_url;
-    let location = squall_connectors::Location::parse(url).map_err(|e| e.to_string())?;
-    let store = location.build_store().map_err(|e| e.to_string())?;
-    let bytes = store
-        .get(&location.path())
+    let bytes = squall_worker::pinned::fetch_pinned(url, &reference.sha256)
         .await
-        .map_err(|e| format!("reading backup specs {url}: {e}"))?
-        .bytes()
-        .await
-        .map_err(|e| format!("reading backup specs {url}: {e}"))?;
-    if squall_worker::signing::sha256_hex(&bytes) != reference.sha256 {
-        return Err(format!(
-            "the backup specs object {url} is not the one its reference names (SHA-256 differs)"
-        ));
-    }
+        .map_err(|e| format!("backup specs: {e}"))?;
     let texts: Vec<String> = serde_json::from_slice(&bytes)
         .map_err(|e| format!("backup specs object {url} is not valid: {e}"))?;
     Ok(texts.into_iter().map(String::into_bytes).collect())

@@ -654,21 +654,8 @@ async fn q3_with_stragglers(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_straggler_gets_a_backup_attempt_that_wins() {
     let backend = OneFaultBackend::new(Fault::StraggleFirstAttemptOfStage0Task0);
-    let (took, speculated, won) = q3_with_stragglers(
-        &backend,
-        // Small tasks: the first stage has several, so most can finish.
-        PlannerConfig {
-            target_task_bytes: 256 * 1024,
-            ..PlannerConfig::default()
-        },
-        // Half the stage finished (stage 0 may have two tasks).
-        SpeculationPolicy {
-            min_finished_fraction: 0.5,
-            floor: Duration::from_millis(200),
-            ..SpeculationPolicy::default()
-        },
-    )
-    .await;
+    let (planner, speculation) = many_small_tasks();
+    let (took, speculated, won) = q3_with_stragglers(&backend, planner, speculation).await;
     assert!(
         !backend.attempts_of(0, 1).is_empty(),
         "stage 0 needs several tasks for this test"
@@ -684,7 +671,8 @@ async fn a_straggler_gets_a_backup_attempt_that_wins() {
     );
 }
 
-/// Small tasks, so that stage 0 has several; a backup once half of them finished.
+/// Small tasks, so that stage 0 has several and most can finish; a backup
+/// once half of them finished (stage 0 may have two tasks).
 fn many_small_tasks() -> (PlannerConfig, SpeculationPolicy) {
     (
         PlannerConfig {

@@ -28,6 +28,9 @@ pub enum WorkerError {
     /// The task key is missing or unusable.
     #[error("{0}")]
     TaskKey(String),
+    /// An object a signed reference names could not be read.
+    #[error("reading {url}: {reason}")]
+    Unreadable { url: String, reason: String },
     /// A report could not be decoded.
     #[error("invalid task report: {0}")]
     InvalidReport(String),

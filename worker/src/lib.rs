@@ -14,6 +14,7 @@ pub mod error;
 pub mod functions;
 pub mod memory;
 pub mod peak_memory;
+pub mod pinned;
 pub mod remote_error;
 pub mod report;
 pub mod run;

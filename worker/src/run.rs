@@ -24,6 +24,7 @@ use crate::counting_store::{CountingStore, RequestCounters};
 use crate::error::WorkerError;
 use crate::functions::FunctionLibrary;
 use crate::peak_memory::PeakMemoryPool;
+use crate::pinned::fetch_pinned;
 use crate::remote_error::RemoteError;
 use crate::report::{TaskOutcome, TaskReport};
 use crate::signing::TaskKey;
@@ -80,13 +81,7 @@ pub async fn run_opened_task(
 ) -> Vec<u8> {
     let fetched;
     let spec_bytes = match serde_json::from_slice::<SpecByReference>(payload) {
-        Ok(reference) => match fetch_spec(&reference.spec_url).await {
-            Ok(bytes) if crate::signing::sha256_hex(&bytes) != reference.sha256 => {
-                return refused_report(&WorkerError::SpecRejected(format!(
-                    "the spec object {} is not the one its reference names (SHA-256 differs)",
-                    reference.spec_url
-                )));
-            }
+        Ok(reference) => match fetch_pinned(&reference.spec_url, &reference.sha256).await {
             Ok(bytes) => match key.open(&bytes) {
                 Ok(spec) => {
                     fetched = spec;
@@ -94,7 +89,8 @@ pub async fn run_opened_task(
                 }
                 Err(e) => return refused_report(&e),
             },
-            Err(message) => return failed_report(message, None),
+            Err(e @ WorkerError::Unreadable { .. }) => return failed_report(e.to_string(), None),
+            Err(e) => return refused_report(&e),
         },
         Err(_) => payload,
     };
@@ -121,19 +117,6 @@ fn failed_report(message: String, error: Option<RemoteError>) -> Vec<u8> {
         ..TaskReport::new("", 0, 0, 0, "")
     }
     .to_bytes()
-}
-
-async fn fetch_spec(url: &str) -> Result<Vec<u8>, String> {
-    let location = squall_connectors::Location::parse(url).map_err(|e| e.to_string())?;
-    let store = location.build_store().map_err(|e| e.to_string())?;
-    let bytes = store
-        .get(&location.path())
-        .await
-        .map_err(|e| format!("reading task spec {url}: {e}"))?
-        .bytes()
-        .await
-        .map_err(|e| format!("reading task spec {url}: {e}"))?;
-    Ok(bytes.to_vec())
 }
 
 /// Runs one task from a parsed spec.
