@@ -25,13 +25,16 @@ pub struct Cli {
     /// set, decides instead. Quiet by default.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Without a command: the interactive shell on a terminal, else the
+    /// SQL on standard input (as `squall sql`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run one or more SQL statements and print the result of the last one.
+    /// Run SQL statements and print each one's result; without SQL on a
+    /// terminal, open the interactive shell.
     Sql(QueryArgs),
     /// Show how a query is cut into stages and tasks, without running it.
     Explain(QueryArgs),
@@ -46,6 +49,7 @@ pub enum Command {
     Scratch(ScratchCommand),
     /// Run one task: TaskSpec bytes on stdin, TaskReport bytes on stdout.
     /// Used by the process backend; not meant to be typed by hand.
+    #[command(hide = true)]
     Worker,
 }
 
@@ -167,8 +171,11 @@ pub enum BackendKind {
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// An aligned text table.
+    /// An aligned table; on a terminal it fits the width and shows the first
+    /// and last rows of long results (see --max-rows).
     Table,
+    /// Every row as `column = value` lines.
+    Line,
     /// CSV with a header row.
     Csv,
     /// One JSON object per line.
@@ -177,7 +184,7 @@ pub enum OutputFormat {
     Parquet,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct QueryArgs {
     /// SQL to run (or use -c, or -f).
     #[arg(value_name = "SQL")]
@@ -340,6 +347,11 @@ pub struct QueryArgs {
     /// Output format of the result.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    /// Most rows a table shows: the first and the last half of them (0: all;
+    /// default: 40 on a terminal, all otherwise). Rows are never all held
+    /// in memory: long results print as they arrive.
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<usize>,
     /// Write the result to this file instead of stdout.
     #[arg(short = 'o', long, value_name = "PATH")]
     pub output: Option<PathBuf>,
@@ -356,6 +368,21 @@ pub struct QueryArgs {
 }
 
 impl QueryArgs {
+    /// `squall sql` with no flags (what `squall` alone runs).
+    pub fn defaults() -> Self {
+        use clap::{Args as _, FromArgMatches as _};
+        let command = Self::augment_args(clap::Command::new("sql"));
+        let matches = command
+            .try_get_matches_from(["sql"])
+            .expect("no flags parse");
+        Self::from_arg_matches(&matches).expect("no flags parse")
+    }
+
+    /// Whether no SQL was given (as an argument, -c or -f).
+    pub fn names_no_sql(&self) -> bool {
+        self.sql.is_none() && self.command.is_none() && self.file.is_none()
+    }
+
     /// The SQL text from the argument, -c or -f, or else from standard
     /// input when that is not a terminal (`echo "SELECT 1" | squall sql`).
     pub fn sql_text(&self) -> Result<String> {

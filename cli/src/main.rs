@@ -4,31 +4,22 @@ mod args;
 mod config;
 mod deploy;
 mod lambda_worker;
+mod listener_slot;
 mod output;
 mod progress;
+mod session_setup;
+mod shell;
 mod stats;
+mod table_view;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use squall_connectors::{Location, RequestPolicy};
-use squall_jobs::{
-    LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend, Session, SessionOptions,
-    StatementResult,
-};
+use squall_connectors::Location;
+use squall_jobs::StatementResult;
 
-use squall_planner::PlannerConfig;
-
-/// This machine's memory (Linux: `MemTotal` of `/proc/meminfo`).
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-use crate::args::{
-    BackendKind, Cli, Command, DeployCommand, GenCommand, QueryArgs, ScratchCommand,
-};
+use crate::args::{Cli, Command, DeployCommand, GenCommand, QueryArgs, ScratchCommand};
 use crate::config::Config;
 
 fn main() -> ExitCode {
@@ -89,9 +80,38 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `squall`, or `squall sql` without SQL, on a terminal: the shell,
+    // which handles Ctrl-C itself (a statement is cancelled, not the shell).
+    let cli = match cli.command {
+        None => Cli {
+            command: Some(Command::Sql(args::QueryArgs::defaults())),
+            ..cli
+        },
+        Some(_) => cli,
+    };
+    if let Some(Command::Sql(query)) = &cli.command
+        && query.names_no_sql()
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        let result = Config::load(cli.config.as_deref())
+            .and_then(|config| shell::run(query.clone(), &config, &runtime));
+        runtime.block_on(squall_connectors::cleanup::finish_cleanups(
+            CLEANUP_AT_EXIT_LIMIT,
+        ));
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!(
+                    "error: {}",
+                    squall_connectors::table::one_line(&format!("{e:#}"))
+                );
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cancellable = matches!(
         cli.command,
-        Command::Sql(_) | Command::Explain(_) | Command::Gen(_)
+        Some(Command::Sql(_) | Command::Explain(_) | Command::Gen(_))
     );
     let outcome = runtime.block_on(async {
         if !cancellable {
@@ -157,9 +177,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// The longest `--task-timeout` accepted: a year.
-const MAX_TASK_TIMEOUT_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
-
 /// How long background cleanups may delay a normal exit: deleting the
 /// scratch of abandoned queries, and that of a query whose abandoned Lambda
 /// invocations (a losing backup) must end first
@@ -206,10 +223,14 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
-    match cli.command {
+    let Some(command) = cli.command else {
+        unreachable!("a missing command is `sql`");
+    };
+    match command {
         Command::Sql(args) => run_sql(args, &config).await,
         Command::Explain(args) => {
-            let (session, sql) = open_session(&args, &config, false, None).await?;
+            let sql = args.sql_text()?;
+            let session = session_setup::open_session(&args, &config, None).await?;
             let text = session.explain(&sql).await?;
             let mut stdout = std::io::stdout().lock();
             std::io::Write::write_all(&mut stdout, text.as_bytes())?;
@@ -288,7 +309,9 @@ async fn run(cli: Cli) -> Result<()> {
 
 async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
     let stats = args.stats.then(stats::StatsCollector::default);
-    let (session, sql) = open_session(&args, config, !args.no_progress, stats.as_ref()).await?;
+    let sql = args.sql_text()?;
+    let slot = listener_slot::ListenerSlot::default();
+    let session = session_setup::open_session(&args, config, Some(slot.listener())).await?;
     if args.explain {
         eprint!("{}", session.explain(&sql).await?);
         eprintln!();
@@ -299,197 +322,54 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
     let statements = session.statements(&sql)?;
     let count = statements.len();
     for (i, statement) in statements.into_iter().enumerate() {
-        match session.run_statement(statement).await? {
-            StatementResult::Done => {}
-            StatementResult::Rows(stream) if args.output.is_some() && i + 1 < count => {
-                stream.collect().await?;
+        let live = if args.no_progress {
+            None
+        } else {
+            progress::LiveProgress::start()
+        };
+        slot.set(stats::both(
+            live.as_ref().map(progress::LiveProgress::listener),
+            stats.as_ref().map(stats::StatsCollector::listener),
+        ));
+        let outcome = async {
+            match session.run_statement(statement).await? {
+                StatementResult::Done => {}
+                StatementResult::Rows(stream) if args.output.is_some() && i + 1 < count => {
+                    stream.collect().await?;
+                }
+                StatementResult::Rows(stream) => {
+                    let style =
+                        output::ResultStyle::new(args.format, args.max_rows, args.output.is_some());
+                    // The display makes way for the first row written to stdout.
+                    let live = live.clone();
+                    let before_stdout = move || {
+                        if let Some(live) = live {
+                            live.finish();
+                        }
+                    };
+                    output::write_result(
+                        stream,
+                        style,
+                        args.output.as_deref(),
+                        &|| None,
+                        Box::new(before_stdout),
+                    )
+                    .await?;
+                }
             }
-            StatementResult::Rows(stream) => {
-                output::write_result(stream, args.format, args.output.as_deref()).await?;
-            }
+            anyhow::Ok(())
         }
+        .await;
+        if let Some(live) = &live {
+            live.finish();
+        }
+        outcome?;
     }
     if let Some(stats) = stats {
         eprintln!("{}", stats.summary());
+        if let Some(memory) = session.backend().billed_memory_bytes() {
+            eprintln!("{}", stats.cost_line(memory));
+        }
     }
     Ok(())
-}
-
-/// How tasks send object-store requests: flags first, then the config file.
-fn request_policy(args: &QueryArgs, defaults: &config::QueryDefaults) -> RequestPolicy {
-    // The coordinator's own requests meet the injected faults too.
-    squall_connectors::store_builder::inject_coordinator_faults(args.inject_store_faults.clone());
-    let mut policy = RequestPolicy {
-        retries: args
-            .request_retries
-            .or(defaults.request_retries)
-            .unwrap_or(squall_connectors::request_policy::DEFAULT_REQUEST_RETRIES),
-        faults: args.inject_store_faults.clone(),
-        ..RequestPolicy::default()
-    };
-    if args.no_hedging || defaults.hedging == Some(false) {
-        policy.hedging = None;
-    } else if let (Some(hedging), Some(ms)) = (
-        policy.hedging.as_mut(),
-        args.hedge_after_ms.or(defaults.hedge_after_ms),
-    ) {
-        hedging.first_byte_ms = ms;
-    }
-    policy
-}
-
-async fn open_session(
-    args: &QueryArgs,
-    config: &Config,
-    progress: bool,
-    stats: Option<&stats::StatsCollector>,
-) -> Result<(Session, String)> {
-    let sql = args.sql_text()?;
-    // Flags (and their environment variables) first, then the config file.
-    let defaults = &config.query;
-    let lambda = &config.lambda;
-    let workers = args.workers.or(defaults.workers);
-    let backend_kind = args
-        .backend
-        .or(defaults.backend)
-        .unwrap_or(BackendKind::Local);
-    let backend: Arc<dyn squall_jobs::Backend> = match backend_kind {
-        BackendKind::Local => Arc::new(LocalBackend::new(workers.unwrap_or_else(cores))),
-        BackendKind::Process => Arc::new(
-            ProcessBackend::current_exe(workers.unwrap_or_else(cores))
-                .context("cannot find the squall binary to run workers")?,
-        ),
-        BackendKind::Lambda => {
-            let functions = if args.function.is_empty() {
-                lambda
-                    .function
-                    .clone()
-                    .map(|f| f.into_vec())
-                    .unwrap_or_default()
-            } else {
-                args.function.clone()
-            };
-            let options = LambdaOptions {
-                functions,
-                qualifier: args.qualifier.clone().or(lambda.qualifier.clone()),
-                region: args.region.clone().or(lambda.region.clone()),
-                endpoint_url: args.lambda_endpoint.clone().or(lambda.endpoint.clone()),
-                workers: workers.unwrap_or(squall_jobs::DEFAULT_LAMBDA_WORKERS),
-                launcher_threshold: args
-                    .launcher_threshold
-                    .or(lambda.launcher_threshold)
-                    .unwrap_or(squall_jobs::DEFAULT_LAUNCHER_THRESHOLD),
-                scaling_rate: args
-                    .scaling_rate
-                    .or(lambda.scaling_rate)
-                    .unwrap_or(squall_jobs::LAMBDA_SCALING_RATE),
-                task_key: None,
-            };
-            Arc::new(
-                LambdaBackend::try_new(options)
-                    .await
-                    .map_err(anyhow::Error::msg)?
-                    .read_function_memory()
-                    .await,
-            )
-        }
-    };
-    let backend: Arc<dyn squall_jobs::Backend> = match &args.inject_task_faults {
-        Some(faults) => Arc::new(squall_jobs::FaultyBackend::new(backend, faults.clone())),
-        None => backend,
-    };
-    let mut planner = PlannerConfig::default();
-    if let Some(n) = args.max_tasks_per_stage.or(defaults.max_tasks_per_stage) {
-        planner.max_tasks_per_stage = n;
-    }
-    let config_task_bytes = match &defaults.target_task_bytes {
-        Some(s) => Some(args::parse_bytes(s).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    if let Some(b) = args.target_task_bytes.or(config_task_bytes) {
-        planner.target_task_bytes = b;
-    }
-    let config_task_memory = match &defaults.task_memory {
-        Some(s) => Some(args::parse_bytes(s).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    let max_result_bytes = match &defaults.max_result_bytes {
-        Some(s) => Some(args::parse_bytes(s).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    let max_result_bytes = args.max_result_bytes.or(max_result_bytes);
-    if max_result_bytes == Some(0) {
-        anyhow::bail!("--max-result-bytes must be more than 0 bytes");
-    }
-    let mut limits = squall_worker::TaskLimits::default();
-    match args.task_memory.or(config_task_memory) {
-        Some(0) => anyhow::bail!("--task-memory must be more than 0 bytes"),
-        Some(bytes) => limits.memory_bytes = bytes,
-        None if backend_kind != BackendKind::Lambda => {
-            if let Some(share) =
-                squall_worker::memory::machine_share_per_task(backend.max_concurrency())
-            {
-                limits.memory_bytes = share;
-            }
-        }
-        None => {}
-    }
-    let config_spill_bytes = match &defaults.spill_bytes {
-        Some(s) => Some(args::parse_bytes(s).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    match args.spill_bytes.or(config_spill_bytes) {
-        Some(0) => anyhow::bail!("--spill-bytes must be more than 0 bytes"),
-        Some(bytes) => limits.spill_bytes = bytes,
-        None => {}
-    }
-    let options = SessionOptions {
-        backend,
-        limits,
-        planner,
-        scratch: args.scratch.clone().or(defaults.scratch.clone()),
-        keep_scratch: args.keep_scratch,
-        stage_workers: args.stage_workers.or(defaults.stage_workers),
-        task_attempts: args
-            .task_attempts
-            .or(defaults.task_attempts)
-            .unwrap_or(squall_jobs::DEFAULT_TASK_ATTEMPTS)
-            .max(1),
-        task_timeout: match args.task_timeout.or(defaults.task_timeout) {
-            Some(s) if s.is_finite() && s > 0.0 && s <= MAX_TASK_TIMEOUT_SECONDS => {
-                Some(std::time::Duration::from_secs_f64(s))
-            }
-            Some(s) => {
-                anyhow::bail!(
-                    "--task-timeout must be a positive number of seconds up to one year, not {s}"
-                )
-            }
-            None => None,
-        },
-        speculation: (!args.no_speculation && defaults.speculation.unwrap_or(true)).then(|| {
-            if backend_kind == BackendKind::Lambda {
-                squall_jobs::SpeculationPolicy::for_uncancellable_attempts()
-            } else {
-                squall_jobs::SpeculationPolicy::default()
-            }
-        }),
-        requests: request_policy(args, defaults),
-        max_result_bytes,
-        adaptive_stages: args
-            .adaptive_stages
-            .or(defaults.adaptive_stages)
-            .unwrap_or(backend_kind == BackendKind::Lambda),
-        progress: stats::both(
-            if progress { progress::listener() } else { None },
-            stats.map(stats::StatsCollector::listener),
-        ),
-    };
-    let session = Session::try_new(options)?;
-    for table in &args.tables {
-        let (name, url) = table
-            .split_once('=')
-            .with_context(|| format!("--table '{table}' must look like NAME=URL"))?;
-        session.register_table(name, url, args.table_format).await?;
-    }
-    Ok((session, sql))
 }

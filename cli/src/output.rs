@@ -7,20 +7,65 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use datafusion::arrow::csv::WriterBuilder as CsvWriterBuilder;
 use datafusion::arrow::json::LineDelimitedWriter;
-use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::ArrowWriter;
 use futures::StreamExt;
 use squall_jobs::QueryStream;
 
 use crate::args::OutputFormat;
+use crate::table_view::{self, TableStyle};
 
-/// Streams `stream` to `output` (or stdout) in `format`. A file output is
+/// How a result is shown.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultStyle {
+    pub format: OutputFormat,
+    /// Table layout (with [`OutputFormat::Table`]).
+    pub table: TableStyle,
+}
+
+impl ResultStyle {
+    /// `format`, with tables sized for where they go: on a terminal
+    /// (stdout, unless `to_file`), its width and `max_rows` (default
+    /// [`DEFAULT_TERMINAL_ROWS`]); elsewhere every column and `max_rows`
+    /// (default: every row). `max_rows` 0 means every row.
+    pub fn new(format: OutputFormat, max_rows: Option<usize>, to_file: bool) -> Self {
+        let terminal = if to_file {
+            None
+        } else {
+            console::Term::stdout().size_checked()
+        };
+        let max_rows = match (max_rows, terminal) {
+            (Some(0), _) => None,
+            (Some(n), _) => Some(n),
+            (None, Some(_)) => Some(DEFAULT_TERMINAL_ROWS),
+            (None, None) => None,
+        };
+        Self {
+            format,
+            table: TableStyle {
+                max_rows,
+                max_width: terminal.map(|(_, columns)| usize::from(columns)),
+            },
+        }
+    }
+}
+
+/// Rows of a table shown on a terminal unless --max-rows says otherwise.
+pub const DEFAULT_TERMINAL_ROWS: usize = 40;
+
+/// Streams `stream` to `output` (or stdout) in `style`. A file output is
 /// written next to its final name and renamed into place only when complete.
+/// A table ends with a footer line: its rows, then `footer_extra()` (called
+/// once the last row arrived) after a " · ". `before_stdout` runs before the
+/// first byte goes to stdout (a progress display clears itself).
 pub async fn write_result(
     stream: QueryStream,
-    format: OutputFormat,
+    style: ResultStyle,
     output: Option<&Path>,
+    footer_extra: &(dyn Fn() -> Option<String> + Sync),
+    before_stdout: Box<dyn FnOnce() + Send>,
 ) -> Result<()> {
+    let format = style.format;
     if format == OutputFormat::Parquet && output.is_none() && std::io::stdout().is_terminal() {
         bail!("--format parquet writes binary data: pass --output FILE or redirect stdout");
     }
@@ -36,8 +81,12 @@ pub async fn write_result(
         None => {
             write_to(
                 stream,
-                format,
-                Box::new(std::io::BufWriter::new(std::io::stdout())),
+                style,
+                Box::new(BeforeFirstWrite {
+                    inner: std::io::BufWriter::new(std::io::stdout()),
+                    hook: Some(before_stdout),
+                }),
+                footer_extra,
             )
             .await
         }
@@ -51,7 +100,13 @@ pub async fn write_result(
             let file: File = tmp
                 .reopen()
                 .with_context(|| format!("cannot write {}", tmp.path().display()))?;
-            write_to(stream, format, Box::new(std::io::BufWriter::new(file))).await?;
+            write_to(
+                stream,
+                style,
+                Box::new(std::io::BufWriter::new(file)),
+                footer_extra,
+            )
+            .await?;
             tmp.persist(path)
                 .with_context(|| format!("cannot create output file {}", path.display()))?;
             Ok(())
@@ -92,26 +147,65 @@ fn parquet_unsupported_column(
     })
 }
 
-async fn write_to(
+/// A writer that runs a hook before its first write.
+struct BeforeFirstWrite<W> {
+    inner: W,
+    hook: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl<W: Write> Write for BeforeFirstWrite<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(hook) = self.hook.take() {
+            hook();
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes `stream` to `sink` in `style` (and flushes it).
+pub async fn write_to(
     mut stream: QueryStream,
-    format: OutputFormat,
+    style: ResultStyle,
     mut sink: Box<dyn Write + Send>,
+    footer_extra: &(dyn Fn() -> Option<String> + Sync),
 ) -> Result<()> {
     let schema = stream.schema();
-    match format {
+    match style.format {
         OutputFormat::Table => {
-            let mut batches = Vec::new();
-            while let Some(b) = stream.next().await {
-                batches.push(b?);
+            let summary = table_view::write_table(stream, style.table, &mut sink).await?;
+            let mut footer = summary.footer();
+            if let Some(extra) = footer_extra() {
+                footer.push_str(" · ");
+                footer.push_str(&extra);
             }
-            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            if batches.is_empty() {
-                batches.push(datafusion::arrow::record_batch::RecordBatch::new_empty(
-                    schema,
-                ));
+            writeln!(sink, "{footer}")?;
+        }
+        OutputFormat::Line => {
+            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+            let options = FormatOptions::default().with_null("NULL");
+            let mut first = true;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                let formatters = batch
+                    .columns()
+                    .iter()
+                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for row in 0..batch.num_rows() {
+                    if !first {
+                        writeln!(sink)?;
+                    }
+                    first = false;
+                    for (name, formatter) in names.iter().zip(&formatters) {
+                        writeln!(sink, "{name:>width$} = {}", formatter.value(row))?;
+                    }
+                }
             }
-            writeln!(sink, "{}", pretty_format_batches(&batches)?)?;
-            writeln!(sink, "{rows} row{}", if rows == 1 { "" } else { "s" })?;
         }
         OutputFormat::Csv => {
             let mut writer = CsvWriterBuilder::new().with_header(true).build(&mut sink);

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use squall_jobs::analyze::QueryMeasures;
+use squall_jobs::analyze::{QueryMeasures, StageMeasures};
 use squall_jobs::{ProgressEvent, ProgressListener};
 use squall_planner::explain::human_bytes;
 
@@ -18,6 +18,30 @@ pub struct StatsCollector(QueryMeasures);
 impl StatsCollector {
     pub fn listener(&self) -> ProgressListener {
         self.0.listener()
+    }
+
+    /// The measures of every task so far, summed.
+    pub fn totals(&self) -> StageMeasures {
+        self.0.totals().1
+    }
+
+    /// The estimated cost on functions of `billed_memory_bytes` (see
+    /// [`squall_jobs::cost`]), one line.
+    pub fn cost_line(&self, billed_memory_bytes: u64) -> String {
+        use squall_jobs::cost;
+        let c = cost::estimate(
+            &self.totals(),
+            billed_memory_bytes,
+            &cost::CloudPrices::default(),
+        );
+        format!(
+            "cost: ≈ {} at list prices ({:.1} GB-seconds, {} invocations, {} GET and {} PUT/LIST requests; start-ups not included)",
+            cost::dollars(c.usd),
+            c.gb_seconds,
+            c.invocations,
+            c.get_requests,
+            c.put_requests
+        )
     }
 
     /// The one-line summary.

@@ -77,6 +77,27 @@ fn tpch_with_s3_inputs_scratch_and_results_equals_local_files() {
         names,
         "n_name\nARGENTINA\nBRAZIL\nCANADA\nPERU\nUNITED STATES\n"
     );
+
+    // A URL with a glob reads as a table without --table, like local files.
+    let count = |from: &str, envs: &[(&'static str, String)]| {
+        squall(
+            &[
+                "sql".into(),
+                "--format".into(),
+                "csv".into(),
+                "-c".into(),
+                format!("SELECT count(*) AS n, sum(l_quantity) AS q FROM '{from}'"),
+            ],
+            envs,
+        )
+    };
+    let local_files = count(&format!("{local_root}/lineitem/*.parquet"), &[]);
+    assert!(local_files.starts_with("n,q\n"), "{local_files}");
+    assert_eq!(
+        count("s3://lake/tpch/lineitem/*.parquet", &envs),
+        local_files
+    );
+    assert_eq!(count("s3://lake/tpch/lineitem/", &envs), local_files);
 }
 
 /// The first request's headers on a one-shot listener that answers 403.

@@ -24,6 +24,7 @@ pub mod store_builder;
 pub mod table;
 pub mod tpch;
 pub mod upload_guard;
+pub mod url_tables;
 
 pub use error::{ConnectorError, Result};
 pub use request_policy::{HedgePolicy, RequestPolicy, RequestStats, StoreFaults};

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::TableProvider;
 use datafusion::common::GetExt;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
@@ -18,6 +19,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::SessionState;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 
@@ -129,6 +131,23 @@ pub async fn register_table(
     location: &str,
     format: Option<TableFormat>,
 ) -> Result<()> {
+    let table = listing_table(&ctx.state(), name, location, format).await?;
+    ctx.register_table(name, table)
+        .map_err(|e| ConnectorError::Table {
+            table: name.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(())
+}
+
+/// The listing table of `location` (what [`register_table`] registers),
+/// called `name` in errors.
+pub async fn listing_table(
+    state: &SessionState,
+    name: &str,
+    location: &str,
+    format: Option<TableFormat>,
+) -> Result<Arc<dyn TableProvider>> {
     let table_err = |reason: String| ConnectorError::Table {
         table: name.to_string(),
         reason,
@@ -145,11 +164,10 @@ pub async fn register_table(
         // An object-store key without an extension is taken to be a prefix.
         loc = loc.as_prefix();
     }
-    register_object_store(&ctx.runtime_env(), &loc).map_err(|e| table_err(e.to_string()))?;
-    let table_url =
-        ListingTableUrl::parse(loc.url().as_str()).map_err(|e| table_err(e.to_string()))?;
+    register_object_store(state.runtime_env(), &loc).map_err(|e| table_err(e.to_string()))?;
+    let table_url = listing_url(&loc).map_err(&table_err)?;
 
-    let (format, compression) = detect_format(ctx, &loc, &table_url, format)
+    let (format, compression) = detect_format(state, &loc, &table_url, format)
         .await
         .map_err(&table_err)?;
     let extension = if loc.is_prefix() || table_url.get_glob().is_some() {
@@ -160,9 +178,8 @@ pub async fn register_table(
     };
     let mut options =
         ListingOptions::new(format.file_format(compression)).with_file_extension(extension);
-    let state = ctx.state();
     let partition_cols = options
-        .infer_partitions(&state, &table_url)
+        .infer_partitions(state, &table_url)
         .await
         .map_err(|e| table_err(one_line(&e.to_string())))?;
     if !partition_cols.is_empty() {
@@ -174,7 +191,7 @@ pub async fn register_table(
         );
     }
     let schema = options
-        .infer_schema(&state, &table_url)
+        .infer_schema(state, &table_url)
         .await
         .map_err(|e| table_err(describe_read_error(&loc, format, &e.to_string())))?;
     // DataFusion skips 0-byte files when it infers a schema, so a table of
@@ -193,16 +210,34 @@ pub async fn register_table(
         .with_listing_options(options)
         .with_schema(schema);
     let table = ListingTable::try_new(config).map_err(|e| table_err(e.to_string()))?;
-    ctx.register_table(name, Arc::new(table))
-        .map_err(|e| table_err(e.to_string()))?;
-    Ok(())
+    Ok(Arc::new(table))
+}
+
+/// The listing URL of `loc`, with the glob of its last segments (`*`, `[...]`,
+/// and `?` in local paths) as the filter of a listing of the folder above.
+fn listing_url(loc: &Location) -> std::result::Result<ListingTableUrl, String> {
+    if let Some(path) = loc.local_path() {
+        // DataFusion splits the globs of local paths itself.
+        return ListingTableUrl::parse(path.display().to_string()).map_err(|e| e.to_string());
+    }
+    let url = loc.url();
+    let path = url.path();
+    let Some(first_glob) = path.find(['*', '[']) else {
+        return ListingTableUrl::parse(url.as_str()).map_err(|e| e.to_string());
+    };
+    let folder_end = path[..first_glob].rfind('/').unwrap_or(0);
+    let pattern = glob::Pattern::new(&path[folder_end + 1..])
+        .map_err(|e| format!("bad glob in {loc}: {e}"))?;
+    let mut folder = url.clone();
+    folder.set_path(&path[..=folder_end]);
+    ListingTableUrl::try_new(folder, Some(pattern)).map_err(|e| e.to_string())
 }
 
 /// Picks the format (unless `given`) and the compression of whole files
 /// from the location's name, or from the most common kind of the objects
 /// under a prefix.
 async fn detect_format(
-    ctx: &SessionContext,
+    state: &SessionState,
     loc: &Location,
     table_url: &ListingTableUrl,
     given: Option<TableFormat>,
@@ -218,7 +253,7 @@ async fn detect_format(
     {
         return Ok((format, compressed(format, name)));
     }
-    let store = ctx
+    let store = state
         .runtime_env()
         .object_store(table_url)
         .map_err(|e| e.to_string())?;

@@ -12,6 +12,7 @@
 pub mod adaptive;
 pub mod analyze;
 pub mod backend;
+pub mod cost;
 mod dry_run;
 pub mod error;
 pub mod group_speculation;

@@ -175,7 +175,11 @@ impl Session {
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(Arc::new(LazyObjectStoreRegistry::default()))
             .build_arc()?;
-        Self::with_context(SessionContext::new_with_config_rt(config, runtime), options)
+        // `FROM 'data/x.parquet'` and `FROM 's3://...'` read locations as tables.
+        let ctx = squall_connectors::url_tables::enable_url_tables(
+            SessionContext::new_with_config_rt(config, runtime),
+        );
+        Self::with_context(ctx, options)
     }
 
     /// A session that plans with `ctx` (its tables, functions and settings)
@@ -232,6 +236,11 @@ impl Session {
     /// The DataFusion context, for DataFrame programs and custom registration.
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// Where the session's tasks run.
+    pub fn backend(&self) -> &Arc<dyn crate::Backend> {
+        &self.options.backend
     }
 
     /// The scratch root.

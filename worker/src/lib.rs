@@ -9,6 +9,7 @@
 //! function.
 
 pub mod calls;
+pub mod cooperative;
 pub mod counting_store;
 pub mod error;
 pub mod functions;

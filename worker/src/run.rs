@@ -219,6 +219,8 @@ async fn execute(
     };
     let plan = decode_plan(&fragment, &task_ctx)?;
     let (plan, staged_url) = bind_task(plan, spec)?;
+    // An aborted task (a cancelled query) stops within a few batches.
+    let plan = crate::cooperative::yield_between_operators(plan)?;
     report.staged_url = staged_url;
     report.decode_ms = started.elapsed().as_millis() as u64;
 

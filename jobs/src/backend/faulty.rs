@@ -255,6 +255,10 @@ impl Backend for FaultyBackend {
         self.inner.worker_memory_bytes()
     }
 
+    fn billed_memory_bytes(&self) -> Option<u64> {
+        self.inner.billed_memory_bytes()
+    }
+
     fn cancels_abandoned_invocations(&self) -> bool {
         self.inner.cancels_abandoned_invocations()
     }

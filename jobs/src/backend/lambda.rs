@@ -482,6 +482,10 @@ impl Backend for LambdaBackend {
             .map(|bytes| (bytes as f64 * squall_worker::memory::LAMBDA_POOL_SHARE) as u64)
     }
 
+    fn billed_memory_bytes(&self) -> Option<u64> {
+        self.function_memory_bytes
+    }
+
     fn launcher_threshold(&self) -> Option<usize> {
         (self.options.launcher_threshold > 0).then_some(self.options.launcher_threshold)
     }

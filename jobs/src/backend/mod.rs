@@ -83,6 +83,12 @@ pub trait Backend: Debug + Send + Sync {
     fn worker_memory_bytes(&self) -> Option<u64> {
         None
     }
+    /// The memory a worker is billed for (a Lambda function's configured
+    /// memory), for cost estimates; `None` where tasks are not billed per
+    /// invocation (local and process backends).
+    fn billed_memory_bytes(&self) -> Option<u64> {
+        None
+    }
     /// Largest spec this backend carries; larger specs are stored under the
     /// query's scratch prefix and sent as `{"spec_url": ...}`.
     fn max_payload_bytes(&self) -> Option<usize> {
