@@ -11,3 +11,5 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # The peer benchmark's agreement check (stdlib Python; the benchmark itself is not a test).
 python3 -m unittest discover --start-directory benches/peers --pattern 'test_*.py' --quiet
 cargo test --workspace --all-targets "$@"
+# Doctests (--all-targets leaves them out), the README's Rust example among them.
+cargo test --workspace --doc "$@"

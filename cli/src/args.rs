@@ -207,6 +207,17 @@ pub struct QueryArgs {
     /// File format of --table locations when the extension does not tell (parquet, csv, tsv, json).
     #[arg(long, value_name = "FORMAT")]
     pub table_format: Option<TableFormat>,
+    /// Whether the first line of --table CSV and TSV files names the columns
+    /// (default true; without one, columns are column_1, column_2, ...).
+    #[arg(long, value_name = "true|false")]
+    pub csv_header: Option<bool>,
+    /// The character between values of --table CSV files (default ',';
+    /// tab for .tsv), e.g. ';' or '|' or 'tab'.
+    #[arg(long, value_name = "CHAR", value_parser = parse_csv_char)]
+    pub csv_delimiter: Option<u8>,
+    /// The quote character of --table CSV and TSV files (default '"').
+    #[arg(long, value_name = "CHAR", value_parser = parse_csv_char)]
+    pub csv_quote: Option<u8>,
     /// Where tasks run: `local` (tokio tasks in this process), `process`
     /// (every task a fresh `squall worker` process) or `lambda` (every task an
     /// AWS Lambda invocation of a function deployed with `squall deploy lambda`).
@@ -358,7 +369,8 @@ pub struct QueryArgs {
     /// Print the stage graph to stderr before running (sql only).
     #[arg(long)]
     pub explain: bool,
-    /// Do not show a progress bar.
+    /// Do not show the progress display (on stderr when it is a terminal:
+    /// a line per running stage, drawn once a statement ran half a second).
     #[arg(long)]
     pub no_progress: bool,
     /// Print totals over all tasks to stderr at the end: task-seconds, bytes
@@ -408,6 +420,17 @@ impl QueryArgs {
     }
 }
 
+/// Parses a one-byte CSV character: `;`, `|`, `tab` or `\t`.
+pub fn parse_csv_char(s: &str) -> Result<u8, String> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        _ => Err(format!(
+            "'{s}' is not one ASCII character (for a tab, write tab)"
+        )),
+    }
+}
+
 /// Parses `1048576`, `64KiB`, `128MiB`, `1GiB` (also KB/MB/GB as powers of 1024).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -429,6 +452,15 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_characters_parse() {
+        assert_eq!(parse_csv_char(";"), Ok(b';'));
+        assert_eq!(parse_csv_char("tab"), Ok(b'\t'));
+        assert_eq!(parse_csv_char("\t"), Ok(b'\t'));
+        assert!(parse_csv_char(";;").is_err());
+        assert!(parse_csv_char("é").is_err());
+    }
 
     #[test]
     fn sizes_parse() {

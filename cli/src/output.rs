@@ -147,6 +147,12 @@ fn parquet_unsupported_column(
     })
 }
 
+/// Whether a result is an EXPLAIN's: a plan type and a plan per row.
+fn is_explain(schema: &datafusion::arrow::datatypes::Schema) -> bool {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    names == ["plan_type", "plan"]
+}
+
 /// A writer that runs a hook before its first write.
 struct BeforeFirstWrite<W> {
     inner: W,
@@ -175,6 +181,18 @@ pub async fn write_to(
 ) -> Result<()> {
     let schema = stream.schema();
     match style.format {
+        OutputFormat::Table if is_explain(&schema) => {
+            // Plans read best as the text they are, not cut to a cell.
+            let options = FormatOptions::default();
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                let kinds = ArrayFormatter::try_new(batch.column(0).as_ref(), &options)?;
+                let plans = ArrayFormatter::try_new(batch.column(1).as_ref(), &options)?;
+                for row in 0..batch.num_rows() {
+                    writeln!(sink, "{}:\n{}", kinds.value(row), plans.value(row))?;
+                }
+            }
+        }
         OutputFormat::Table => {
             let summary = table_view::write_table(stream, style.table, &mut sink).await?;
             let mut footer = summary.footer();

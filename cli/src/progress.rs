@@ -347,6 +347,7 @@ mod tests {
             stage,
             task: 0,
             input_bytes: 0,
+            input_rows: 10,
             output_rows: 1500,
             output_bytes: 2048,
             busy_ms: 1,

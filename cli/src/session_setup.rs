@@ -61,7 +61,14 @@ pub async fn register_tables(session: &Session, args: &QueryArgs) -> Result<()> 
         let (name, url) = table
             .split_once('=')
             .with_context(|| format!("--table '{table}' must look like NAME=URL"))?;
-        session.register_table(name, url, args.table_format).await?;
+        let csv = squall_connectors::CsvOptions {
+            header: args.csv_header.unwrap_or(true),
+            delimiter: args.csv_delimiter,
+            quote: args.csv_quote.unwrap_or(b'"'),
+        };
+        session
+            .register_table_with(name, url, args.table_format, &csv)
+            .await?;
     }
     Ok(())
 }

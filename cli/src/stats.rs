@@ -114,6 +114,7 @@ mod tests {
                 stage: 0,
                 task: 0,
                 input_bytes: 3 << 20,
+                input_rows: 10,
                 output_bytes: 512,
                 output_rows: 1,
                 busy_ms: 1500,

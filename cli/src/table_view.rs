@@ -201,15 +201,18 @@ fn format_rows(batch: &RecordBatch) -> Result<Vec<Vec<String>>> {
         .collect())
 }
 
+/// `value` with carriage returns and tabs shown escaped; line breaks stay
+/// (a cell of several lines, such as an EXPLAIN plan, spans rows of text).
 fn one_line(value: &str) -> String {
-    if !value.contains(['\n', '\r', '\t']) {
+    if !value.contains(['\r', '\t']) {
         return value.to_string();
     }
-    value
-        .replace('\\', "\\\\")
-        .replace('\n', "\\n")
-        .replace('\r', "\\r")
-        .replace('\t', "\\t")
+    value.replace('\r', "\\r").replace('\t', "\\t")
+}
+
+/// The display width of the widest line of `value`.
+fn cell_width(value: &str) -> usize {
+    value.lines().map(|l| l.width()).max().unwrap_or(0)
 }
 
 /// Column widths and which columns show.
@@ -265,7 +268,7 @@ impl Layout {
         let mut changed = false;
         for row in rows {
             for (width, value) in self.widths.iter_mut().zip(row) {
-                let w = capped(value.width(), self.cell_cap);
+                let w = capped(cell_width(value), self.cell_cap);
                 if w > *width {
                     *width = w;
                     changed = true;
@@ -348,21 +351,34 @@ impl Layout {
         value: impl Fn(usize) -> String,
         align: bool,
     ) -> Result<()> {
-        let mut line = String::from("│");
-        for column in &self.shown {
-            let (text, width, right) = match column {
+        let cells: Vec<(String, usize, bool)> = self
+            .shown
+            .iter()
+            .map(|column| match column {
                 Some(c) => (value(*c), self.widths[*c], align && self.right_aligned[*c]),
                 None => ("…".to_string(), 1, false),
-            };
-            let text = truncate(&text, width);
-            let pad = " ".repeat(width - text.width());
-            if right {
-                line.push_str(&format!(" {pad}{text} │"));
-            } else {
-                line.push_str(&format!(" {text}{pad} │"));
+            })
+            .collect();
+        // A cell of several lines makes the row as tall as its lines.
+        let height = cells
+            .iter()
+            .map(|(text, _, _)| text.lines().count().max(1))
+            .max()
+            .unwrap_or(1);
+        for row_line in 0..height {
+            let mut line = String::from("│");
+            for (text, width, right) in &cells {
+                let part = text.lines().nth(row_line).unwrap_or("");
+                let part = truncate(part, *width);
+                let pad = " ".repeat(width - part.width());
+                if *right {
+                    line.push_str(&format!(" {pad}{part} │"));
+                } else {
+                    line.push_str(&format!(" {part}{pad} │"));
+                }
             }
+            writeln!(sink, "{line}")?;
         }
-        writeln!(sink, "{line}")?;
         Ok(())
     }
 
@@ -453,6 +469,26 @@ mod tests {
             assert_eq!(nums(h), head, "{count} rows, limit {limit}");
             assert_eq!(nums(t), tail, "{count} rows, limit {limit}");
         }
+    }
+
+    #[test]
+    fn a_cell_of_several_lines_spans_rows_of_text() {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("plan_type", DataType::Utf8, false),
+            Field::new("plan", DataType::Utf8, false),
+        ]));
+        let rows = [vec![
+            "physical".to_string(),
+            one_line("Stage 0\n  scan\ttab"),
+        ]];
+        let layout = Layout::new(&schema, rows.iter(), None);
+        let mut out = Vec::new();
+        layout.row(&mut out, &rows[0]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "│ physical  │ Stage 0     │\n│           │   scan\\ttab │\n"
+        );
     }
 
     #[test]

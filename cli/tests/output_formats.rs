@@ -91,7 +91,8 @@ fn table_output_counts_rows() {
     let dir = tempfile::tempdir().unwrap();
     let out = squall(&["sql", "--table", &table(dir.path()), "-c", SQL]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("| blue | 5     |"), "{text}");
+    // Off a terminal: every row and column; numbers right-aligned.
+    assert!(text.contains("│ blue    │     5 │"), "{text}");
     assert!(text.trim_end().ends_with("2 rows"), "{text}");
 }
 
@@ -254,4 +255,24 @@ fn statements_piped_in_print_every_result_in_order() {
         String::from_utf8_lossy(&out.stderr).trim(),
         "error: no SQL given: pass it as an argument, with -c SQL, with -f FILE or on standard input"
     );
+}
+
+/// EXPLAIN in SQL prints its plans as text, uncut, whatever their width.
+#[test]
+fn explain_analyze_prints_plans_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = squall(&[
+        "sql",
+        "--table",
+        &table(dir.path()),
+        "-c",
+        &format!("EXPLAIN ANALYZE {SQL}"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("Squall plan with metrics:\nRun: "),
+        "{text}"
+    );
+    assert!(text.contains("(per task p50 "), "{text}");
+    assert!(!text.contains('│'), "{text}");
 }

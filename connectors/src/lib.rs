@@ -30,4 +30,4 @@ pub use error::{ConnectorError, Result};
 pub use request_policy::{HedgePolicy, RequestPolicy, RequestStats, StoreFaults};
 pub use splits::FileSplit;
 pub use store::{Location, register_object_store};
-pub use table::{TableFormat, register_table};
+pub use table::{CsvOptions, TableFormat, register_table, register_table_with};

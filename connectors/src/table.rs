@@ -39,6 +39,26 @@ pub enum TableFormat {
     Json,
 }
 
+/// How CSV and TSV files are read: whether their first line is a header
+/// (else columns are `column_1`, `column_2`, ...), the byte between values
+/// (default: ',' for CSV, a tab for TSV) and the quote byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvOptions {
+    pub header: bool,
+    pub delimiter: Option<u8>,
+    pub quote: u8,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            header: true,
+            delimiter: None,
+            quote: b'"',
+        }
+    }
+}
+
 impl TableFormat {
     /// The usual file extension, with its dot.
     pub fn extension(self) -> &'static str {
@@ -75,16 +95,22 @@ impl TableFormat {
     }
 
     /// How files of this format compressed as `compression` are read.
-    fn file_format(self, compression: FileCompressionType) -> Arc<dyn FileFormat> {
-        let csv = || {
+    fn file_format(
+        self,
+        compression: FileCompressionType,
+        options: &CsvOptions,
+    ) -> Arc<dyn FileFormat> {
+        let csv = |delimiter: u8| {
             CsvFormat::default()
-                .with_has_header(true)
+                .with_has_header(options.header)
+                .with_delimiter(options.delimiter.unwrap_or(delimiter))
+                .with_quote(options.quote)
                 .with_file_compression_type(compression)
         };
         match self {
             Self::Parquet => Arc::new(ParquetFormat::default()),
-            Self::Csv => Arc::new(csv()),
-            Self::Tsv => Arc::new(csv().with_delimiter(b'\t')),
+            Self::Csv => Arc::new(csv(b',')),
+            Self::Tsv => Arc::new(csv(b'\t')),
             Self::Json => Arc::new(JsonFormat::default().with_file_compression_type(compression)),
         }
     }
@@ -131,7 +157,18 @@ pub async fn register_table(
     location: &str,
     format: Option<TableFormat>,
 ) -> Result<()> {
-    let table = listing_table(&ctx.state(), name, location, format).await?;
+    register_table_with(ctx, name, location, format, &CsvOptions::default()).await
+}
+
+/// [`register_table`], with CSV and TSV files read as `csv` says.
+pub async fn register_table_with(
+    ctx: &SessionContext,
+    name: &str,
+    location: &str,
+    format: Option<TableFormat>,
+    csv: &CsvOptions,
+) -> Result<()> {
+    let table = listing_table(&ctx.state(), name, location, format, csv).await?;
     ctx.register_table(name, table)
         .map_err(|e| ConnectorError::Table {
             table: name.to_string(),
@@ -147,6 +184,7 @@ pub async fn listing_table(
     name: &str,
     location: &str,
     format: Option<TableFormat>,
+    csv: &CsvOptions,
 ) -> Result<Arc<dyn TableProvider>> {
     let table_err = |reason: String| ConnectorError::Table {
         table: name.to_string(),
@@ -177,7 +215,7 @@ pub async fn listing_table(
         String::new()
     };
     let mut options =
-        ListingOptions::new(format.file_format(compression)).with_file_extension(extension);
+        ListingOptions::new(format.file_format(compression, csv)).with_file_extension(extension);
     let partition_cols = options
         .infer_partitions(state, &table_url)
         .await

@@ -16,7 +16,7 @@ use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
-use crate::table::listing_table;
+use crate::table::{CsvOptions, listing_table};
 
 /// The session's current state, while the session lives.
 type StateSource = Box<dyn Fn() -> Option<SessionState> + Send + Sync>;
@@ -74,7 +74,7 @@ impl UrlTableFactory for UrlTables {
         let Some(state) = self.state.get().and_then(|source| source()) else {
             return Ok(None);
         };
-        listing_table(&state, url, url, None)
+        listing_table(&state, url, url, None, &CsvOptions::default())
             .await
             .map(Some)
             .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))

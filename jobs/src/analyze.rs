@@ -26,8 +26,12 @@ pub struct StageMeasures {
     pub finished_tasks: usize,
     /// Worker time (decode and execute) summed over its tasks.
     pub busy_ms: u64,
-    /// The slowest task's worker time.
+    /// The slowest task's worker time, and which task it was.
     pub slowest_task_ms: u64,
+    pub slowest_task: Option<usize>,
+    /// Every finished task's worker time, in the order they finished.
+    pub task_times_ms: Vec<u64>,
+    pub input_rows: u64,
     pub input_bytes: u64,
     pub output_rows: u64,
     pub output_bytes: u64,
@@ -47,7 +51,12 @@ impl StageMeasures {
         self.planned_tasks += other.planned_tasks;
         self.finished_tasks += other.finished_tasks;
         self.busy_ms += other.busy_ms;
-        self.slowest_task_ms = self.slowest_task_ms.max(other.slowest_task_ms);
+        if other.slowest_task_ms > self.slowest_task_ms || self.slowest_task.is_none() {
+            self.slowest_task_ms = other.slowest_task_ms;
+            self.slowest_task = other.slowest_task;
+        }
+        self.task_times_ms.extend_from_slice(&other.task_times_ms);
+        self.input_rows += other.input_rows;
         self.input_bytes += other.input_bytes;
         self.output_rows += other.output_rows;
         self.output_bytes += other.output_bytes;
@@ -115,7 +124,9 @@ impl QueryMeasures {
                 }
                 ProgressEvent::TaskFinished {
                     stage,
+                    task,
                     input_bytes,
+                    input_rows,
                     output_rows,
                     output_bytes,
                     busy_ms,
@@ -127,7 +138,12 @@ impl QueryMeasures {
                     let s = measured.stage(stage);
                     s.finished_tasks += 1;
                     s.busy_ms += busy_ms;
-                    s.slowest_task_ms = s.slowest_task_ms.max(busy_ms);
+                    if busy_ms >= s.slowest_task_ms || s.slowest_task.is_none() {
+                        s.slowest_task_ms = busy_ms;
+                        s.slowest_task = Some(task);
+                    }
+                    s.task_times_ms.push(busy_ms);
+                    s.input_rows += input_rows;
                     s.input_bytes += input_bytes;
                     s.output_rows += output_rows;
                     s.output_bytes += output_bytes;
@@ -185,19 +201,40 @@ impl QueryMeasures {
     }
 }
 
+impl StageMeasures {
+    /// The `p`-th percentile (0 to 100) of the task times, nearest rank.
+    pub fn task_time_percentile_ms(&self, p: f64) -> Option<u64> {
+        if self.task_times_ms.is_empty() {
+            return None;
+        }
+        let mut sorted = self.task_times_ms.clone();
+        sorted.sort_unstable();
+        let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+        Some(sorted[rank.clamp(1, sorted.len()) - 1])
+    }
+}
+
 /// One stage's measures as one line.
 fn describe(s: &StageMeasures) -> String {
     let r = &s.requests;
+    let seconds = |ms: Option<u64>| format!("{:.2}", ms.unwrap_or(0) as f64 / 1000.0);
     let mut line = format!(
-        "ran {} of {} planned tasks, {:.2} task-s (slowest {:.2} s); read {}, wrote {} in {} rows; \
+        "ran {} of {} planned tasks, {:.2} task-s (per task p50 {} s, p95 {} s, max {} s{}); \
+         read {} rows, {}; wrote {} rows, {}; \
          requests: {} GET, {} PUT, {} other",
         s.tasks,
         s.planned_tasks,
         s.busy_ms as f64 / 1000.0,
-        s.slowest_task_ms as f64 / 1000.0,
+        seconds(s.task_time_percentile_ms(50.0)),
+        seconds(s.task_time_percentile_ms(95.0)),
+        seconds(Some(s.slowest_task_ms)),
+        s.slowest_task
+            .map(|t| format!(" in task {t}"))
+            .unwrap_or_default(),
+        s.input_rows,
         human_bytes(s.input_bytes),
-        human_bytes(s.output_bytes),
         s.output_rows,
+        human_bytes(s.output_bytes),
         r.get,
         r.put + r.multipart_put,
         r.head + r.list + r.delete + r.copy,
@@ -224,11 +261,12 @@ mod tests {
             tasks: 2,
             planned_tasks: 8,
         });
-        for busy_ms in [100, 300] {
+        for (task, busy_ms) in [(0, 100), (1, 300)] {
             listener(ProgressEvent::TaskFinished {
                 stage: 1,
-                task: 0,
+                task,
                 input_bytes: 1024,
+                input_rows: 10,
                 output_rows: 5,
                 output_bytes: 512,
                 busy_ms,
@@ -246,9 +284,21 @@ mod tests {
         assert_eq!((s.busy_ms, s.slowest_task_ms), (400, 300));
         assert_eq!(
             describe(&s),
-            "ran 2 of 8 planned tasks, 0.40 task-s (slowest 0.30 s); read 2.0 KiB, wrote 1.0 KiB in 10 rows; \
-             requests: 6 GET, 2 PUT, 0 other"
+            "ran 2 of 8 planned tasks, 0.40 task-s (per task p50 0.10 s, p95 0.30 s, max 0.30 s in task 1); \
+             read 20 rows, 2.0 KiB; wrote 10 rows, 1.0 KiB; requests: 6 GET, 2 PUT, 0 other"
         );
         assert!(measures.stage(0).is_none());
+    }
+
+    #[test]
+    fn task_time_percentiles_are_nearest_rank() {
+        let s = StageMeasures {
+            task_times_ms: (1..=100).rev().collect(),
+            ..StageMeasures::default()
+        };
+        assert_eq!(s.task_time_percentile_ms(50.0), Some(50));
+        assert_eq!(s.task_time_percentile_ms(95.0), Some(95));
+        assert_eq!(s.task_time_percentile_ms(100.0), Some(100));
+        assert_eq!(StageMeasures::default().task_time_percentile_ms(50.0), None);
     }
 }

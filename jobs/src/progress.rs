@@ -22,6 +22,8 @@ pub enum ProgressEvent {
         stage: usize,
         task: usize,
         input_bytes: u64,
+        /// Rows its scans and exchange readers produced.
+        input_rows: u64,
         output_rows: u64,
         output_bytes: u64,
         /// Time the worker spent decoding and running the task: what a

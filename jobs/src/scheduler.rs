@@ -455,6 +455,7 @@ async fn run_stage(
             stage: stage.id,
             task,
             input_bytes: report.input_bytes,
+            input_rows: report.input_rows,
             output_rows: report.output_rows,
             output_bytes: report.output_bytes,
             busy_ms: report.decode_ms + report.execute_ms,

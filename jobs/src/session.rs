@@ -259,6 +259,19 @@ impl Session {
         Ok(())
     }
 
+    /// Registers `location` as table `name`, its CSV and TSV files read as
+    /// `csv` says (header or not, delimiter, quote).
+    pub async fn register_table_with(
+        &self,
+        name: &str,
+        location: &str,
+        format: Option<TableFormat>,
+        csv: &squall_connectors::CsvOptions,
+    ) -> Result<()> {
+        squall_connectors::register_table_with(&self.ctx, name, location, format, csv).await?;
+        Ok(())
+    }
+
     /// Runs every statement of `sql` in order (each planned after the previous
     /// one ran, so a script can create a table and then query it); returns the
     /// result of the last one.

@@ -315,3 +315,76 @@ async fn tsv_and_gzipped_csv_read_like_plain_csv() {
         assert_same_rows(&expected, &actual).unwrap_or_else(|e| panic!("{table}: {e}"));
     }
 }
+
+/// CSV without a header, with ';' between values and '\'' as the quote,
+/// read through `register_table_with` and through `CREATE EXTERNAL TABLE
+/// ... OPTIONS`, gives single-node DataFusion's rows (with byte-range
+/// splits of the file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_options_choose_header_delimiter_and_quote() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = (0..3000)
+        .map(|i| format!("{i};'name; {i}';{}", i % 7))
+        .collect();
+    let path = dir.path().join("semi.csv");
+    std::fs::write(&path, format!("{}\n", rows.join("\n"))).unwrap();
+    let session = Session::try_new(SessionOptions {
+        backend: Arc::new(LocalBackend::new(2)),
+        planner: squall_planner::PlannerConfig {
+            target_task_bytes: 16 * 1024,
+            ..squall_planner::PlannerConfig::default()
+        },
+        ..SessionOptions::default()
+    })
+    .unwrap();
+    let options = squall_connectors::CsvOptions {
+        header: false,
+        delimiter: Some(b';'),
+        quote: b'\'',
+    };
+    session
+        .register_table_with("flagged", path.to_str().unwrap(), None, &options)
+        .await
+        .unwrap();
+    session
+        .sql(&format!(
+            "CREATE EXTERNAL TABLE created STORED AS CSV LOCATION '{}' \
+             OPTIONS ('format.has_header' 'false', 'format.delimiter' ';', 'format.quote' '''')",
+            path.display()
+        ))
+        .await
+        .unwrap();
+    let reference = SessionContext::new();
+    reference
+        .register_csv(
+            "reference",
+            path.to_str().unwrap(),
+            datafusion::prelude::CsvReadOptions::new()
+                .has_header(false)
+                .delimiter(b';')
+                .quote(b'\''),
+        )
+        .await
+        .unwrap();
+    let sql = |table: &str| {
+        format!(
+            "SELECT column_3 AS k, count(*) AS n, sum(column_1) AS s, max(column_2) AS m \
+             FROM {table} GROUP BY column_3 ORDER BY k"
+        )
+    };
+    let expected = reference
+        .sql(&sql("reference"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&expected)
+        .unwrap()
+        .to_string();
+    assert!(text.contains("name; 994"), "{text}");
+    for table in ["flagged", "created"] {
+        let actual = rows_of(&session, &sql(table)).await;
+        assert_same_rows(&expected, &actual).unwrap_or_else(|e| panic!("{table}: {e}"));
+    }
+}
