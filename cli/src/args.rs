@@ -390,6 +390,28 @@ impl QueryArgs {
         Self::from_arg_matches(&matches).expect("no flags parse")
     }
 
+    /// The flags given that only matter when a query runs (and so not to
+    /// `squall explain`).
+    pub fn flags_explain_ignores(&self) -> Vec<&'static str> {
+        let mut flags = Vec::new();
+        if self.format != OutputFormat::Table {
+            flags.push("--format");
+        }
+        if self.output.is_some() {
+            flags.push("--output");
+        }
+        if self.max_rows.is_some() {
+            flags.push("--max-rows");
+        }
+        if self.stats {
+            flags.push("--stats");
+        }
+        if self.explain {
+            flags.push("--explain");
+        }
+        flags
+    }
+
     /// Whether no SQL was given (as an argument, -c or -f).
     pub fn names_no_sql(&self) -> bool {
         self.sql.is_none() && self.command.is_none() && self.file.is_none()

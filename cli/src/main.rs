@@ -229,6 +229,14 @@ async fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Sql(args) => run_sql(args, &config).await,
         Command::Explain(args) => {
+            let ignored = args.flags_explain_ignores();
+            if !ignored.is_empty() {
+                anyhow::bail!(
+                    "squall explain runs nothing, so {} would do nothing: use {} with squall sql",
+                    ignored.join(", "),
+                    if ignored.len() == 1 { "it" } else { "them" }
+                );
+            }
             let sql = args.sql_text()?;
             let session = session_setup::open_session(&args, &config, None).await?;
             let text = session.explain(&sql).await?;

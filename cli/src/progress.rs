@@ -1,7 +1,8 @@
 //! Live progress on stderr while a statement runs, shown only when stderr is
 //! a terminal: a spinner with the elapsed time while planning, then a header
 //! line (stages and tasks done) and one line per running stage: its tasks
-//! done of its total, rows and bytes written so far, retries and backups.
+//! done of its total, attempts running, rows and bytes written so far,
+//! retries and backups.
 //!
 //! It stays readable however large the query: at most [`MAX_STAGE_LINES`]
 //! stage lines, the other running stages summed on one more line, and
@@ -52,6 +53,8 @@ struct StageLine {
     bar: Option<ProgressBar>,
     tasks: usize,
     done: usize,
+    /// Attempts out with workers now (backups and retries included).
+    running: usize,
     rows: u64,
     bytes: u64,
     retries: usize,
@@ -61,7 +64,8 @@ struct StageLine {
 impl StageLine {
     fn message(&self) -> String {
         let mut text = format!(
-            "{} rows · {}",
+            "{} running · {} rows · {}",
+            self.running,
             human_count(self.rows),
             human_bytes(self.bytes)
         );
@@ -233,6 +237,18 @@ impl Display {
                 }
             }
             ProgressEvent::SpeculationWon { .. } => {}
+            ProgressEvent::AttemptsStarted { stage, attempts } => {
+                if let Some(line) = self.stages.get_mut(&stage) {
+                    line.running += attempts;
+                    self.redraw_stage(stage);
+                }
+            }
+            ProgressEvent::AttemptsEnded { stage, attempts } => {
+                if let Some(line) = self.stages.get_mut(&stage) {
+                    line.running = line.running.saturating_sub(attempts);
+                    self.redraw_stage(stage);
+                }
+            }
             ProgressEvent::StageFinished { stage } => {
                 self.finished_stages += 1;
                 if let Some(line) = self.stages.remove(&stage)
@@ -311,8 +327,9 @@ impl Display {
         }
         let done: usize = hidden.iter().map(|l| l.done).sum();
         let tasks: usize = hidden.iter().map(|l| l.tasks).sum();
+        let running: usize = hidden.iter().map(|l| l.running).sum();
         let message = format!(
-            "  and {} more running stage{}: {done}/{tasks} tasks",
+            "  and {} more running stage{}: {done}/{tasks} tasks, {running} running",
             hidden.len(),
             if hidden.len() == 1 { "" } else { "s" }
         );
@@ -372,7 +389,19 @@ mod tests {
                 planned_tasks: 100,
             });
         }
+        listener(ProgressEvent::AttemptsStarted {
+            stage: 0,
+            attempts: 3,
+        });
+        listener(ProgressEvent::AttemptsStarted {
+            stage: 9,
+            attempts: 2,
+        });
         listener(finished(0));
+        listener(ProgressEvent::AttemptsEnded {
+            stage: 0,
+            attempts: 1,
+        });
         listener(finished(9));
         listener(ProgressEvent::TaskRetried {
             stage: 0,
@@ -385,9 +414,12 @@ mod tests {
         assert_eq!(lines[0], "stage 1 of 10 · 2 of 1000 tasks");
         assert_eq!(
             lines[1],
-            "stage 0: 1/100 tasks · 1.5k rows · 2.0 KiB · 1 retried"
+            "stage 0: 1/100 tasks · 2 running · 1.5k rows · 2.0 KiB · 1 retried"
         );
-        assert_eq!(lines[7], "  and 4 more running stages: 1/400 tasks");
+        assert_eq!(
+            lines[7],
+            "  and 4 more running stages: 1/400 tasks, 2 running"
+        );
         // A finished stage's line goes to a stage that had none.
         listener(ProgressEvent::StageFinished { stage: 0 });
         let lines = progress.lines();
@@ -396,7 +428,10 @@ mod tests {
             lines.iter().any(|l| l.starts_with("stage 6:")),
             "{lines:#?}"
         );
-        assert_eq!(lines[7], "  and 3 more running stages: 1/300 tasks");
+        assert_eq!(
+            lines[7],
+            "  and 3 more running stages: 1/300 tasks, 2 running"
+        );
         assert_eq!(lines[0], "stage 2 of 10 · 2 of 1000 tasks");
         progress.finish();
         // Events after the end change nothing and draw nothing.

@@ -354,6 +354,14 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
             &["sql", "--format", "xml", "-c", "SELECT 1"],
         ),
         cmd(
+            "a flag of running queries given to explain",
+            &["explain", "--stats", "-o", "out.csv", "-c", "SELECT 1"],
+        ),
+        cmd(
+            "a CSV delimiter of two characters",
+            &["sql", "--csv-delimiter", ";;", "-c", "SELECT 1"],
+        ),
+        cmd(
             "a task memory of zero",
             &["sql", "--task-memory", "0", "-c", "SELECT 1"],
         ),

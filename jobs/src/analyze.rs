@@ -156,7 +156,9 @@ impl QueryMeasures {
                 ProgressEvent::SpeculationWon { stage, .. } => {
                     measured.stage(stage).backups_won += 1
                 }
-                ProgressEvent::StageFinished { .. } => {}
+                ProgressEvent::StageFinished { .. }
+                | ProgressEvent::AttemptsStarted { .. }
+                | ProgressEvent::AttemptsEnded { .. } => {}
             }
         })
     }

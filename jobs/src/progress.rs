@@ -17,6 +17,11 @@ pub enum ProgressEvent {
         tasks: usize,
         planned_tasks: usize,
     },
+    /// `attempts` task attempts of `stage` were sent to workers (a launcher
+    /// group counts the attempts it runs at once).
+    AttemptsStarted { stage: usize, attempts: usize },
+    /// `attempts` of them ended (finished, failed, abandoned or cancelled).
+    AttemptsEnded { stage: usize, attempts: usize },
     /// One task finished successfully.
     TaskFinished {
         stage: usize,

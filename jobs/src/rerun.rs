@@ -173,7 +173,7 @@ fn rerun_holding<'a>(
                 ),
             });
             let spec = attempt_spec(run, stage, &template, task, attempt).await?;
-            match attempt_outcome(run, stage, task, invoke_in_time(run, spec).await) {
+            match attempt_outcome(run, stage, task, invoke_in_time(run, stage_id, spec).await) {
                 Ok((_, report)) => break report,
                 // The producer's own input was lost: its producer runs again
                 // first (not counted as one of this task's tries when it ran).

@@ -277,6 +277,7 @@ async fn run_stage(
                 let rounds = group.len().div_ceil(in_flight.max(1)) as u32;
                 let largest_input = specs.iter().map(|s| s.input_bytes).max().unwrap_or(0);
                 let specs = specs.into_iter().map(|s| s.bytes).collect();
+                let running = RunningAttempts::start(&run, stage.id, in_flight);
                 let launched =
                     run.invocations
                         .invoke_group(&run.backend, specs, in_flight, backups);
@@ -314,6 +315,7 @@ async fn run_stage(
                 };
                 // The group ended: its retries run one at a time, each with a
                 // permit of its own, and the rest are free for their backups.
+                drop(running);
                 drop((group_stage_permits, group_query_permits));
                 let mut firsts = Vec::with_capacity(group.len());
                 for (&task, launched) in group.iter().zip(results) {
@@ -710,7 +712,7 @@ impl Backup<'_> {
     ) -> (std::result::Result<Vec<u8>, String>, u32) {
         let started = std::time::Instant::now();
         let input_bytes = spec.input_bytes;
-        let first = invoke_in_time(self.run, spec);
+        let first = invoke_in_time(self.run, self.stage.id, spec);
         tokio::pin!(first);
         let Some(policy) = &self.run.speculation else {
             let result = first.await;
@@ -750,7 +752,7 @@ impl Backup<'_> {
         let backup = async {
             let _permits = backup_permits;
             match attempt_spec(self.run, self.stage, self.template, self.task, attempt + 1).await {
-                Ok(spec) => invoke_in_time(self.run, spec).await,
+                Ok(spec) => invoke_in_time(self.run, self.stage.id, spec).await,
                 Err(e) => Err(e.to_string()),
             }
         };
@@ -779,10 +781,42 @@ impl Backup<'_> {
 
 /// One invocation, abandoned when it runs past its task timeout (dropping
 /// it cancels the task on the local and process backends).
+/// Counts attempts as running while it lives: [`ProgressEvent::AttemptsStarted`]
+/// when made, [`ProgressEvent::AttemptsEnded`] when dropped (however the
+/// attempts ended, cancellation included).
+pub(crate) struct RunningAttempts<'a> {
+    run: &'a QueryRun,
+    stage: usize,
+    attempts: usize,
+}
+
+impl<'a> RunningAttempts<'a> {
+    pub(crate) fn start(run: &'a QueryRun, stage: usize, attempts: usize) -> Self {
+        run.emit(ProgressEvent::AttemptsStarted { stage, attempts });
+        Self {
+            run,
+            stage,
+            attempts,
+        }
+    }
+}
+
+impl Drop for RunningAttempts<'_> {
+    fn drop(&mut self) {
+        self.run.emit(ProgressEvent::AttemptsEnded {
+            stage: self.stage,
+            attempts: self.attempts,
+        });
+    }
+}
+
+/// Runs one attempt of a task of `stage` within the task timeout.
 pub(crate) async fn invoke_in_time(
     run: &QueryRun,
+    stage: usize,
     spec: SignedSpec,
 ) -> std::result::Result<Vec<u8>, String> {
+    let _running = RunningAttempts::start(run, stage, 1);
     match run.task_timeout_for(spec.input_bytes) {
         Some(limit) => {
             tokio::time::timeout(limit, run.invocations.invoke(&run.backend, spec.bytes))
