@@ -376,6 +376,9 @@ impl Shell<'_> {
                 Some(Ok(())) => {
                     if self.args.stats {
                         eprintln!("{}", stats.summary());
+                        if let Some(memory) = self.session.backend().billed_memory_bytes() {
+                            eprintln!("{}", stats.cost_line(memory));
+                        }
                     }
                 }
                 Some(Err(e)) => {
