@@ -349,18 +349,12 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
                     let style =
                         output::ResultStyle::new(args.format, args.max_rows, args.output.is_some());
                     // The display makes way for the first row written to stdout.
-                    let live = live.clone();
-                    let before_stdout = move || {
-                        if let Some(live) = live {
-                            live.finish();
-                        }
-                    };
                     output::write_result(
                         stream,
                         style,
                         args.output.as_deref(),
                         &|| None,
-                        Box::new(before_stdout),
+                        progress::LiveProgress::clearing(live.clone()),
                     )
                     .await?;
                 }

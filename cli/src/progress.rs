@@ -136,6 +136,16 @@ impl LiveProgress {
         })
     }
 
+    /// What clears `live` (if any) once called: for the first byte of a
+    /// result written to stdout.
+    pub fn clearing(live: Option<LiveProgress>) -> Box<dyn FnOnce() + Send> {
+        Box::new(move || {
+            if let Some(live) = live {
+                live.finish();
+            }
+        })
+    }
+
     /// Clears the display (the statement ended, failed or was cancelled).
     pub fn finish(&self) {
         let mut display = self.display.lock().unwrap_or_else(|e| e.into_inner());

@@ -85,25 +85,25 @@ impl UrlTableFactory for UrlTables {
 mod tests {
     use super::*;
 
+    /// `sql`'s result as DataFusion prints it.
+    async fn table_text(ctx: &SessionContext, sql: &str) -> String {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string()
+    }
+
     #[tokio::test]
     async fn a_file_name_reads_as_a_table_and_a_misspelt_name_does_not() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scores.csv");
         std::fs::write(&path, "team,points\nred,3\nblue,5\n").unwrap();
         let ctx = enable_url_tables(SessionContext::new());
-        let batches = ctx
-            .sql(&format!(
-                "SELECT sum(points) AS s FROM '{}'",
-                path.display()
-            ))
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string();
+        let text = table_text(
+            &ctx,
+            &format!("SELECT sum(points) AS s FROM '{}'", path.display()),
+        )
+        .await;
         assert!(text.contains("| 8 |"), "{text}");
         let err = ctx.sql("SELECT * FROM scorez").await.unwrap_err();
         assert!(err.to_string().contains("scorez"), "{err}");
@@ -120,19 +120,8 @@ mod tests {
         assert!(!looks_like_location("orders"));
         // A glob of files.
         std::fs::write(dir.path().join("more.csv"), "team,points\ngreen,1\n").unwrap();
-        let batches = ctx
-            .sql(&format!(
-                "SELECT count(*) AS n FROM '{}/*.csv'",
-                dir.path().display()
-            ))
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string();
+        let sql = format!("SELECT count(*) AS n FROM '{}/*.csv'", dir.path().display());
+        let text = table_text(&ctx, &sql).await;
         assert!(text.contains("| 3 |"), "{text}");
     }
 }

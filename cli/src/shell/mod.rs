@@ -450,17 +450,12 @@ impl Shell<'_> {
                         .await?;
                     }
                     None => {
-                        let before_stdout = move || {
-                            if let Some(live) = live {
-                                live.finish();
-                            }
-                        };
                         output::write_result(
                             stream,
                             style,
                             None,
                             &table_footer,
-                            Box::new(before_stdout),
+                            LiveProgress::clearing(live),
                         )
                         .await?;
                     }
