@@ -21,3 +21,13 @@ if [ -z "${SQUALL_AZURITE:-}" ] && [ ! -x "$AZURITE_DIR/node_modules/.bin/azurit
   mkdir -p "$AZURITE_DIR"
   (cd "$AZURITE_DIR" && npm install --silent --no-audit --no-fund azurite@3.35.0 >&2)
 fi
+# Headless Chromium and chromedriver (Debian packages) for the HTML report
+# tests (cli/tests/report_browser.rs). SQUALL_CHROMIUM and
+# SQUALL_CHROMEDRIVER override the binaries.
+if [ -z "${SQUALL_CHROMEDRIVER:-}" ] && ! command -v chromedriver >/dev/null 2>&1; then
+  echo "installing chromium and chromium-driver for the report tests" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2
+fi

@@ -47,6 +47,17 @@ pub enum Command {
     /// Look after scratch locations.
     #[command(subcommand)]
     Scratch(ScratchCommand),
+    /// Draw a saved JSON report (from --report FILE.json) as an HTML page,
+    /// or check it and write it again.
+    ///
+    /// Example:
+    ///   squall report run.json run.html
+    Report {
+        /// The JSON report.
+        input: PathBuf,
+        /// The file to write: .html or .json.
+        output: PathBuf,
+    },
     /// Run one task: TaskSpec bytes on stdin, TaskReport bytes on stdout.
     /// Used by the process backend; not meant to be typed by hand.
     #[command(hide = true)]
@@ -106,7 +117,7 @@ pub struct DeployLambdaArgs {
     #[arg(long, value_name = "ARN")]
     pub role: Option<String>,
     /// Memory in MB (Lambda gives one vCPU per 1,769 MB).
-    #[arg(long = "memory", value_name = "MB", default_value_t = 3538)]
+    #[arg(long = "memory", value_name = "MB", default_value_t = (squall_jobs::cost::DEFAULT_FUNCTION_MEMORY_BYTES >> 20) as u32)]
     pub memory_mb: u32,
     /// Instruction set of the binary.
     #[arg(long, value_enum, default_value_t = LambdaArch::X86_64)]
@@ -377,6 +388,13 @@ pub struct QueryArgs {
     /// read and written, object-store requests (what a serverless run is billed for).
     #[arg(long)]
     pub stats: bool,
+    /// Write a report of the run when it ends (failed runs too): FILE.html
+    /// is one page to open in a browser, with the stage graph, a timeline of
+    /// every task attempt, task durations, bytes and requests per stage,
+    /// and the cost; FILE.json is the same data for tools (schema in
+    /// docs/report.md). Repeat the flag to write both.
+    #[arg(long, value_name = "FILE")]
+    pub report: Vec<PathBuf>,
 }
 
 impl QueryArgs {
@@ -408,6 +426,9 @@ impl QueryArgs {
         }
         if self.explain {
             flags.push("--explain");
+        }
+        if !self.report.is_empty() {
+            flags.push("--report");
         }
         flags
     }

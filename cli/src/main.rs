@@ -7,6 +7,7 @@ mod lambda_worker;
 mod listener_slot;
 mod output;
 mod progress;
+mod report;
 mod session_setup;
 mod shell;
 mod stats;
@@ -260,6 +261,7 @@ async fn run(cli: Cli) -> Result<()> {
             args.lambda_endpoint = args.lambda_endpoint.or(config.lambda.endpoint.clone());
             deploy::deploy_lambda(&args).await
         }
+        Command::Report { input, output } => report::convert(&input, &output),
         Command::Worker => {
             use std::io::{Read, Write};
             let mut spec = Vec::new();
@@ -317,6 +319,8 @@ async fn run(cli: Cli) -> Result<()> {
 
 async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
     let stats = args.stats.then(stats::StatsCollector::default);
+    report::check_paths(&args.report)?;
+    let recorder = (!args.report.is_empty()).then(squall_jobs::run_report::RunRecorder::default);
     let sql = args.sql_text()?;
     let slot = listener_slot::ListenerSlot::default();
     let session = session_setup::open_session(&args, config, Some(slot.listener())).await?;
@@ -324,10 +328,35 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
         eprint!("{}", session.explain(&sql).await?);
         eprintln!();
     }
+    let outcome = run_statements(&args, &session, &sql, &slot, &stats, &recorder).await;
+    if let Some(recorder) = &recorder {
+        // Failed runs get their report too: it shows where they failed.
+        report::write_run(recorder, &session, &args.report)?;
+    }
+    outcome?;
+    if let Some(stats) = stats {
+        eprintln!("{}", stats.summary());
+        if let Some(memory) = session.backend().billed_memory_bytes() {
+            eprintln!("{}", stats.cost_line(memory));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the statements of `sql` one after the other, each with its
+/// progress display, writing each one's rows before the next runs.
+async fn run_statements(
+    args: &QueryArgs,
+    session: &squall_jobs::Session,
+    sql: &str,
+    slot: &listener_slot::ListenerSlot,
+    stats: &Option<stats::StatsCollector>,
+    recorder: &Option<squall_jobs::run_report::RunRecorder>,
+) -> Result<()> {
     // Every statement's rows are written before the next statement runs, as
     // duckdb and datafusion-cli show them; to a file (-o), only the last
     // statement's (earlier ones are run to their end).
-    let statements = session.statements(&sql)?;
+    let statements = session.statements(sql)?;
     let count = statements.len();
     for (i, statement) in statements.into_iter().enumerate() {
         let live = if args.no_progress {
@@ -337,8 +366,16 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
         };
         slot.set(stats::both(
             live.as_ref().map(progress::LiveProgress::listener),
-            stats.as_ref().map(stats::StatsCollector::listener),
+            stats::both(
+                stats.as_ref().map(stats::StatsCollector::listener),
+                recorder
+                    .as_ref()
+                    .map(squall_jobs::run_report::RunRecorder::listener),
+            ),
         ));
+        if let Some(recorder) = recorder {
+            recorder.begin_statement(&statement.to_string());
+        }
         let outcome = async {
             match session.run_statement(statement).await? {
                 StatementResult::Done => {}
@@ -365,13 +402,10 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
         if let Some(live) = &live {
             live.finish();
         }
-        outcome?;
-    }
-    if let Some(stats) = stats {
-        eprintln!("{}", stats.summary());
-        if let Some(memory) = session.backend().billed_memory_bytes() {
-            eprintln!("{}", stats.cost_line(memory));
+        if let Some(recorder) = recorder {
+            recorder.end_statement(outcome.as_ref().err().map(|e| format!("{e:#}")));
         }
+        outcome?;
     }
     Ok(())
 }

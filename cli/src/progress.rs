@@ -200,7 +200,7 @@ impl Display {
 
     fn apply(&mut self, event: ProgressEvent) {
         match event {
-            ProgressEvent::QueryPlanned { stages, tasks } => {
+            ProgressEvent::QueryPlanned { stages, tasks, .. } => {
                 self.planned_stages += stages;
                 self.planned_tasks += tasks;
             }
@@ -246,7 +246,7 @@ impl Display {
                     self.redraw_stage(stage);
                 }
             }
-            ProgressEvent::SpeculationWon { .. } => {}
+            ProgressEvent::SpeculationWon { .. } | ProgressEvent::AttemptTimed { .. } => {}
             ProgressEvent::AttemptsStarted { stage, attempts } => {
                 if let Some(line) = self.stages.get_mut(&stage) {
                     line.running += attempts;
@@ -391,6 +391,7 @@ mod tests {
         listener(ProgressEvent::QueryPlanned {
             stages: 10,
             tasks: 1000,
+            graph: crate::stats::tests::empty_graph(),
         });
         for stage in 0..10 {
             listener(ProgressEvent::StageStarted {

@@ -88,8 +88,17 @@ pub fn both(a: Option<ProgressListener>, b: Option<ProgressListener>) -> Option<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A stage graph for events whose listener does not look at it.
+    pub(crate) fn empty_graph() -> Arc<squall_planner::StageGraph> {
+        Arc::new(squall_planner::StageGraph {
+            stages: Vec::new(),
+            schema: Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+            ordered: false,
+        })
+    }
 
     #[test]
     fn summary_sums_tasks() {
@@ -98,6 +107,7 @@ mod tests {
         listener(ProgressEvent::QueryPlanned {
             stages: 2,
             tasks: 5,
+            graph: crate::stats::tests::empty_graph(),
         });
         listener(ProgressEvent::StageStarted {
             stage: 0,
@@ -140,6 +150,7 @@ mod tests {
         listener(ProgressEvent::QueryPlanned {
             stages: 1,
             tasks: 1,
+            graph: crate::stats::tests::empty_graph(),
         });
         listener(ProgressEvent::StageStarted {
             stage: 0,

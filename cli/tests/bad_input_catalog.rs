@@ -354,6 +354,10 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
             &["sql", "--format", "xml", "-c", "SELECT 1"],
         ),
         cmd(
+            "a report file that is neither .html nor .json",
+            &["sql", "--report", "run.txt", "-c", "SELECT 1"],
+        ),
+        cmd(
             "a flag of running queries given to explain",
             &["explain", "--stats", "-o", "out.csv", "-c", "SELECT 1"],
         ),
@@ -465,6 +469,12 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
             )
         },
         // Other commands
+        Case {
+            what: "drawing a report from a file that is not one",
+            args: vec!["report".into(), p("people.csv"), p("report.html")],
+            env: vec![],
+            query: false,
+        },
         cmd(
             "TPC-H at a negative scale",
             &["gen", "tpch", "--scale=-1", "--out", "/tmp/never"],

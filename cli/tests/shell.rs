@@ -153,9 +153,16 @@ fn ctrl_c_cancels_a_statement_and_returns_to_the_prompt() {
     let dir = tempfile::tempdir().unwrap();
     let scratch = dir.path().join("scratch");
     std::fs::create_dir(&scratch).unwrap();
+    let report = dir.path().join("shell-report.json");
     let mut p = shell(
         dir.path(),
-        &["sql", "--scratch", &scratch.display().to_string()],
+        &[
+            "sql",
+            "--scratch",
+            &scratch.display().to_string(),
+            "--report",
+            &report.display().to_string(),
+        ],
     );
     prompt(&mut p);
     // Forty billion rows: it runs until it is cancelled.
@@ -183,6 +190,22 @@ fn ctrl_c_cancels_a_statement_and_returns_to_the_prompt() {
     p.exp_regex(r"\S     42 \S").unwrap();
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
+    // The report written at exit has both statements; the cancelled one's
+    // running attempts were abandoned.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let queries = report["queries"].as_array().unwrap();
+    assert_eq!(queries.len(), 2, "{report}");
+    assert_eq!(queries[0]["error"], "cancelled (Ctrl-C)");
+    let abandoned = queries[0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["outcome"] == "abandoned")
+        .count();
+    assert!(abandoned > 0, "{}", queries[0]["attempts"]);
+    assert_eq!(queries[1]["error"], serde_json::Value::Null);
+    assert!(queries[1]["sql"].as_str().unwrap().contains("40 + 2"));
 }
 
 #[test]

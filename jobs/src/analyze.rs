@@ -157,6 +157,7 @@ impl QueryMeasures {
                     measured.stage(stage).backups_won += 1
                 }
                 ProgressEvent::StageFinished { .. }
+                | ProgressEvent::AttemptTimed { .. }
                 | ProgressEvent::AttemptsStarted { .. }
                 | ProgressEvent::AttemptsEnded { .. } => {}
             }
@@ -171,6 +172,24 @@ impl QueryMeasures {
             .latest()
             .get(&stage)
             .cloned()
+    }
+
+    /// Queries planned so far.
+    pub fn queries(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).queries
+    }
+
+    /// The measures of the stages of query `query` (0 for the first
+    /// planned), by stage id.
+    pub fn query_stages(&self, query: usize) -> BTreeMap<usize, StageMeasures> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stages
+            .iter()
+            .filter(|((q, _), _)| *q == query)
+            .map(|((_, stage), m)| (*stage, m.clone()))
+            .collect()
     }
 
     /// The stages planned by every query so far, and what all their stages
@@ -217,7 +236,7 @@ impl StageMeasures {
 }
 
 /// One stage's measures as one line.
-fn describe(s: &StageMeasures) -> String {
+pub(crate) fn describe(s: &StageMeasures) -> String {
     let r = &s.requests;
     let seconds = |ms: Option<u64>| format!("{:.2}", ms.unwrap_or(0) as f64 / 1000.0);
     let mut line = format!(

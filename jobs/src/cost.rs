@@ -8,6 +8,10 @@
 
 use crate::analyze::StageMeasures;
 
+/// Function memory costs are estimated for when the backend bills none
+/// (local, process): what `squall deploy lambda` gives a function by default.
+pub const DEFAULT_FUNCTION_MEMORY_BYTES: u64 = 3538 * 1024 * 1024;
+
 /// Prices in US dollars.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CloudPrices {

@@ -54,19 +54,31 @@ pub struct BackupUse {
     pub won: bool,
 }
 
-/// One task of a group: its report (or why there is none) and its backup.
+/// When one attempt of a group's task ran, in milliseconds since the group
+/// began (the launcher's clock), for the report's timeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptSpan {
+    pub started_ms: u64,
+    pub ended_ms: u64,
+}
+
+/// One task of a group: its report (or why there is none), its backup, and
+/// when its attempts ran: the first attempt's span, then the backup's.
+/// Empty spans: not measured (a launcher of an older build).
 #[derive(Debug)]
 pub struct LaunchedTask {
     pub result: Result<Vec<u8>, String>,
     pub backup: BackupUse,
+    pub spans: Vec<AttemptSpan>,
 }
 
 impl LaunchedTask {
-    /// A task that ran without a backup.
+    /// A task that ran without a backup, its timing unknown.
     pub fn alone(result: Result<Vec<u8>, String>) -> Self {
         Self {
             result,
             backup: BackupUse::default(),
+            spans: Vec::new(),
         }
     }
 }
@@ -133,6 +145,7 @@ where
     let clock = StageClock::new(specs.len(), Arc::new(QueryPace::default()));
     let loaded: OnceCell<Option<Vec<Vec<u8>>>> = OnceCell::new();
     let group = GroupRun {
+        began: Instant::now(),
         slots: &slots,
         clock: &clock,
         loaded: &loaded,
@@ -150,6 +163,8 @@ where
 
 /// The shared state of one [`run_group`].
 struct GroupRun<'g, F> {
+    /// When the group began: attempt spans are measured from it.
+    began: Instant,
     slots: &'g Semaphore,
     clock: &'g StageClock,
     /// The backup specs, fetched when the first straggler needs one;
@@ -170,18 +185,14 @@ where
         tokio::pin!(first);
         let Some((backups, key)) = self.backups else {
             let result = first.await;
-            self.finished(&result, started);
-            return LaunchedTask::alone(result);
+            return self.alone(result, started);
         };
         let policy = &backups.policy;
         let check_every =
             (policy.floor / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let (backup_slot, backup_spec) = loop {
             tokio::select! {
-                result = &mut first => {
-                    self.finished(&result, started);
-                    return LaunchedTask::alone(result);
-                }
+                result = &mut first => return self.alone(result, started),
                 _ = tokio::time::sleep(check_every) => {
                     let straggles = self
                         .clock
@@ -199,25 +210,45 @@ where
                             // No backup to be had: wait for the first attempt.
                             drop(slot);
                             let result = first.await;
-                            self.finished(&result, started);
-                            return LaunchedTask::alone(result);
+                            return self.alone(result, started);
                         }
                     }
                 }
             }
         };
+        let backup_started = Instant::now();
         let backup = async {
             let _slot = backup_slot;
             (self.invoke)(backup_spec).await
         };
         let (result, won) = first_success(first, backup).await;
         self.finished(&result, started);
+        // Both attempts end when the first to report does: the other is dropped.
+        let ended = Instant::now();
         LaunchedTask {
             backup: BackupUse {
                 launched: true,
                 won: won && result.is_ok(),
             },
             result,
+            spans: vec![self.span(started, ended), self.span(backup_started, ended)],
+        }
+    }
+
+    /// A task that ran without a backup: its outcome and span.
+    fn alone(&self, result: Result<Vec<u8>, String>, started: Instant) -> LaunchedTask {
+        self.finished(&result, started);
+        LaunchedTask {
+            spans: vec![self.span(started, Instant::now())],
+            ..LaunchedTask::alone(result)
+        }
+    }
+
+    fn span(&self, started: Instant, ended: Instant) -> AttemptSpan {
+        let ms = |at: Instant| at.saturating_duration_since(self.began).as_millis() as u64;
+        AttemptSpan {
+            started_ms: ms(started),
+            ended_ms: ms(ended),
         }
     }
 
@@ -328,7 +359,20 @@ mod tests {
         for (task, name) in done[1..].iter().zip(["a", "b", "c"]) {
             assert_eq!(task.result.as_deref(), Ok(name.as_bytes()));
             assert_eq!(task.backup, BackupUse::default());
+            assert_eq!(task.spans.len(), 1, "one attempt, one span");
         }
+        // The straggler's two attempts end together, the backup started later;
+        // with two slots, task "c" waited for one.
+        let [first, backup] = done[0].spans[..] else {
+            panic!("two spans: {:?}", done[0].spans);
+        };
+        assert!(first.started_ms < backup.started_ms && backup.started_ms < backup.ended_ms);
+        assert_eq!(first.ended_ms, backup.ended_ms);
+        assert!(
+            backup.ended_ms < 2_000,
+            "the backup won before the straggler ended"
+        );
+        assert!(done[3].spans[0].started_ms >= 20, "{:?}", done[3].spans);
         let log = log.lock().unwrap();
         assert_eq!(log.0.len(), 5, "one backup: {:?}", log.0);
         assert!(log.2 <= 2, "{} in flight with a bound of 2", log.2);

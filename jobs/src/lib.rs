@@ -23,6 +23,7 @@ mod reach;
 pub mod registry;
 pub mod rerun;
 pub mod results;
+pub mod run_report;
 pub mod scheduler;
 pub mod session;
 pub mod specs;
@@ -43,7 +44,7 @@ pub use backend::{
     run_launcher, signed_launch_payload,
 };
 pub use error::{JobError, Result};
-pub use progress::{ProgressEvent, ProgressListener};
+pub use progress::{AttemptOutcome, ProgressEvent, ProgressListener};
 pub use results::QueryStream;
 pub use session::{DEFAULT_TASK_ATTEMPTS, Session, SessionOptions, StatementResult};
 pub use speculation::SpeculationPolicy;

@@ -1,14 +1,20 @@
 //! Progress events, for progress bars and logs.
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use squall_planner::StageGraph;
 use squall_worker::RequestCounts;
 
 /// Something the scheduler did.
 #[derive(Debug, Clone)]
 pub enum ProgressEvent {
     /// The query's stage graph is known.
-    QueryPlanned { stages: usize, tasks: usize },
+    QueryPlanned {
+        stages: usize,
+        tasks: usize,
+        graph: Arc<StageGraph>,
+    },
     /// A stage's tasks are being launched: `tasks` of them, where the
     /// planner made `planned_tasks` (fewer when the stage was sized from
     /// its inputs' exact bytes).
@@ -22,6 +28,18 @@ pub enum ProgressEvent {
     AttemptsStarted { stage: usize, attempts: usize },
     /// `attempts` of them ended (finished, failed, abandoned or cancelled).
     AttemptsEnded { stage: usize, attempts: usize },
+    /// One attempt of a task ended, and when it ran by the coordinator's
+    /// clock (a launcher group's attempts: its start plus the launcher's
+    /// own measures; unmeasured ones span the whole group).
+    AttemptTimed {
+        stage: usize,
+        task: usize,
+        /// 0 for the first attempt.
+        attempt: u32,
+        started: Instant,
+        ended: Instant,
+        outcome: AttemptOutcome,
+    },
     /// One task finished successfully.
     TaskFinished {
         stage: usize,
@@ -56,6 +74,18 @@ pub enum ProgressEvent {
     SpeculationWon { stage: usize, task: usize },
     /// All tasks of a stage finished.
     StageFinished { stage: usize },
+}
+
+/// How one task attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Its report said the task succeeded (whether or not it won the task).
+    Succeeded,
+    /// It failed, or the backend could not run it, or it timed out.
+    Failed { cause: String },
+    /// It was dropped while it ran: another attempt of the task reported
+    /// first, or the query was cancelled or failed.
+    Abandoned,
 }
 
 /// Receives progress events; must be cheap and must not block.

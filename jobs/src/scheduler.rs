@@ -39,7 +39,7 @@ use crate::error::{JobError, Result};
 use crate::group_speculation::{self, GroupBackups, LaunchedTask, backups_object};
 use crate::invocations::Invocations;
 use crate::lease;
-use crate::progress::{ProgressEvent, ProgressListener};
+use crate::progress::{AttemptOutcome, ProgressEvent, ProgressListener};
 use crate::rerun::{WinnerBook, rerun_producer};
 use crate::specs::{
     MAX_INLINE_FRAGMENT_BYTES, StageTemplate, Winner, stage_object_stores, task_spec,
@@ -143,6 +143,7 @@ pub async fn run_query(run: QueryRun, parts: mpsc::Sender<ResultPart>) -> Result
     run.emit(ProgressEvent::QueryPlanned {
         stages: graph.stages.len(),
         tasks: graph.total_tasks(),
+        graph: Arc::clone(&graph),
     });
     let permits = Arc::new(Semaphore::new(run.backend.max_concurrency().max(1)));
     let mut started = vec![false; graph.stages.len()];
@@ -278,6 +279,7 @@ async fn run_stage(
                 let largest_input = specs.iter().map(|s| s.input_bytes).max().unwrap_or(0);
                 let specs = specs.into_iter().map(|s| s.bytes).collect();
                 let running = RunningAttempts::start(&run, stage.id, in_flight);
+                let group_began = std::time::Instant::now();
                 let launched =
                     run.invocations
                         .invoke_group(&run.backend, specs, in_flight, backups);
@@ -317,8 +319,16 @@ async fn run_stage(
                 // permit of its own, and the rest are free for their backups.
                 drop(running);
                 drop((group_stage_permits, group_query_permits));
+                let group_ended = std::time::Instant::now();
                 let mut firsts = Vec::with_capacity(group.len());
                 for (&task, launched) in group.iter().zip(results) {
+                    emit_group_attempts(
+                        &run,
+                        stage.id,
+                        task,
+                        &launched,
+                        (group_began, group_ended),
+                    );
                     let mut attempts_used = 1;
                     if launched.backup.launched {
                         attempts_used = 2;
@@ -566,6 +576,8 @@ pub(crate) async fn attempt_spec(
         bytes,
         input_bytes,
         by_reference,
+        task,
+        attempt,
     })
 }
 
@@ -658,6 +670,9 @@ pub(crate) struct SignedSpec {
     /// The spec is stored under the query's scratch and `bytes` is a
     /// signed reference to it.
     pub by_reference: bool,
+    /// Which task and attempt it is.
+    pub task: usize,
+    pub attempt: u32,
 }
 
 /// The task timeout when `--task-timeout` is not given, on backends that do
@@ -817,7 +832,8 @@ pub(crate) async fn invoke_in_time(
     spec: SignedSpec,
 ) -> std::result::Result<Vec<u8>, String> {
     let _running = RunningAttempts::start(run, stage, 1);
-    match run.task_timeout_for(spec.input_bytes) {
+    let timer = AttemptTimer::start(run, stage, spec.task, spec.attempt);
+    let result = match run.task_timeout_for(spec.input_bytes) {
         Some(limit) => {
             tokio::time::timeout(limit, run.invocations.invoke(&run.backend, spec.bytes))
                 .await
@@ -827,6 +843,139 @@ pub(crate) async fn invoke_in_time(
                 })
         }
         None => run.invocations.invoke(&run.backend, spec.bytes).await,
+    };
+    timer.ended(&result);
+    result
+}
+
+/// Times one attempt for [`ProgressEvent::AttemptTimed`]: from when it is
+/// made to [`AttemptTimer::ended`], or to its drop (the attempt was
+/// abandoned).
+struct AttemptTimer<'a> {
+    run: &'a QueryRun,
+    stage: usize,
+    task: usize,
+    attempt: u32,
+    started: std::time::Instant,
+    ended: bool,
+}
+
+impl<'a> AttemptTimer<'a> {
+    fn start(run: &'a QueryRun, stage: usize, task: usize, attempt: u32) -> Self {
+        Self {
+            run,
+            stage,
+            task,
+            attempt,
+            started: std::time::Instant::now(),
+            ended: false,
+        }
+    }
+
+    fn ended(mut self, result: &std::result::Result<Vec<u8>, String>) {
+        self.ended = true;
+        if self.run.progress.is_some() {
+            let outcome = attempt_end(result);
+            emit_attempt(
+                self.run,
+                self.stage,
+                self.task,
+                self.attempt,
+                (self.started, std::time::Instant::now()),
+                outcome,
+            );
+        }
+    }
+}
+
+impl Drop for AttemptTimer<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            emit_attempt(
+                self.run,
+                self.stage,
+                self.task,
+                self.attempt,
+                (self.started, std::time::Instant::now()),
+                AttemptOutcome::Abandoned,
+            );
+        }
+    }
+}
+
+fn emit_attempt(
+    run: &QueryRun,
+    stage: usize,
+    task: usize,
+    attempt: u32,
+    (started, ended): (std::time::Instant, std::time::Instant),
+    outcome: AttemptOutcome,
+) {
+    run.emit(ProgressEvent::AttemptTimed {
+        stage,
+        task,
+        attempt,
+        started,
+        ended,
+        outcome,
+    });
+}
+
+/// How an attempt that returned `result` ended: a report that says the task
+/// failed is a failure.
+fn attempt_end(result: &std::result::Result<Vec<u8>, String>) -> AttemptOutcome {
+    match result {
+        Err(cause) => AttemptOutcome::Failed {
+            cause: cause.clone(),
+        },
+        Ok(bytes) => match TaskReport::from_bytes(bytes) {
+            Ok(report) => match report.outcome {
+                TaskOutcome::Failed { message, .. } => AttemptOutcome::Failed { cause: message },
+                _ => AttemptOutcome::Succeeded,
+            },
+            Err(e) => AttemptOutcome::Failed {
+                cause: format!("its report does not decode: {e}"),
+            },
+        },
+    }
+}
+
+/// Emits the attempts of `task` that ran in a launcher group begun at
+/// `began`: the first attempt, and its backup if one ran (the attempt that
+/// did not win was abandoned). Spans the launcher did not measure are taken
+/// as the whole group's.
+fn emit_group_attempts(
+    run: &QueryRun,
+    stage: usize,
+    task: usize,
+    launched: &LaunchedTask,
+    (began, ended): (std::time::Instant, std::time::Instant),
+) {
+    if run.progress.is_none() {
+        return;
+    }
+    let attempts = if launched.backup.launched { 2 } else { 1 };
+    let winner = u32::from(launched.backup.won);
+    for attempt in 0..attempts {
+        let (started, finished) = match launched.spans.get(attempt as usize) {
+            Some(span) => (
+                began + std::time::Duration::from_millis(span.started_ms),
+                (began + std::time::Duration::from_millis(span.ended_ms)).min(ended),
+            ),
+            None => (began, ended),
+        };
+        let outcome = match attempt_end(&launched.result) {
+            AttemptOutcome::Succeeded if attempt != winner => AttemptOutcome::Abandoned,
+            outcome => outcome,
+        };
+        emit_attempt(
+            run,
+            stage,
+            task,
+            attempt,
+            (started.min(finished), finished),
+            outcome,
+        );
     }
 }
 

@@ -36,6 +36,7 @@ use crate::progress::LiveProgress;
 use crate::stats::{self, StatsCollector};
 use dot_command::DotCommand;
 use helper::{ShellHelper, Vocabulary};
+use squall_jobs::run_report::RunRecorder;
 
 /// How long a cancelled statement may take to stop its tasks and delete its scratch.
 const CANCEL_CLEANUP_LIMIT: Duration = Duration::from_secs(30);
@@ -71,10 +72,13 @@ struct Shell<'a> {
     /// Where results go instead of stdout (`.output FILE`).
     output: Option<(PathBuf, File)>,
     vocabulary: Arc<RwLock<Vocabulary>>,
+    /// Records the statements for `--report`, written when the shell ends.
+    recorder: Option<RunRecorder>,
 }
 
 /// Runs the shell until `.quit` or Ctrl-D.
 pub fn run(args: QueryArgs, config: &Config, runtime: &tokio::runtime::Runtime) -> Result<()> {
+    crate::report::check_paths(&args.report)?;
     let slot = ListenerSlot::default();
     let session = runtime.block_on(crate::session_setup::open_session(
         &args,
@@ -89,6 +93,7 @@ pub fn run(args: QueryArgs, config: &Config, runtime: &tokio::runtime::Runtime) 
         max_rows: args.max_rows,
         timer: true,
         output: None,
+        recorder: (!args.report.is_empty()).then(RunRecorder::default),
         args,
         session,
         slot,
@@ -133,6 +138,9 @@ pub fn run(args: QueryArgs, config: &Config, runtime: &tokio::runtime::Runtime) 
             Err(ReadlineError::Eof) => break,
             Err(e) => return Err(e).context("cannot read from the terminal"),
         }
+    }
+    if let Some(recorder) = &shell.recorder {
+        crate::report::write_run(recorder, &shell.session, &shell.args.report)?;
     }
     Ok(())
 }
@@ -359,8 +367,14 @@ impl Shell<'_> {
             let stats = StatsCollector::default();
             self.slot.set(stats::both(
                 live.as_ref().map(LiveProgress::listener),
-                Some(stats.listener()),
+                stats::both(
+                    Some(stats.listener()),
+                    self.recorder.as_ref().map(RunRecorder::listener),
+                ),
             ));
+            if let Some(recorder) = &self.recorder {
+                recorder.begin_statement(&statement.to_string());
+            }
             let started = Instant::now();
             let outcome = self.runtime.block_on(async {
                 tokio::select! {
@@ -371,7 +385,23 @@ impl Shell<'_> {
             if let Some(live) = &live {
                 live.finish();
             }
+            // A cancelled statement's future is dropped: its tasks are
+            // cancelled; wait (bounded) for its scratch to go, its attempts'
+            // ends still reported.
+            let cleaned = outcome.is_none().then(|| {
+                self.runtime
+                    .block_on(squall_connectors::cleanup::finish_cleanups(
+                        CANCEL_CLEANUP_LIMIT,
+                    ))
+            });
             self.slot.set(None);
+            if let Some(recorder) = &self.recorder {
+                recorder.end_statement(match &outcome {
+                    Some(Ok(())) => None,
+                    Some(Err(e)) => Some(format!("{e:#}")),
+                    None => Some("cancelled (Ctrl-C)".to_string()),
+                });
+            }
             match outcome {
                 Some(Ok(())) => {
                     if self.args.stats {
@@ -389,16 +419,9 @@ impl Shell<'_> {
                     return;
                 }
                 None => {
-                    // The statement's future is dropped: its tasks are
-                    // cancelled; wait (bounded) for its scratch to go.
-                    let cleaned =
-                        self.runtime
-                            .block_on(squall_connectors::cleanup::finish_cleanups(
-                                CANCEL_CLEANUP_LIMIT,
-                            ));
                     eprintln!(
                         "cancelled: {}",
-                        if cleaned {
+                        if cleaned == Some(true) {
                             "its tasks are stopped and its scratch deleted"
                         } else {
                             "its tasks are stopped; deleting its scratch took over 30 s \

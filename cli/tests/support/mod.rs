@@ -5,6 +5,7 @@
 
 pub mod azurite;
 pub mod tpch;
+pub mod webdriver;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

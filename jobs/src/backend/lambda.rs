@@ -27,7 +27,7 @@ use squall_worker::{TASK_KEY_ENV, TaskKey};
 
 use super::scaling::{LAMBDA_SCALING_RATE, LAMBDA_SCALING_WINDOW, ScalingRamp};
 use super::{Backend, WorkerReach};
-use crate::group_speculation::{BackupUse, GroupBackups, LaunchedTask, run_group};
+use crate::group_speculation::{AttemptSpan, BackupUse, GroupBackups, LaunchedTask, run_group};
 use futures::FutureExt;
 
 /// The payload of a launcher invocation: `{"launch": request}`, signed like
@@ -108,12 +108,15 @@ pub struct LaunchRequest {
     pub backups: Option<GroupBackups>,
 }
 
-/// A launcher's response: one result per spec, and which tasks got a backup.
+/// A launcher's response: one result per spec, which tasks got a backup,
+/// and when each task's attempts ran (for the report's timeline).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct LaunchResponse {
     results: Vec<LaunchResult>,
     #[serde(default)]
     backups: Vec<BackupUse>,
+    #[serde(default)]
+    spans: Vec<Vec<AttemptSpan>>,
 }
 
 /// One sub-invocation's outcome in a launcher's response.
@@ -163,6 +166,7 @@ pub async fn run_launcher(
     .await;
     let response = LaunchResponse {
         backups: launched.iter().map(|t| t.backup).collect(),
+        spans: launched.iter().map(|t| t.spans.clone()).collect(),
         results: launched
             .into_iter()
             .map(|t| match t.result {
@@ -553,6 +557,8 @@ impl Backend for LambdaBackend {
             Err(e) => return Err(format!("launcher response is not valid: {e}")),
         };
         let backups = response.backups;
+        let mut spans = response.spans;
+        spans.resize(response.results.len(), Vec::new());
         Ok(response
             .results
             .into_iter()
@@ -565,6 +571,7 @@ impl Backend for LambdaBackend {
                     LaunchResult::Error(e) => Err(format!("via launcher: {e}")),
                 },
                 backup: backups.get(i).copied().unwrap_or_default(),
+                spans: std::mem::take(&mut spans[i]),
             })
             .collect())
     }
