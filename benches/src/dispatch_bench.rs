@@ -111,6 +111,7 @@ async fn run(backend: Arc<dyn Backend>, tasks: usize) -> Result<Duration> {
         max_result_bytes: None,
         invocations: Default::default(),
         adaptive: None,
+        operator_metrics: false,
     };
     let (parts, mut received) = tokio::sync::mpsc::channel(16);
     let drain = tokio::spawn(async move {

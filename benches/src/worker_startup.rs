@@ -48,6 +48,7 @@ async fn main() -> Result<()> {
         settings: Default::default(),
         sink: None,
         requests: Default::default(),
+        operator_metrics: false,
     };
     let mut walls = Vec::new();
     let mut inside = Vec::new();

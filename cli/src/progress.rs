@@ -381,6 +381,7 @@ mod tests {
             requests: Default::default(),
             spilled_bytes: 0,
             peak_memory_bytes: 0,
+            operator_metrics: Vec::new(),
         }
     }
 

@@ -214,6 +214,8 @@ pub async fn session_options(
             .adaptive_stages
             .or(defaults.adaptive_stages)
             .unwrap_or(backend_kind == BackendKind::Lambda),
+        // Run reports show the operators' own metrics.
+        operator_metrics: !args.report.is_empty(),
         progress,
     };
     Ok(options)

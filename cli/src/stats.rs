@@ -138,6 +138,7 @@ pub(crate) mod tests {
                 },
                 spilled_bytes: 1 << 20,
                 peak_memory_bytes: 2 << 20,
+                operator_metrics: Vec::new(),
             });
         }
         assert_eq!(

@@ -4,7 +4,8 @@
 //!
 //! The measures come from the tasks' reports (the same progress events
 //! `--stats` sums), so they are what the workers measured, per stage.
-//! Per-operator metrics inside a task are not collected (yet).
+//! Under each stage, its operators' own DataFusion metrics (rows out,
+//! compute time, spills, bytes scanned, ...) summed over its tasks.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use std::time::Duration;
 use squall_planner::StageGraph;
 use squall_planner::explain::{human_bytes, render_stage_graph_annotated};
 use squall_worker::RequestCounts;
+use squall_worker::operator_metrics::{self, NANOS_SUFFIX, OperatorMetrics};
 
 use crate::progress::{ProgressEvent, ProgressListener};
 
@@ -42,6 +44,9 @@ pub struct StageMeasures {
     pub backups: usize,
     /// Backups that finished first.
     pub backups_won: usize,
+    /// The stage's operators, depth first, their metrics summed over its
+    /// finished tasks; empty unless the query asked for them.
+    pub operators: Vec<OperatorMetrics>,
 }
 
 impl StageMeasures {
@@ -66,6 +71,7 @@ impl StageMeasures {
         self.retries += other.retries;
         self.backups += other.backups;
         self.backups_won += other.backups_won;
+        operator_metrics::add(&mut self.operators, &other.operators);
     }
 }
 
@@ -133,6 +139,7 @@ impl QueryMeasures {
                     requests,
                     spilled_bytes,
                     peak_memory_bytes,
+                    operator_metrics,
                     ..
                 } => {
                     let s = measured.stage(stage);
@@ -150,6 +157,7 @@ impl QueryMeasures {
                     s.requests.add(&requests);
                     s.spilled_bytes += spilled_bytes;
                     s.peak_memory_bytes = s.peak_memory_bytes.max(peak_memory_bytes);
+                    operator_metrics::add(&mut s.operators, &operator_metrics);
                 }
                 ProgressEvent::TaskRetried { stage, .. } => measured.stage(stage).retries += 1,
                 ProgressEvent::TaskSpeculated { stage, .. } => measured.stage(stage).backups += 1,
@@ -266,7 +274,54 @@ pub(crate) fn describe(s: &StageMeasures) -> String {
     if s.retries > 0 || s.backups > 0 {
         line.push_str(&format!("; {} retries, {} backups", s.retries, s.backups));
     }
+    if !s.operators.is_empty() {
+        line.push_str("\n  operators, summed over tasks:");
+        for op in &s.operators {
+            line.push_str(&format!(
+                "\n    {}{}: {}",
+                "  ".repeat(op.depth),
+                op.name,
+                operator_values(op)
+            ));
+        }
+    }
     line
+}
+
+/// `output_rows=4, elapsed_compute=1.2ms, ...`: times and bytes in units a
+/// person reads.
+fn operator_values(op: &OperatorMetrics) -> String {
+    // Zeros (no spills, no errors, nothing pruned) are left out, but rows.
+    let mut values: Vec<(String, String)> = op
+        .values
+        .iter()
+        .filter(|(name, value)| **value > 0 || *name == "output_rows")
+        .map(|(name, value)| match name.strip_suffix(NANOS_SUFFIX) {
+            Some(name) => (name.to_string(), nanos(*value)),
+            None if name.contains("bytes") || name.contains("mem") => {
+                (name.clone(), human_bytes(*value))
+            }
+            None => (name.clone(), value.to_string()),
+        })
+        .collect();
+    // Rows first, as DataFusion prints them.
+    values.sort_by_key(|(name, _)| name != "output_rows");
+    if values.is_empty() {
+        return "no metrics".to_string();
+    }
+    values
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn nanos(ns: u64) -> String {
+    match ns {
+        0..1_000_000 => format!("{:.3}ms", ns as f64 / 1e6),
+        1_000_000..1_000_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
+        _ => format!("{:.2}s", ns as f64 / 1e9),
+    }
 }
 
 #[cfg(test)]
@@ -298,6 +353,16 @@ mod tests {
                 },
                 spilled_bytes: 0,
                 peak_memory_bytes: 0,
+                operator_metrics: vec![OperatorMetrics {
+                    depth: 0,
+                    name: "AggregateExec".into(),
+                    values: [
+                        ("output_rows".to_string(), 5),
+                        ("elapsed_compute_ns".to_string(), 1_500_000),
+                        ("spilled_bytes".to_string(), 0),
+                    ]
+                    .into(),
+                }],
             });
         }
         let s = measures.stage(1).expect("stage 1");
@@ -306,7 +371,9 @@ mod tests {
         assert_eq!(
             describe(&s),
             "ran 2 of 8 planned tasks, 0.40 task-s (per task p50 0.10 s, p95 0.30 s, max 0.30 s in task 1); \
-             read 20 rows, 2.0 KiB; wrote 10 rows, 1.0 KiB; requests: 6 GET, 2 PUT, 0 other"
+             read 20 rows, 2.0 KiB; wrote 10 rows, 1.0 KiB; requests: 6 GET, 2 PUT, 0 other\n  \
+             operators, summed over tasks:\n    \
+             AggregateExec: output_rows=10, elapsed_compute=3.0ms"
         );
         assert!(measures.stage(0).is_none());
     }

@@ -58,6 +58,8 @@ pub enum ProgressEvent {
         spilled_bytes: u64,
         /// The most memory it held at once (through DataFusion's pool).
         peak_memory_bytes: u64,
+        /// Its operators' own metrics, when the query asked for them.
+        operator_metrics: Vec<squall_worker::OperatorMetrics>,
     },
     /// An attempt of a task failed in a way another attempt may not, and
     /// attempt `attempt` (1 for the first retry) is about to start.

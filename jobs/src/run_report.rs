@@ -123,6 +123,9 @@ pub struct StageReport {
     pub retries: usize,
     pub backups: usize,
     pub backups_won: usize,
+    /// Its operators, depth first, with their DataFusion metrics summed
+    /// over its tasks (times in nanoseconds under names ending in `_ns`).
+    pub operators: Vec<squall_worker::OperatorMetrics>,
 }
 
 /// An input of a stage.
@@ -392,6 +395,7 @@ fn stage_report(stage: &squall_planner::Stage, m: StageMeasures) -> StageReport 
         retries: m.retries,
         backups: m.backups,
         backups_won: m.backups_won,
+        operators: m.operators,
     }
 }
 

@@ -96,6 +96,9 @@ pub struct QueryRun {
     /// How stages fed by hash exchanges are resized from the exact bytes
     /// their inputs wrote; `None`: they keep the planner's task counts.
     pub adaptive: Option<AdaptivePolicy>,
+    /// Tasks report their operators' own metrics (`EXPLAIN ANALYZE`, run
+    /// reports), in [`ProgressEvent::TaskFinished`].
+    pub operator_metrics: bool,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -474,6 +477,7 @@ async fn run_stage(
             requests: report.requests.clone(),
             spilled_bytes: report.spilled_bytes,
             peak_memory_bytes: report.peak_memory_bytes,
+            operator_metrics: report.operator_metrics,
         });
         if let Some(parts) = &parts {
             result_bytes += part_bytes;
@@ -1225,6 +1229,7 @@ pub(crate) async fn stage_template(run: &QueryRun, stage: &Stage) -> Result<Stag
         is_final: stage.is_final,
         settings: run.settings.clone(),
         requests: run.requests.clone(),
+        operator_metrics: run.operator_metrics,
         sink: SinkDestination::find(&stage.plan).map_err(|e| sink_error(stage, e))?,
     })
 }

@@ -95,6 +95,10 @@ pub struct SessionOptions {
     /// scale 10 and cost balance; the CLI turns it on for Lambda, where
     /// every task is an invocation.
     pub adaptive_stages: bool,
+    /// Tasks report their operators' own DataFusion metrics, summed per
+    /// stage in [`crate::analyze::StageMeasures::operators`] (what run
+    /// reports show). `EXPLAIN ANALYZE` asks for them whatever this says.
+    pub operator_metrics: bool,
 }
 
 impl std::fmt::Debug for SessionOptions {
@@ -134,6 +138,7 @@ impl Default for SessionOptions {
             requests: Default::default(),
             max_result_bytes: None,
             adaptive_stages: false,
+            operator_metrics: false,
         }
     }
 }
@@ -624,7 +629,7 @@ impl Session {
         let measures = crate::analyze::QueryMeasures::default();
         let started = std::time::Instant::now();
         let (mut stream, graph) = self
-            .execute_physical_observed(physical, Some(measures.listener()))
+            .execute_physical_observed(physical, Some(measures.listener()), true)
             .await?;
         let mut rows = 0u64;
         while let Some(batch) = futures::StreamExt::next(&mut stream).await {
@@ -642,7 +647,10 @@ impl Session {
 
     /// Cuts and runs a physical plan.
     pub async fn execute_physical(&self, physical: Arc<dyn ExecutionPlan>) -> Result<QueryStream> {
-        Ok(self.execute_physical_observed(physical, None).await?.0)
+        Ok(self
+            .execute_physical_observed(physical, None, self.options.operator_metrics)
+            .await?
+            .0)
     }
 
     /// [`Session::execute_physical`], telling `observer` too what the query
@@ -651,6 +659,7 @@ impl Session {
         &self,
         physical: Arc<dyn ExecutionPlan>,
         observer: Option<ProgressListener>,
+        operator_metrics: bool,
     ) -> Result<(QueryStream, Option<Arc<StageGraph>>)> {
         if let Some(sink) = physical.downcast_ref::<DataSinkExec>()
             && !squall_shuffle::codec::can_encode_sink(sink)
@@ -689,6 +698,7 @@ impl Session {
             adaptive: self.options.adaptive_stages.then(|| {
                 crate::AdaptivePolicy::for_planner_target(self.planner_config().target_task_bytes)
             }),
+            operator_metrics,
         };
         let graph = Arc::clone(&run.graph);
         Ok((

@@ -38,6 +38,8 @@ pub struct StageTemplate {
     pub sink: Option<SinkDestination>,
     /// How tasks send their object-store requests.
     pub requests: squall_connectors::RequestPolicy,
+    /// Tasks report their operators' metrics.
+    pub operator_metrics: bool,
 }
 
 impl StageTemplate {
@@ -186,5 +188,6 @@ pub fn task_spec(
                 .to_string()
         }),
         requests: template.requests.clone(),
+        operator_metrics: template.operator_metrics,
     }
 }

@@ -85,4 +85,28 @@ async fn explain_analyze_shows_what_every_stage_did() {
         })
         .collect();
     assert!(counts.iter().any(|(ran, planned)| ran < planned), "{plan}");
+    // Under every stage, its operators' own metrics summed over its tasks:
+    // the scan stage's leaf rows are the rows its tasks report reading.
+    assert_eq!(
+        plan.matches("  operators, summed over tasks:").count(),
+        stage_headings,
+        "{plan}"
+    );
+    let scan_stage = plan
+        .split("\nStage ")
+        .find(|stage| stage.contains("DataSourceExec: output_rows="))
+        .expect("a stage scans lineitem");
+    let read_rows: u64 = scan_stage
+        .split_once("; read ")
+        .and_then(|(_, rest)| rest.split_once(" rows"))
+        .map(|(rows, _)| rows.parse().unwrap())
+        .expect("read N rows");
+    let scanned_rows: u64 = scan_stage
+        .split_once("DataSourceExec: output_rows=")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .map(|rows| rows.parse().unwrap())
+        .expect("output_rows=N");
+    assert!(read_rows > 0, "{plan}");
+    assert_eq!(scanned_rows, read_rows, "{scan_stage}");
+    assert!(scan_stage.contains("elapsed_compute="), "{scan_stage}");
 }

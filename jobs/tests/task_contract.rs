@@ -47,6 +47,7 @@ async fn first_scan_task_spec(sql: &str, query_id: &str, scratch_dir: &std::path
         settings: Default::default(),
         sink: None,
         requests: Default::default(),
+        operator_metrics: false,
     };
     task_spec(stage, &template, &HashMap::new(), 0, 0).to_bytes()
 }

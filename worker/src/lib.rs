@@ -14,6 +14,7 @@ pub mod counting_store;
 pub mod error;
 pub mod functions;
 pub mod memory;
+pub mod operator_metrics;
 pub mod peak_memory;
 pub mod pinned;
 pub mod remote_error;
@@ -24,6 +25,7 @@ pub mod spec;
 
 pub use error::{Result, WorkerError};
 pub use functions::FunctionLibrary;
+pub use operator_metrics::OperatorMetrics;
 pub use remote_error::{OutOfDisk, RemoteError};
 pub use report::{RequestCounts, TaskOutcome, TaskReport};
 pub use run::{

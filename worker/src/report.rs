@@ -113,6 +113,9 @@ pub struct TaskReport {
     /// or corrupt, which its producer must write again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_input_url: Option<String>,
+    /// The operators' own metrics, when the spec asked for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operator_metrics: Vec<crate::OperatorMetrics>,
 }
 
 impl TaskReport {
@@ -147,6 +150,7 @@ impl TaskReport {
             spill_limit_bytes: 0,
             staged_url: None,
             lost_input_url: None,
+            operator_metrics: Vec::new(),
         }
     }
 

@@ -229,6 +229,9 @@ async fn execute(
     report.execute_ms = executing.elapsed().as_millis() as u64;
     report.input_rows = leaf_output_rows(&plan);
     report.spilled_bytes = spilled_bytes(&plan);
+    if spec.operator_metrics {
+        report.operator_metrics = crate::operator_metrics::collect(&plan);
+    }
     let batch = batches
         .first()
         .ok_or_else(|| DataFusionError::Internal("task writer returned no summary".into()))?;

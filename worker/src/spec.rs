@@ -49,6 +49,10 @@ pub struct TaskSpec {
     /// tests) disturbed.
     #[serde(default)]
     pub requests: squall_connectors::RequestPolicy,
+    /// Report the operators' own metrics ([`crate::OperatorMetrics`]):
+    /// for `EXPLAIN ANALYZE` and run reports; off, reports stay small.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub operator_metrics: bool,
 }
 
 /// Where the plan fragment is.
@@ -210,6 +214,7 @@ mod tests {
                 faults: Some("fail=0.1,seed=3".parse().unwrap()),
                 ..Default::default()
             },
+            operator_metrics: true,
         };
         let bytes = spec.to_bytes();
         assert_eq!(TaskSpec::from_bytes(&bytes).unwrap(), spec);

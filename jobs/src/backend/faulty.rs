@@ -342,6 +342,7 @@ mod tests {
                 settings: Default::default(),
                 sink_staging_url: None,
                 requests: Default::default(),
+                operator_metrics: false,
             };
             backend.task_key().sign(&spec.to_bytes())
         };
