@@ -13,3 +13,7 @@ python3 -m unittest discover --start-directory benches/peers --pattern 'test_*.p
 cargo test --workspace --all-targets "$@"
 # Doctests (--all-targets leaves them out), the README's Rust example among them.
 cargo test --workspace --doc "$@"
+# The library's examples that run on this machine (the Lambda one needs AWS).
+for example in query dataframe etl; do
+  "$CARGO_TARGET_DIR/debug/examples/$example" > /dev/null
+done

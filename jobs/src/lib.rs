@@ -29,11 +29,6 @@ pub mod session;
 pub mod specs;
 pub mod speculation;
 
-/// The README's Rust example, compiled by the doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeExamples;
-
 pub use adaptive::AdaptivePolicy;
 pub use backend::{
     Backend, FaultyBackend, LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend, TaskFaults,

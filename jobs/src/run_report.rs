@@ -124,7 +124,9 @@ pub struct StageReport {
     pub backups: usize,
     pub backups_won: usize,
     /// Its operators, depth first, with their DataFusion metrics summed
-    /// over its tasks (times in nanoseconds under names ending in `_ns`).
+    /// over its tasks (times in nanoseconds under names ending in `_ns`);
+    /// absent in reports of runs that did not collect them.
+    #[serde(default)]
     pub operators: Vec<squall_worker::OperatorMetrics>,
 }
 

@@ -1,0 +1,47 @@
+//! Squall for Rust programs: a [`Session`] whose SQL and DataFusion
+//! [`DataFrame`]s run distributed, cut into stages of stateless tasks that
+//! exchange data through object storage, on the backend the session was
+//! built with (in-process tasks, local processes or AWS Lambda).
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let session = squall::Session::builder().workers(2).build()?;
+//! let df = session
+//!     .sql("SELECT value % 3 AS k, count(*) AS n FROM range(1000) GROUP BY 1 ORDER BY 1")
+//!     .await?;
+//! // `collect`, `execute_stream`, `write_parquet`, ...: DataFusion's
+//! // DataFrame methods, each run as a distributed query.
+//! let batches = df.collect().await?;
+//! assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! This crate owns the library surface: building a session, and making
+//! DataFusion's own DataFrame API run distributed (a query planner that
+//! wraps every query's physical plan in a [`DistributedExec`]). It must not
+//! plan stages or run tasks itself: that is `squall_jobs`, which the `squall`
+//! CLI uses too, and whose [`squall_jobs::Session`] is reachable through
+//! [`Session::jobs`].
+
+mod distributed_exec;
+mod session;
+
+pub use datafusion::dataframe::DataFrame;
+pub use distributed_exec::{DistributedExec, DistributedPlanner};
+pub use session::{Session, SessionBuilder};
+/// Why a query failed: the coordinator's error type, the CLI's too.
+pub use squall_jobs::JobError as Error;
+/// Backends a session can run its tasks on.
+pub use squall_jobs::{Backend, LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend};
+/// Events a session reports while queries run.
+pub use squall_jobs::{ProgressEvent, ProgressListener};
+
+/// The README's Rust example, compiled by the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
+
+/// A result of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

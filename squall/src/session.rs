@@ -1,0 +1,171 @@
+//! [`Session`] and its [`SessionBuilder`].
+
+use std::sync::Arc;
+
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use squall_jobs::{Backend, LocalBackend, ProgressListener, SessionOptions};
+
+use crate::Result;
+use crate::distributed_exec::DistributedPlanner;
+
+/// Tables, a backend to run tasks on, and a DataFusion context whose
+/// DataFrames run distributed there.
+///
+/// Tables registered through the session, through SQL (`CREATE EXTERNAL
+/// TABLE`) or on its [`SessionContext`] are seen by both.
+pub struct Session {
+    jobs: Arc<squall_jobs::Session>,
+    ctx: SessionContext,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("backend", &self.jobs.backend().name())
+            .field("scratch", &self.jobs.scratch().to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A builder, by default for in-process tasks (one worker per core) with
+    /// scratch in a temporary directory.
+    ///
+    /// ```
+    /// let session = squall::Session::builder().workers(2).task_attempts(3).build()?;
+    /// assert_eq!(session.jobs().backend().name(), "local");
+    /// # Ok::<(), squall::Error>(())
+    /// ```
+    pub fn builder() -> SessionBuilder {
+        SessionBuilder::default()
+    }
+
+    /// The statement's result as a DataFrame; DDL and `SET` take effect at
+    /// once, queries run (distributed) when the DataFrame is executed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let session = squall::Session::builder().workers(2).build()?;
+    /// let df = session.sql("SELECT sum(value) AS total FROM range(100)").await?;
+    /// let mut stream = df.execute_stream().await?;
+    /// while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+    ///     println!("{} rows", batch?.num_rows());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn sql(&self, sql: &str) -> datafusion::error::Result<DataFrame> {
+        self.ctx.sql(sql).await
+    }
+
+    /// Parquet files at `url` (a file, a folder, a glob; local or in an
+    /// object store) as a DataFrame.
+    pub async fn read_parquet(&self, url: &str) -> datafusion::error::Result<DataFrame> {
+        self.ctx
+            .read_parquet(url, ParquetReadOptions::default())
+            .await
+    }
+
+    /// CSV files at `url` with a header line, as a DataFrame; `options`
+    /// say otherwise (delimiter, no header, compression, ...).
+    pub async fn read_csv(
+        &self,
+        url: &str,
+        options: CsvReadOptions<'_>,
+    ) -> datafusion::error::Result<DataFrame> {
+        self.ctx.read_csv(url, options).await
+    }
+
+    /// Registers `location` as table `name`, its format from the file names
+    /// (as `squall sql --table` does).
+    pub async fn register_table(&self, name: &str, location: &str) -> Result<()> {
+        self.jobs.register_table(name, location, None).await
+    }
+
+    /// The DataFusion context whose DataFrames run distributed: register
+    /// tables, functions and options on it as on any DataFusion context.
+    /// A function the backend's workers do not know is refused when a
+    /// query calls it (see `squall_worker::FunctionLibrary`).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The coordinator's session underneath: explain, stage graphs, and
+    /// statements run as the CLI runs them.
+    pub fn jobs(&self) -> &squall_jobs::Session {
+        &self.jobs
+    }
+}
+
+/// How a [`Session`] runs its tasks.
+#[derive(Debug, Default)]
+pub struct SessionBuilder {
+    options: SessionOptions,
+    workers: Option<usize>,
+}
+
+impl SessionBuilder {
+    /// Runs tasks on `backend` ([`LocalBackend`], [`squall_jobs::ProcessBackend`],
+    /// [`squall_jobs::LambdaBackend`], or one of your own).
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.options.backend = backend;
+        self.workers = None;
+        self
+    }
+
+    /// In-process tasks, at most `workers` at once.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers.max(1));
+        self
+    }
+
+    /// Where stages exchange data and results wait for the client: a
+    /// folder or an object-store URL every worker can reach (`s3://...` on
+    /// Lambda). Default: a temporary directory.
+    pub fn scratch(mut self, url: impl Into<String>) -> Self {
+        self.options.scratch = Some(url.into());
+        self
+    }
+
+    /// Attempts of one task before its failure fails the query (default 4).
+    pub fn task_attempts(mut self, attempts: u32) -> Self {
+        self.options.task_attempts = attempts.max(1);
+        self
+    }
+
+    /// Input bytes per task, which scan splits and stage sizes follow.
+    pub fn target_task_bytes(mut self, bytes: u64) -> Self {
+        self.options.planner.target_task_bytes = bytes;
+        self
+    }
+
+    /// Told what the scheduler does (stages planned, tasks finished, ...).
+    pub fn progress(mut self, listener: ProgressListener) -> Self {
+        self.options.progress = Some(listener);
+        self
+    }
+
+    /// Everything else the coordinator takes, as it is so far.
+    pub fn options(mut self, edit: impl FnOnce(&mut SessionOptions)) -> Self {
+        edit(&mut self.options);
+        self
+    }
+
+    pub fn build(mut self) -> Result<Session> {
+        if let Some(workers) = self.workers {
+            self.options.backend = Arc::new(LocalBackend::new(workers));
+        }
+        let jobs = Arc::new(squall_jobs::Session::try_new(self.options)?);
+        // The same catalog, settings and stores; a planner that distributes.
+        let state = SessionStateBuilder::new_from_existing(jobs.context().state())
+            .with_query_planner(Arc::new(DistributedPlanner::new(Arc::clone(&jobs))))
+            .build();
+        Ok(Session {
+            ctx: SessionContext::new_with_state(state),
+            jobs,
+        })
+    }
+}

@@ -1,0 +1,209 @@
+//! DataFusion DataFrames through a `squall::Session` run distributed (tasks
+//! are reported by the scheduler) and give what single-node DataFusion gives
+//! on the same TPC-H files: `collect`, `execute_stream`, SQL, and
+//! `write_parquet` read back by DataFusion.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::prelude::*;
+use futures::StreamExt;
+use squall::ProgressEvent;
+
+/// TPC-H scale 0.01 in four parts per large table, made once per test binary.
+fn tpch() -> &'static str {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let location =
+            squall_connectors::Location::parse(&dir.path().display().to_string()).unwrap();
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                squall_connectors::tpch::generate_tpch(0.01, &location, 4)
+                    .await
+                    .unwrap()
+            })
+        })
+        .join()
+        .unwrap();
+        dir
+    });
+    dir.path().to_str().unwrap()
+}
+
+/// A session of two in-process workers, and a count of the tasks it ran.
+fn session() -> (squall::Session, Arc<AtomicUsize>) {
+    let tasks = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&tasks);
+    let session = squall::Session::builder()
+        .workers(2)
+        .target_task_bytes(256 * 1024)
+        .progress(Arc::new(move |event| {
+            if let ProgressEvent::TaskFinished { .. } = event {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        }))
+        .build()
+        .unwrap();
+    (session, tasks)
+}
+
+fn text(batches: &[RecordBatch]) -> String {
+    pretty_format_batches(batches).unwrap().to_string()
+}
+
+/// Revenue by return flag, as a DataFrame pipeline over `lineitem`.
+fn revenue_by_flag(lineitem: DataFrame) -> DataFrame {
+    lineitem
+        .filter(col("l_quantity").gt(lit(5)))
+        .unwrap()
+        .aggregate(
+            vec![col("l_returnflag"), col("l_linestatus")],
+            vec![
+                sum(col("l_extendedprice")).alias("revenue"),
+                count(lit(1)).alias("lines"),
+            ],
+        )
+        .unwrap()
+        .sort(vec![
+            col("l_returnflag").sort(true, true),
+            col("l_linestatus").sort(true, true),
+        ])
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataframe_pipeline_runs_distributed_and_agrees_with_datafusion() {
+    let lineitem = format!("{}/lineitem/", tpch());
+    let (session, tasks) = session();
+    let distributed = revenue_by_flag(session.read_parquet(&lineitem).await.unwrap())
+        .collect()
+        .await
+        .unwrap();
+    assert!(tasks.load(Ordering::Relaxed) >= 2, "the query ran as tasks");
+    let single = SessionContext::new();
+    let expected = revenue_by_flag(
+        single
+            .read_parquet(&lineitem, ParquetReadOptions::default())
+            .await
+            .unwrap(),
+    )
+    .collect()
+    .await
+    .unwrap();
+    assert_eq!(text(&distributed), text(&expected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_streams_and_joins_like_datafusion() {
+    let root = tpch();
+    let (session, tasks) = session();
+    session
+        .register_table("orders", &format!("{root}/orders/"))
+        .await
+        .unwrap();
+    session
+        .register_table("customer", &format!("{root}/customer/"))
+        .await
+        .unwrap();
+    let sql = "SELECT c_mktsegment, count(*) AS orders, sum(o_totalprice) AS total \
+               FROM orders JOIN customer ON o_custkey = c_custkey \
+               GROUP BY c_mktsegment ORDER BY c_mktsegment";
+    let mut stream = session
+        .sql(sql)
+        .await
+        .unwrap()
+        .execute_stream()
+        .await
+        .unwrap();
+    let mut streamed = Vec::new();
+    while let Some(batch) = stream.next().await {
+        streamed.push(batch.unwrap());
+    }
+    assert!(
+        tasks.load(Ordering::Relaxed) >= 3,
+        "a join and an aggregate make stages"
+    );
+    let single = SessionContext::new();
+    for table in ["orders", "customer"] {
+        single
+            .register_parquet(
+                table,
+                &format!("{root}/{table}/"),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let expected = single.sql(sql).await.unwrap().collect().await.unwrap();
+    assert_eq!(text(&streamed), text(&expected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_parquet_runs_distributed_and_datafusion_reads_it_back() {
+    let root = tpch();
+    let out = tempfile::tempdir().unwrap();
+    let destination = format!("{}/nation_by_region/", out.path().display());
+    let (session, tasks) = session();
+    let nation = session
+        .read_parquet(&format!("{root}/nation/"))
+        .await
+        .unwrap()
+        .select(vec![col("n_regionkey"), col("n_name")])
+        .unwrap();
+    nation
+        .write_parquet(&destination, DataFrameWriteOptions::new(), None)
+        .await
+        .unwrap();
+    assert!(tasks.load(Ordering::Relaxed) >= 1, "the write ran as tasks");
+    let single = SessionContext::new();
+    let back = single
+        .read_parquet(&destination, ParquetReadOptions::default())
+        .await
+        .unwrap()
+        .aggregate(vec![], vec![count(lit(1)).alias("n")])
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&back),
+        text(
+            &single
+                .sql("SELECT 25 AS n")
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap()
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_the_workers_do_not_know_is_refused_with_its_name() {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let (session, _) = session();
+    let double = create_udf(
+        "double_it",
+        vec![DataType::Int64],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| Ok(args[0].clone())),
+    );
+    session.context().register_udf(double);
+    let error = session
+        .sql("SELECT double_it(value) FROM range(10)")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("double_it"), "{error}");
+}
