@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
-use squall_jobs::{Backend, LocalBackend, ProgressListener, SessionOptions};
+use squall_jobs::{Backend, JobError, LocalBackend, ProgressListener, SessionOptions};
+use squall_worker::FunctionLibrary;
 
 use crate::Result;
 use crate::distributed_exec::DistributedPlanner;
@@ -86,9 +88,10 @@ impl Session {
     }
 
     /// The DataFusion context whose DataFrames run distributed: register
-    /// tables, functions and options on it as on any DataFusion context.
-    /// A function the backend's workers do not know is refused when a
-    /// query calls it (see `squall_worker::FunctionLibrary`).
+    /// tables and options on it as on any DataFusion context. Functions
+    /// belong in the builder ([`SessionBuilder::udf`]): one registered here
+    /// is unknown to the workers, and a query that calls it is refused,
+    /// naming it.
     pub fn context(&self) -> &SessionContext {
         &self.ctx
     }
@@ -105,6 +108,34 @@ impl Session {
 pub struct SessionBuilder {
     options: SessionOptions,
     workers: Option<usize>,
+    /// A backend was given ([`SessionBuilder::backend`]).
+    custom_backend: bool,
+    /// User-defined functions for every task.
+    functions: UserFunctions,
+}
+
+#[derive(Debug, Default)]
+struct UserFunctions {
+    scalar: Vec<ScalarUDF>,
+    aggregate: Vec<AggregateUDF>,
+    window: Vec<WindowUDF>,
+}
+
+impl UserFunctions {
+    /// As the workers' library: what DataFusion's built-ins lack.
+    fn library(&self) -> FunctionLibrary {
+        let ctx = SessionContext::new();
+        for f in &self.scalar {
+            ctx.register_udf(f.clone());
+        }
+        for f in &self.aggregate {
+            ctx.register_udaf(f.clone());
+        }
+        for f in &self.window {
+            ctx.register_udwf(f.clone());
+        }
+        FunctionLibrary::from_state(&ctx.state())
+    }
 }
 
 impl SessionBuilder {
@@ -113,6 +144,52 @@ impl SessionBuilder {
     pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
         self.options.backend = backend;
         self.workers = None;
+        self.custom_backend = true;
+        self
+    }
+
+    /// A user-defined scalar function for SQL and DataFrames. In-process
+    /// tasks (the default backend, or [`SessionBuilder::workers`]) know it;
+    /// other backends run a worker binary built without it, so
+    /// [`SessionBuilder::build`] refuses the combination.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use datafusion::arrow::datatypes::DataType;
+    /// use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    ///
+    /// # #[tokio::main(flavor = "multi_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let negate = create_udf(
+    ///     "negate",
+    ///     vec![DataType::Int64],
+    ///     DataType::Int64,
+    ///     Volatility::Immutable,
+    ///     Arc::new(|args: &[ColumnarValue]| {
+    ///         let arrays = ColumnarValue::values_to_arrays(args)?;
+    ///         Ok(ColumnarValue::Array(datafusion::arrow::compute::kernels::numeric::neg(&arrays[0])?))
+    ///     }),
+    /// );
+    /// let session = squall::Session::builder().workers(2).udf(negate).build()?;
+    /// let rows = session.sql("SELECT sum(negate(value)) FROM range(10)").await?.collect().await?;
+    /// assert_eq!(rows[0].num_rows(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn udf(mut self, function: ScalarUDF) -> Self {
+        self.functions.scalar.push(function);
+        self
+    }
+
+    /// A user-defined aggregate function (see [`SessionBuilder::udf`]).
+    pub fn udaf(mut self, function: AggregateUDF) -> Self {
+        self.functions.aggregate.push(function);
+        self
+    }
+
+    /// A user-defined window function (see [`SessionBuilder::udf`]).
+    pub fn udwf(mut self, function: WindowUDF) -> Self {
+        self.functions.window.push(function);
         self
     }
 
@@ -154,11 +231,26 @@ impl SessionBuilder {
         self
     }
 
+    /// The session; an error when user-defined functions were given with a
+    /// backend whose workers cannot know them.
     pub fn build(mut self) -> Result<Session> {
-        if let Some(workers) = self.workers {
-            self.options.backend = Arc::new(LocalBackend::new(workers));
+        let library = self.functions.library();
+        if !library.is_empty() && self.custom_backend {
+            return Err(JobError::Plan(format!(
+                "user-defined functions ({}) reach in-process workers only: build the session \
+                 with .workers(N) instead of .backend(...), or build the worker binary with them",
+                library.names().join(", ")
+            )));
+        }
+        if !self.custom_backend {
+            let workers = self
+                .workers
+                .unwrap_or_else(|| self.options.backend.max_concurrency());
+            self.options.backend =
+                Arc::new(LocalBackend::new(workers).with_functions(library.clone()));
         }
         let jobs = Arc::new(squall_jobs::Session::try_new(self.options)?);
+        library.register_into(jobs.context());
         // The same catalog, settings and stores; a planner that distributes.
         let state = SessionStateBuilder::new_from_existing(jobs.context().state())
             .with_query_planner(Arc::new(DistributedPlanner::new(Arc::clone(&jobs))))

@@ -186,17 +186,9 @@ async fn write_parquet_runs_distributed_and_datafusion_reads_it_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_the_workers_do_not_know_is_refused_with_its_name() {
-    use datafusion::arrow::datatypes::DataType;
-    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
     let (session, _) = session();
-    let double = create_udf(
-        "double_it",
-        vec![DataType::Int64],
-        DataType::Int64,
-        Volatility::Immutable,
-        Arc::new(|args: &[ColumnarValue]| Ok(args[0].clone())),
-    );
-    session.context().register_udf(double);
+    // Registered on the context, not given to the builder: no worker has it.
+    session.context().register_udf(double_it());
     let error = session
         .sql("SELECT double_it(value) FROM range(10)")
         .await
@@ -206,4 +198,78 @@ async fn a_function_the_workers_do_not_know_is_refused_with_its_name() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("double_it"), "{error}");
+}
+
+/// `double_it(x) = 2x`, as the users of the library write functions.
+fn double_it() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    create_udf(
+        "double_it",
+        vec![DataType::Int64],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let doubled =
+                datafusion::arrow::compute::kernels::numeric::add(&arrays[0], &arrays[0])?;
+            Ok(ColumnarValue::Array(doubled))
+        }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_given_to_the_builder_reaches_the_workers() {
+    let tasks = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&tasks);
+    let session = squall::Session::builder()
+        .workers(2)
+        .udf(double_it())
+        .progress(Arc::new(move |event| {
+            if let ProgressEvent::TaskFinished { .. } = event {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        }))
+        .build()
+        .unwrap();
+    let rows = session
+        .sql("SELECT value % 2 AS odd, sum(double_it(value)) AS doubled FROM range(1000) GROUP BY 1 ORDER BY 1")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert!(
+        tasks.load(Ordering::Relaxed) >= 2,
+        "the function ran in tasks"
+    );
+    let single = SessionContext::new();
+    single.register_udf(double_it());
+    let expected = single
+        .sql("SELECT value % 2 AS odd, sum(value * 2) AS doubled FROM range(1000) GROUP BY 1 ORDER BY 1")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(text(&rows), text(&expected));
+}
+
+#[test]
+fn a_function_for_workers_that_cannot_know_it_is_refused_when_the_session_is_built() {
+    let backend = Arc::new(squall::ProcessBackend::new(
+        "squall",
+        vec!["worker".into()],
+        2,
+    ));
+    let error = squall::Session::builder()
+        .backend(backend)
+        .udf(double_it())
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("double_it") && error.contains("in-process workers only"),
+        "{error}"
+    );
 }
