@@ -17,15 +17,7 @@ use support::webdriver::{Browser, ChromeDriver};
 
 /// Runs `squall ARGS`; panics with its stderr unless it succeeds.
 fn squall(args: &[String]) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "squall {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::tpch::squall_ok(args, &[]);
 }
 
 /// Where screenshots go: kept after the test for a person to look at.

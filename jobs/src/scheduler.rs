@@ -879,30 +879,20 @@ impl<'a> AttemptTimer<'a> {
     fn ended(mut self, result: &std::result::Result<Vec<u8>, String>) {
         self.ended = true;
         if self.run.progress.is_some() {
-            let outcome = attempt_end(result);
-            emit_attempt(
-                self.run,
-                self.stage,
-                self.task,
-                self.attempt,
-                (self.started, std::time::Instant::now()),
-                outcome,
-            );
+            self.emit(attempt_end(result));
         }
+    }
+
+    fn emit(&self, outcome: AttemptOutcome) {
+        let span = (self.started, std::time::Instant::now());
+        emit_attempt(self.run, self.stage, self.task, self.attempt, span, outcome);
     }
 }
 
 impl Drop for AttemptTimer<'_> {
     fn drop(&mut self) {
         if !self.ended {
-            emit_attempt(
-                self.run,
-                self.stage,
-                self.task,
-                self.attempt,
-                (self.started, std::time::Instant::now()),
-                AttemptOutcome::Abandoned,
-            );
+            self.emit(AttemptOutcome::Abandoned);
         }
     }
 }

@@ -10,9 +10,16 @@ pub const TABLES: [&str; 8] = [
 
 /// Runs `squall ARGS --no-progress`; panics with its stderr unless it succeeds.
 pub fn squall(args: &[String], envs: &[(&'static str, String)]) -> String {
+    let mut args = args.to_vec();
+    args.push("--no-progress".into());
+    squall_ok(&args, envs)
+}
+
+/// Runs `squall ARGS` (any subcommand); panics with its stderr unless it
+/// succeeds; its stdout.
+pub fn squall_ok(args: &[String], envs: &[(&'static str, String)]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_squall"))
         .args(args)
-        .arg("--no-progress")
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
