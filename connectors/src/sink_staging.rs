@@ -53,7 +53,8 @@ pub const SUCCESS_MARKER: &str = "_SUCCESS";
 const COMMIT_MANIFEST: &str = "_COMMIT";
 /// Staging folders without a manifest whose newest object is older than
 /// this belong to a query that died; [`recover`] deletes them. (A running
-/// query's folder is younger: its one sink task writes it continuously.)
+/// query's folder is younger: its sink tasks write it while they run, and
+/// the commit follows their stage.)
 pub const STALE_STAGING_AGE: Duration = Duration::from_secs(3600);
 
 /// Where a file sink's output becomes visible.
@@ -73,7 +74,15 @@ pub struct SinkDestination {
 /// The commit manifest: what to move where.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Manifest {
-    /// The staged folder whose files are published (a URL).
+    /// The staged folders whose files are published: one per task of the
+    /// writing stage (its winning attempt's delivery).
+    folders: Vec<StagedFolder>,
+}
+
+/// One staged folder and the files below it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StagedFolder {
+    /// The folder (a URL).
     staged: String,
     /// Paths of the files relative to `staged`.
     files: Vec<String>,
@@ -228,27 +237,32 @@ pub fn stage_file_sink(
     )))
 }
 
-/// Publishes the files below `staged` (the winning delivery's folder) at
-/// `destination`, then writes `_SUCCESS` (if it takes one) and deletes the
+/// Publishes the files below each of `staged` (the winning deliveries'
+/// folders, one per task) at `destination` in one commit: one manifest,
+/// then the moves, then `_SUCCESS` (if it takes one); finally deletes the
 /// query's staging folder. Returns how many files it published.
 pub async fn commit(
     destination: &SinkDestination,
     query_id: &str,
-    staged: &Location,
+    staged: &[Location],
 ) -> Result<usize> {
     let store = destination.dir.build_store()?;
-    let staged = staged.as_prefix();
-    let staged_path = staged.path();
-    let files: Vec<String> = store
-        .list(Some(&staged_path))
-        .map_ok(|meta| relative(&meta.location, &staged_path))
-        .try_collect()
-        .await
-        .map_err(|source| store_error(&staged, source))?;
-    let manifest = Manifest {
-        staged: staged.to_string(),
-        files,
-    };
+    let mut folders = Vec::with_capacity(staged.len());
+    for folder in staged {
+        let folder = folder.as_prefix();
+        let folder_path = folder.path();
+        let files: Vec<String> = store
+            .list(Some(&folder_path))
+            .map_ok(|meta| relative(&meta.location, &folder_path))
+            .try_collect()
+            .await
+            .map_err(|source| store_error(&folder, source))?;
+        folders.push(StagedFolder {
+            staged: folder.to_string(),
+            files,
+        });
+    }
+    let manifest = Manifest { folders };
     let manifest_at = destination.query_staging(query_id)?.join(COMMIT_MANIFEST)?;
     let bytes = serde_json::to_vec(&manifest).expect("a manifest is JSON");
     store
@@ -257,7 +271,7 @@ pub async fn commit(
         .map_err(|source| store_error(&manifest_at, source))?;
     publish(&store, destination, &manifest).await?;
     delete_staging(destination, query_id).await?;
-    Ok(manifest.files.len())
+    Ok(manifest.folders.iter().map(|f| f.files.len()).sum())
 }
 
 /// Moves the manifest's files into place (those already moved are skipped)
@@ -267,19 +281,21 @@ async fn publish(
     destination: &SinkDestination,
     manifest: &Manifest,
 ) -> Result<()> {
-    let staged = Location::parse(&manifest.staged)?.as_prefix().path();
     let dir = destination.dir.path();
-    for file in &manifest.files {
-        let from = child_path(&staged, file)?;
-        let to = match &destination.file_name {
-            Some(name) => dir.clone().join(name.as_str()),
-            None => child_path(&dir, file)?,
-        };
-        match store.rename(&from, &to).await {
-            Ok(()) => {}
-            // Moved by an earlier, interrupted commit.
-            Err(object_store::Error::NotFound { .. }) if store.head(&to).await.is_ok() => {}
-            Err(source) => return Err(store_error(&destination.dir.with_path(&to), source)),
+    for folder in &manifest.folders {
+        let staged = Location::parse(&folder.staged)?.as_prefix().path();
+        for file in &folder.files {
+            let from = child_path(&staged, file)?;
+            let to = match &destination.file_name {
+                Some(name) => dir.clone().join(name.as_str()),
+                None => child_path(&dir, file)?,
+            };
+            match store.rename(&from, &to).await {
+                Ok(()) => {}
+                // Moved by an earlier, interrupted commit.
+                Err(object_store::Error::NotFound { .. }) if store.head(&to).await.is_ok() => {}
+                Err(source) => return Err(store_error(&destination.dir.with_path(&to), source)),
+            }
         }
     }
     if destination.success_marker {
@@ -471,12 +487,44 @@ mod tests {
                 .unwrap(),
             "x\n9\n",
         );
-        assert_eq!(commit(&dest, "q1", &staged).await.unwrap(), 2);
+        assert_eq!(
+            commit(&dest, "q1", std::slice::from_ref(&staged))
+                .await
+                .unwrap(),
+            2
+        );
         assert_eq!(visible_files(root.path()), vec!["_SUCCESS", "a.csv", "k=2"]);
         assert_eq!(
             std::fs::read_to_string(root.path().join("k=2/b.csv")).unwrap(),
             "x\n2\n"
         );
+    }
+
+    #[tokio::test]
+    async fn one_commit_publishes_every_task_s_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = destination(root.path());
+        let mut staged = Vec::new();
+        for task in 0..3 {
+            let folder = dest
+                .attempt_staging("q1", 2, task, 0)
+                .unwrap()
+                .join("d/")
+                .unwrap();
+            let dir = folder.local_path().unwrap();
+            write(&dir.join(format!("k={task}/part-{task}.csv")), "x\n1\n");
+            write(&dir.join(format!("t{task}.csv")), "x\n1\n");
+            staged.push(folder);
+        }
+        assert_eq!(commit(&dest, "q1", &staged).await.unwrap(), 6);
+        assert_eq!(
+            visible_files(root.path()),
+            vec![
+                "_SUCCESS", "k=0", "k=1", "k=2", "t0.csv", "t1.csv", "t2.csv"
+            ]
+        );
+        assert!(root.path().join("k=2/part-2.csv").exists());
+        assert!(!root.path().join(STAGING_DIR).exists());
     }
 
     #[tokio::test]
@@ -493,7 +541,9 @@ mod tests {
             .join("d/")
             .unwrap();
         write(&staged.local_path().unwrap().join("out.csv"), "x\n1\n");
-        commit(&dest, "q1", &staged).await.unwrap();
+        commit(&dest, "q1", std::slice::from_ref(&staged))
+            .await
+            .unwrap();
         assert_eq!(visible_files(root.path()), vec!["out.csv"]);
     }
 
@@ -511,8 +561,10 @@ mod tests {
         // The crash came after the manifest and the first of two moves.
         write(&root.path().join("a.csv"), "x\n1\n");
         let manifest = Manifest {
-            staged: staged.to_string(),
-            files: vec!["a.csv".into(), "b.csv".into()],
+            folders: vec![StagedFolder {
+                staged: staged.to_string(),
+                files: vec!["a.csv".into(), "b.csv".into()],
+            }],
         };
         write(
             &dest

@@ -78,7 +78,7 @@ pub async fn generate_tpch(scale: f64, out: &Location, parts: usize) -> Result<V
     guard.0 = None;
     match generated {
         Ok(files) => {
-            sink_staging::commit(&destination, &run_id, &staged).await?;
+            sink_staging::commit(&destination, &run_id, std::slice::from_ref(&staged)).await?;
             files
                 .into_iter()
                 .map(|file| {

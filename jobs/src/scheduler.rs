@@ -401,6 +401,8 @@ async fn run_stage(
     // are waited for; no further parts go out.
     let mut reported = vec![false; stage.task_count];
     let mut failure: Option<(usize, JobError)> = None;
+    // The staging folder of each task's winning attempt, for a file sink.
+    let mut staged_folders: Vec<Option<Location>> = vec![None; stage.task_count];
     loop {
         if let Some((failed, _)) = &failure
             && reported[..*failed].iter().all(|r| *r)
@@ -446,8 +448,9 @@ async fn run_stage(
             }
             TaskOutcome::Result { rows, bytes } => (Default::default(), rows, bytes),
         };
-        if let Some(sink) = &template.sink {
-            // The winner's files become visible; nobody else's ever do.
+        if template.sink.is_some() {
+            // Only the winners' folders are ever published, all at once
+            // when the stage has succeeded.
             let staged = report
                 .staged_url
                 .as_deref()
@@ -457,10 +460,8 @@ async fn run_stage(
                     message: "the task wrote files but reported no staging folder".into(),
                     error: None,
                 })?;
-            let staged = Location::parse(staged).map_err(|e| sink_error(&stage, e))?;
-            sink_staging::commit(sink, &run.query_id, &staged)
-                .await
-                .map_err(|e| sink_error(&stage, e))?;
+            staged_folders[task] =
+                Some(Location::parse(staged).map_err(|e| sink_error(&stage, e))?);
         }
         if report.requests.hedged > 0 {
             // A losing hedged PUT may land after the scratch is deleted.
@@ -513,6 +514,13 @@ async fn run_stage(
     }
     if let Some((_, e)) = failure {
         return Err(e);
+    }
+    if let Some(sink) = &template.sink {
+        // Every task's files become visible in one commit; no loser's ever do.
+        let staged: Vec<Location> = staged_folders.into_iter().flatten().collect();
+        sink_staging::commit(sink, &run.query_id, &staged)
+            .await
+            .map_err(|e| sink_error(&stage, e))?;
     }
     Ok(winners.into_iter().flatten().collect())
 }

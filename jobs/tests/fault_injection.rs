@@ -20,6 +20,8 @@ use common::{
     assert_same_rows, csv_rows_below, first_exchange_input, open_spec, reference_rows,
     squall_session_with, tpch_data, tpch_query,
 };
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::DataType;
 use squall_jobs::{
     Backend, JobError, LocalBackend, ProgressEvent, SessionOptions, SpeculationPolicy, WorkerReach,
 };
@@ -557,6 +559,85 @@ async fn a_copy_publishes_only_the_winning_attempts_files() {
             );
         }
     }
+}
+
+/// A partitioned COPY over split data is written by several tasks at once
+/// (each `key=value/` folder by one of them), and still publishes exactly
+/// one attempt's files of each task, all in one commit, under every fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distributed_partitioned_copy_publishes_each_task_once() {
+    let sql = "SELECT o_orderkey, o_totalprice, o_orderpriority FROM orders";
+    let expected = reference_rows(tpch_data().await, sql).await;
+    for fault in [
+        Fault::None,
+        Fault::CrashFirstAttempts,
+        Fault::LoseFirstReports,
+        Fault::DeliverThrice,
+    ] {
+        let backend = OneFaultBackend::new(fault);
+        let session = session_on(Arc::clone(&backend), 4).await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let copy = format!(
+            "COPY ({sql}) TO '{}/' STORED AS PARQUET PARTITIONED BY (o_orderpriority)",
+            out.display()
+        );
+        let counts = session
+            .query(&copy)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        let written: u64 = counts
+            .iter()
+            .map(|b| {
+                datafusion::arrow::compute::cast(b.column(0), &DataType::UInt64)
+                    .unwrap()
+                    .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+                    .value(0)
+            })
+            .sum();
+        let expected_rows: usize = expected.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(written as usize, expected_rows, "{fault:?}: rows written");
+        let files = files_below(&out);
+        assert!(
+            files.iter().all(|f| !f.starts_with("_")),
+            "{fault:?}: staging or a marker beside partition folders: {files:?}"
+        );
+        // Each writer names its files after its own write id.
+        let writers: std::collections::BTreeSet<&str> = files
+            .iter()
+            .filter_map(|f| f.rsplit('/').next()?.split(['_', '.']).next())
+            .collect();
+        assert!(
+            writers.len() > 1,
+            "{fault:?}: one task wrote every folder: {files:?}"
+        );
+        let actual = partitioned_parquet_rows(&out, "o_orderpriority", sql).await;
+        assert_same_rows(&expected, &actual).unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+    }
+}
+
+/// `sql` over the Parquet files below `dir`, registered as `orders` with
+/// `key` read from the `key=value` folders, by single-node DataFusion.
+async fn partitioned_parquet_rows(
+    dir: &std::path::Path,
+    key: &str,
+    sql: &str,
+) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
+    let ctx = datafusion::prelude::SessionContext::new();
+    let options = datafusion::prelude::ParquetReadOptions::default()
+        .table_partition_cols(vec![(key.to_string(), DataType::Utf8)]);
+    ctx.register_parquet("orders", format!("{}/", dir.display()), options)
+        .await
+        .expect("register the written files");
+    ctx.sql(sql)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("read the written files")
 }
 
 /// A COPY that fails leaves its destination as it was: no file appears.

@@ -37,6 +37,8 @@ use crate::portable::portable_plan;
 use crate::scan::{ScanSplits, node_key, plan_scan_splits};
 use crate::stage::{ExchangeKind, ScanLeaf, Stage, StageGraph, StageInput};
 
+mod file_sink;
+
 /// How the rows of a rewritten subtree are spread over the tasks of its stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dist {
@@ -77,6 +79,9 @@ struct Cutter<'a> {
     /// The scalar subqueries seen so far: their shared values and the
     /// readers of their stages.
     subqueries: Vec<(ScalarSubqueryResults, Vec<ScalarSubqueryLink>)>,
+    /// The schema of the result when the rewrite computes it differently
+    /// from the plan (the sum of a distributed sink's counts).
+    result_schema: Option<datafusion::arrow::datatypes::SchemaRef>,
 }
 
 /// Cuts `plan` into a stage graph. Reads Parquet footers to size scan stages.
@@ -94,11 +99,16 @@ pub async fn cut_into_stages(
         placeholders: HashMap::new(),
         drafts: Vec::new(),
         subqueries: Vec::new(),
+        result_schema: None,
     };
     let (root, dist) = cutter.rewrite(&plan)?;
     cutter.add_stage(root, dist, DraftOutput::Result, &plan)?;
     let ordered = plan.output_ordering().is_some();
-    cutter.finish(plan.schema(), ordered, optimizer)
+    let schema = cutter
+        .result_schema
+        .clone()
+        .unwrap_or_else(|| plan.schema());
+    cutter.finish(schema, ordered, optimizer)
 }
 
 fn is_reader(node: &Arc<dyn ExecutionPlan>, f: impl Fn(&ReadMode) -> bool) -> bool {
@@ -161,6 +171,9 @@ impl Cutter<'_> {
         }
         if let Some(sq) = node.downcast_ref::<ScalarSubqueryExec>() {
             return self.rewrite_scalar_subqueries(sq);
+        }
+        if file_sink::is_distributable_file_sink(node) {
+            return self.rewrite_file_sink(node);
         }
         if let Some(rep) = node.downcast_ref::<RepartitionExec>() {
             let (child, dist) = self.rewrite(rep.input())?;
