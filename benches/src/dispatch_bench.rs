@@ -112,6 +112,7 @@ async fn run(backend: Arc<dyn Backend>, tasks: usize) -> Result<Duration> {
         invocations: Default::default(),
         adaptive: None,
         operator_metrics: false,
+        staged_sinks: None,
     };
     let (parts, mut received) = tokio::sync::mpsc::channel(16);
     let drain = tokio::spawn(async move {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod faulty_store;
 mod forward;
 pub mod hedged_store;
+pub mod job_commit;
 pub mod request_policy;
 pub mod retrying_store;
 pub mod scan_leaf;

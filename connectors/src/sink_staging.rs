@@ -77,6 +77,16 @@ struct Manifest {
     /// The staged folders whose files are published: one per task of the
     /// writing stage (its winning attempt's delivery).
     folders: Vec<StagedFolder>,
+    /// Files of the destination deleted before the moves (an overwrite),
+    /// relative to its folder.
+    #[serde(default)]
+    replaced: Vec<String>,
+    /// The object whose existence decides a commit that is one of several
+    /// made together (the sinks of one ETL job, [`crate::job_commit`]):
+    /// until it exists, the commit is not decided. `None`: decided by the
+    /// manifest itself.
+    #[serde(default)]
+    decided_by: Option<String>,
 }
 
 /// One staged folder and the files below it.
@@ -237,6 +247,25 @@ pub fn stage_file_sink(
     )))
 }
 
+/// What one query staged for one destination: the winning deliveries'
+/// folders, one per task of its writing stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedSink {
+    pub destination: SinkDestination,
+    pub query_id: String,
+    pub staged: Vec<Location>,
+}
+
+/// How a commit treats what is already at its destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitOptions {
+    /// Delete the destination's visible files as the new ones are
+    /// published (an overwrite); otherwise the new files join them.
+    pub replace_existing: bool,
+    /// See [`Manifest::decided_by`].
+    pub decided_by: Option<Location>,
+}
+
 /// Publishes the files below each of `staged` (the winning deliveries'
 /// folders, one per task) at `destination` in one commit: one manifest,
 /// then the moves, then `_SUCCESS` (if it takes one); finally deletes the
@@ -246,9 +275,36 @@ pub async fn commit(
     query_id: &str,
     staged: &[Location],
 ) -> Result<usize> {
+    let sink = StagedSink {
+        destination: destination.clone(),
+        query_id: query_id.to_string(),
+        staged: staged.to_vec(),
+    };
+    let prepared = prepare(&sink, &CommitOptions::default()).await?;
+    finish(&sink, &prepared).await
+}
+
+/// A commit whose manifest is written and whose files are not yet moved.
+#[derive(Debug)]
+pub struct PreparedCommit {
+    manifest: Manifest,
+}
+
+impl PreparedCommit {
+    /// Files the commit publishes.
+    pub fn file_count(&self) -> usize {
+        self.manifest.folders.iter().map(|f| f.files.len()).sum()
+    }
+}
+
+/// The first half of a commit: lists the staged files (and, to replace,
+/// the destination's visible files) and writes the manifest. From here a
+/// crash is finished by [`recover`] once the commit is decided.
+pub async fn prepare(sink: &StagedSink, options: &CommitOptions) -> Result<PreparedCommit> {
+    let destination = &sink.destination;
     let store = destination.dir.build_store()?;
-    let mut folders = Vec::with_capacity(staged.len());
-    for folder in staged {
+    let mut folders = Vec::with_capacity(sink.staged.len());
+    for folder in &sink.staged {
         let folder = folder.as_prefix();
         let folder_path = folder.path();
         let files: Vec<String> = store
@@ -262,16 +318,60 @@ pub async fn commit(
             files,
         });
     }
-    let manifest = Manifest { folders };
-    let manifest_at = destination.query_staging(query_id)?.join(COMMIT_MANIFEST)?;
+    let replaced = if options.replace_existing {
+        visible_files(destination).await?
+    } else {
+        Vec::new()
+    };
+    let manifest = Manifest {
+        folders,
+        replaced,
+        decided_by: options.decided_by.as_ref().map(ToString::to_string),
+    };
+    let manifest_at = destination
+        .query_staging(&sink.query_id)?
+        .join(COMMIT_MANIFEST)?;
     let bytes = serde_json::to_vec(&manifest).expect("a manifest is JSON");
     store
         .put(&manifest_at.path(), PutPayload::from(bytes))
         .await
         .map_err(|source| store_error(&manifest_at, source))?;
-    publish(&store, destination, &manifest).await?;
-    delete_staging(destination, query_id).await?;
-    Ok(manifest.folders.iter().map(|f| f.files.len()).sum())
+    Ok(PreparedCommit { manifest })
+}
+
+/// The second half of a decided commit: the deletes and moves, the
+/// success marker, and the staging folder deleted. Returns the files
+/// published.
+pub async fn finish(sink: &StagedSink, prepared: &PreparedCommit) -> Result<usize> {
+    let store = sink.destination.dir.build_store()?;
+    publish(&store, &sink.destination, &prepared.manifest).await?;
+    delete_staging(&sink.destination, &sink.query_id).await?;
+    Ok(prepared.file_count())
+}
+
+/// The destination's files that readers see: everything below its folder
+/// but staging (a single-file destination: that file, if it exists),
+/// relative to the folder.
+pub async fn visible_files(destination: &SinkDestination) -> Result<Vec<String>> {
+    let store = destination.dir.build_store()?;
+    let dir = destination.dir.path();
+    let files: Vec<String> = store
+        .list(Some(&dir))
+        .map_ok(|meta| relative(&meta.location, &dir))
+        .try_collect()
+        .await
+        .or_else(|e| match e {
+            object_store::Error::NotFound { .. } => Ok(Vec::new()),
+            source => Err(store_error(&destination.dir, source)),
+        })?;
+    Ok(files
+        .into_iter()
+        .filter(|f| !f.starts_with(&format!("{STAGING_DIR}/")))
+        .filter(|f| match &destination.file_name {
+            Some(name) => f == name,
+            None => true,
+        })
+        .collect())
 }
 
 /// Moves the manifest's files into place (those already moved are skipped)
@@ -282,6 +382,14 @@ async fn publish(
     manifest: &Manifest,
 ) -> Result<()> {
     let dir = destination.dir.path();
+    for file in &manifest.replaced {
+        let old = child_path(&dir, file)?;
+        match store.delete(&old).await {
+            // Deleted by an earlier, interrupted commit.
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(source) => return Err(store_error(&destination.dir.with_path(&old), source)),
+        }
+    }
     for folder in &manifest.folders {
         let staged = Location::parse(&folder.staged)?.as_prefix().path();
         for file in &folder.files {
@@ -309,15 +417,47 @@ async fn publish(
 }
 
 /// Deletes what `query_id` staged at `destination` and did not publish
-/// (nothing if it staged nothing). A commit that wrote its manifest is
-/// decided: its staging stays for [`recover`] to finish.
+/// (nothing if it staged nothing). A commit whose manifest is written and
+/// decided stays for [`recover`] to finish.
 pub async fn discard(destination: &SinkDestination, query_id: &str) -> Result<()> {
     let store = destination.dir.build_store()?;
     let manifest_at = destination.query_staging(query_id)?.join(COMMIT_MANIFEST)?;
-    match store.head(&manifest_at.path()).await {
-        Ok(_) => Ok(()),
-        Err(object_store::Error::NotFound { .. }) => delete_staging(destination, query_id).await,
-        Err(source) => Err(store_error(&manifest_at, source)),
+    match read_manifest(&store, &manifest_at).await? {
+        Some(manifest) if is_decided(&manifest).await? => Ok(()),
+        _ => delete_staging(destination, query_id).await,
+    }
+}
+
+/// The manifest at `at`, if one was written.
+async fn read_manifest(store: &Arc<dyn ObjectStore>, at: &Location) -> Result<Option<Manifest>> {
+    match store.get(&at.path()).await {
+        Ok(found) => {
+            let bytes = found
+                .bytes()
+                .await
+                .map_err(|source| store_error(at, source))?;
+            let manifest = serde_json::from_slice(&bytes).map_err(|e| ConnectorError::File {
+                url: at.to_string(),
+                reason: format!("unreadable commit manifest: {e}"),
+            })?;
+            Ok(Some(manifest))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(source) => Err(store_error(at, source)),
+    }
+}
+
+/// Whether `manifest`'s commit is decided: by itself, or by the existence
+/// of the object it names.
+async fn is_decided(manifest: &Manifest) -> Result<bool> {
+    let Some(decision) = &manifest.decided_by else {
+        return Ok(true);
+    };
+    let decision = Location::parse(decision)?;
+    match decision.build_store()?.head(&decision.path()).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(source) => Err(store_error(&decision, source)),
     }
 }
 
@@ -362,22 +502,20 @@ pub async fn recover(destination: &SinkDestination, own_query_id: &str) -> Resul
         let manifest_at = destination
             .query_staging(&query_id)?
             .join(COMMIT_MANIFEST)?;
-        match store.get(&manifest_at.path()).await {
-            Ok(found) => {
-                let bytes = found
-                    .bytes()
-                    .await
-                    .map_err(|source| store_error(&manifest_at, source))?;
-                let manifest: Manifest =
-                    serde_json::from_slice(&bytes).map_err(|e| ConnectorError::File {
-                        url: manifest_at.to_string(),
-                        reason: format!("unreadable commit manifest: {e}"),
-                    })?;
+        let manifest = read_manifest(&store, &manifest_at).await?;
+        let decided = match &manifest {
+            Some(manifest) => is_decided(manifest).await?,
+            None => false,
+        };
+        match manifest {
+            Some(manifest) if decided => {
                 publish(&store, destination, &manifest).await?;
                 delete_staging(destination, &query_id).await?;
                 recovery.finished += 1;
             }
-            Err(object_store::Error::NotFound { .. }) => {
+            _ => {
+                // Not committed, or committed together with other sinks
+                // whose decision never came.
                 let staging = destination.query_staging(&query_id)?;
                 let newest_ms = store
                     .list(Some(&staging.path()))
@@ -398,7 +536,6 @@ pub async fn recover(destination: &SinkDestination, own_query_id: &str) -> Resul
                     recovery.discarded += 1;
                 }
             }
-            Err(source) => return Err(store_error(&manifest_at, source)),
         }
     }
     Ok(recovery)
@@ -565,6 +702,8 @@ mod tests {
                 staged: staged.to_string(),
                 files: vec!["a.csv".into(), "b.csv".into()],
             }],
+            replaced: Vec::new(),
+            decided_by: None,
         };
         write(
             &dest

@@ -28,6 +28,7 @@ pub mod scheduler;
 pub mod session;
 pub mod specs;
 pub mod speculation;
+pub mod staged_sinks;
 
 pub use adaptive::AdaptivePolicy;
 pub use backend::{
@@ -43,3 +44,4 @@ pub use progress::{AttemptOutcome, ProgressEvent, ProgressListener};
 pub use results::QueryStream;
 pub use session::{DEFAULT_TASK_ATTEMPTS, Session, SessionOptions, StatementResult};
 pub use speculation::SpeculationPolicy;
+pub use staged_sinks::StagedSinks;

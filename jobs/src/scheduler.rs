@@ -99,6 +99,9 @@ pub struct QueryRun {
     /// Tasks report their operators' own metrics (`EXPLAIN ANALYZE`, run
     /// reports), in [`ProgressEvent::TaskFinished`].
     pub operator_metrics: bool,
+    /// Where the query hands over its file sinks' staged files instead of
+    /// publishing them; `None`: it publishes them itself.
+    pub staged_sinks: Option<crate::StagedSinks>,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -518,9 +521,18 @@ async fn run_stage(
     if let Some(sink) = &template.sink {
         // Every task's files become visible in one commit; no loser's ever do.
         let staged: Vec<Location> = staged_folders.into_iter().flatten().collect();
-        sink_staging::commit(sink, &run.query_id, &staged)
-            .await
-            .map_err(|e| sink_error(&stage, e))?;
+        match &run.staged_sinks {
+            Some(handed_over) => handed_over.hand_over(sink_staging::StagedSink {
+                destination: sink.clone(),
+                query_id: run.query_id.clone(),
+                staged,
+            }),
+            None => {
+                sink_staging::commit(sink, &run.query_id, &staged)
+                    .await
+                    .map_err(|e| sink_error(&stage, e))?;
+            }
+        }
     }
     Ok(winners.into_iter().flatten().collect())
 }
@@ -1280,7 +1292,12 @@ async fn store_spec(
 /// staged but did not publish at its sinks' destinations.
 pub async fn delete_query_scratch(run: &QueryRun) -> Result<()> {
     for stage in &run.graph.stages {
-        if let Ok(Some(sink)) = SinkDestination::find(&stage.plan) {
+        if let Ok(Some(sink)) = SinkDestination::find(&stage.plan)
+            && !run
+                .staged_sinks
+                .as_ref()
+                .is_some_and(|s| s.holds(&sink, &run.query_id))
+        {
             sink_staging::discard(&sink, &run.query_id)
                 .await
                 .map_err(|e| sink_error(stage, e))?;

@@ -323,6 +323,38 @@ impl Session {
         }
     }
 
+    /// Runs one statement that writes files (`COPY ... TO`, `INSERT INTO`
+    /// a file table) to its end with its files staged but not published:
+    /// they are handed over to `staged`, whose owner publishes them (see
+    /// [`crate::staged_sinks`]). Returns the rows written.
+    pub async fn write_staged(&self, sql: &str, staged: &crate::StagedSinks) -> Result<u64> {
+        let mut statements = self.statements(sql)?;
+        if statements.len() != 1 {
+            return Err(JobError::Plan(format!(
+                "one statement expected, found {}",
+                statements.len()
+            )));
+        }
+        let statement = statements.pop().expect("one");
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        if !matches!(plan, LogicalPlan::Copy(_) | LogicalPlan::Dml(_)) {
+            return Err(JobError::Plan(
+                "only COPY and INSERT write files to stage".into(),
+            ));
+        }
+        let physical = self.ctx.state().create_physical_plan(&plan).await?;
+        let (stream, _) = self
+            .execute_physical_observed(
+                physical,
+                None,
+                self.options.operator_metrics,
+                Some(staged.clone()),
+            )
+            .await?;
+        let batches = stream.collect().await?;
+        rows_written(&batches)
+    }
+
     /// Runs a DataFrame built on [`Session::context`].
     pub async fn execute_dataframe(&self, df: DataFrame) -> Result<QueryStream> {
         let plan = df.create_physical_plan().await?;
@@ -629,7 +661,7 @@ impl Session {
         let measures = crate::analyze::QueryMeasures::default();
         let started = std::time::Instant::now();
         let (mut stream, graph) = self
-            .execute_physical_observed(physical, Some(measures.listener()), true)
+            .execute_physical_observed(physical, Some(measures.listener()), true, None)
             .await?;
         let mut rows = 0u64;
         while let Some(batch) = futures::StreamExt::next(&mut stream).await {
@@ -648,7 +680,7 @@ impl Session {
     /// Cuts and runs a physical plan.
     pub async fn execute_physical(&self, physical: Arc<dyn ExecutionPlan>) -> Result<QueryStream> {
         Ok(self
-            .execute_physical_observed(physical, None, self.options.operator_metrics)
+            .execute_physical_observed(physical, None, self.options.operator_metrics, None)
             .await?
             .0)
     }
@@ -660,10 +692,16 @@ impl Session {
         physical: Arc<dyn ExecutionPlan>,
         observer: Option<ProgressListener>,
         operator_metrics: bool,
+        staged_sinks: Option<crate::StagedSinks>,
     ) -> Result<(QueryStream, Option<Arc<StageGraph>>)> {
         if let Some(sink) = physical.downcast_ref::<DataSinkExec>()
             && !squall_shuffle::codec::can_encode_sink(sink)
         {
+            if staged_sinks.is_some() {
+                return Err(JobError::Plan(
+                    "this sink writes from the coordinator and cannot stage its output for a later commit".into(),
+                ));
+            }
             return Ok((Box::pin(self.run_sink_on_coordinator(sink)).await?, None));
         }
         let physical = self.read_coordinator_sources(physical).await?;
@@ -699,6 +737,7 @@ impl Session {
                 crate::AdaptivePolicy::for_planner_target(self.planner_config().target_task_bytes)
             }),
             operator_metrics,
+            staged_sinks,
         };
         let graph = Arc::clone(&run.graph);
         Ok((
@@ -712,6 +751,23 @@ impl Session {
         let df = self.ctx.sql(sql).await?;
         Ok(Arc::new(df.schema().as_arrow().clone()))
     }
+}
+
+/// The rows a sink reports it wrote: the sum of its `count` column.
+fn rows_written(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Result<u64> {
+    let mut total = 0u64;
+    for batch in batches {
+        let column = datafusion::arrow::compute::cast(
+            batch.column(0),
+            &datafusion::arrow::datatypes::DataType::UInt64,
+        )
+        .map_err(DataFusionError::from)?;
+        let counts = datafusion::arrow::array::AsArray::as_primitive::<
+            datafusion::arrow::datatypes::UInt64Type,
+        >(&column);
+        total += counts.iter().flatten().sum::<u64>();
+    }
+    Ok(total)
 }
 
 /// The DataFusion settings of `ctx` that differ from the defaults.

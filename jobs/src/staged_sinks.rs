@@ -1,0 +1,36 @@
+//! File sinks whose commit the caller makes: a query run with
+//! [`crate::Session::write_staged`] stages its files like any other, but
+//! instead of publishing them when its writing stage succeeds it hands
+//! them over here, so that several queries' outputs can be published in one
+//! decision (the sinks of an ETL job, `squall_connectors::job_commit`).
+//!
+//! The hand-over transfers ownership of the staging: the query's cleanup
+//! leaves what it handed over alone, and the caller publishes or discards it.
+
+use std::sync::{Arc, Mutex};
+
+use squall_connectors::sink_staging::{SinkDestination, StagedSink};
+
+/// The sinks one or more queries staged and did not publish.
+#[derive(Debug, Clone, Default)]
+pub struct StagedSinks(Arc<Mutex<Vec<StagedSink>>>);
+
+impl StagedSinks {
+    /// Everything handed over so far, leaving none.
+    pub fn take(&self) -> Vec<StagedSink> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+
+    pub(crate) fn hand_over(&self, sink: StagedSink) {
+        self.0.lock().expect("not poisoned").push(sink);
+    }
+
+    /// Whether `query_id`'s staging at `destination` was handed over.
+    pub(crate) fn holds(&self, destination: &SinkDestination, query_id: &str) -> bool {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .any(|s| &s.destination == destination && s.query_id == query_id)
+    }
+}
