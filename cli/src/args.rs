@@ -38,6 +38,18 @@ pub enum Command {
     Sql(QueryArgs),
     /// Show how a query is cut into stages and tasks, without running it.
     Explain(QueryArgs),
+    /// Run an ETL job file: sources, SQL steps, and sinks that are all
+    /// published together when every one is written (see docs/etl.md).
+    ///
+    /// The whole file is checked before anything runs, and every problem
+    /// is reported with its line and key. A job that fails or is killed
+    /// leaves every destination as it was.
+    ///
+    /// Examples:
+    ///   squall run jobs/daily_revenue.toml --set data=./tpch --dry-run
+    ///   squall run jobs/daily_revenue.toml --set data=s3://lake/tpch --backend lambda
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
     /// Generate data sets.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -196,6 +208,23 @@ pub enum OutputFormat {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The job file (TOML).
+    #[arg(value_name = "JOB.toml")]
+    pub job: PathBuf,
+    /// Set a parameter the job declares in [params]: NAME=VALUE, used as
+    /// ${NAME} in its strings. Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Check the job and print what it would do (its steps, and each sink
+    /// with its destination and the stages that would write it); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct QueryArgs {
     /// SQL to run (or use -c, or -f).
     #[arg(value_name = "SQL")]
@@ -229,6 +258,29 @@ pub struct QueryArgs {
     /// The quote character of --table CSV and TSV files (default '"').
     #[arg(long, value_name = "CHAR", value_parser = parse_csv_char)]
     pub csv_quote: Option<u8>,
+    /// Output format of the result.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Most rows a table shows: the first and the last half of them (0: all;
+    /// default: 40 on a terminal, all otherwise). Rows are never all held
+    /// in memory: long results print as they arrive.
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<usize>,
+    /// Write the result to this file instead of stdout.
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Print the stage graph to stderr before running (sql only).
+    #[arg(long)]
+    pub explain: bool,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// How statements run: where tasks run and what bounds them, how requests
+/// are sent, and what a run shows and records. Shared by `squall sql`,
+/// `squall explain` and `squall run`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
     /// Where tasks run: `local` (tokio tasks in this process), `process`
     /// (every task a fresh `squall worker` process) or `lambda` (every task an
     /// AWS Lambda invocation of a function deployed with `squall deploy lambda`).
@@ -366,20 +418,6 @@ pub struct QueryArgs {
     /// Keep the query's scratch objects after it ends (for debugging).
     #[arg(long)]
     pub keep_scratch: bool,
-    /// Output format of the result.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
-    /// Most rows a table shows: the first and the last half of them (0: all;
-    /// default: 40 on a terminal, all otherwise). Rows are never all held
-    /// in memory: long results print as they arrive.
-    #[arg(long, value_name = "N")]
-    pub max_rows: Option<usize>,
-    /// Write the result to this file instead of stdout.
-    #[arg(short = 'o', long, value_name = "PATH")]
-    pub output: Option<PathBuf>,
-    /// Print the stage graph to stderr before running (sql only).
-    #[arg(long)]
-    pub explain: bool,
     /// Do not show the progress display (on stderr when it is a terminal:
     /// a line per running stage, drawn once a statement ran half a second).
     #[arg(long)]
@@ -421,13 +459,13 @@ impl QueryArgs {
         if self.max_rows.is_some() {
             flags.push("--max-rows");
         }
-        if self.stats {
+        if self.exec.stats {
             flags.push("--stats");
         }
         if self.explain {
             flags.push("--explain");
         }
-        if !self.report.is_empty() {
+        if !self.exec.report.is_empty() {
             flags.push("--report");
         }
         flags

@@ -8,6 +8,7 @@ mod listener_slot;
 mod output;
 mod progress;
 mod report;
+mod run_job;
 mod session_setup;
 mod shell;
 mod stats;
@@ -112,7 +113,7 @@ fn main() -> ExitCode {
     }
     let cancellable = matches!(
         cli.command,
-        Some(Command::Sql(_) | Command::Explain(_) | Command::Gen(_))
+        Some(Command::Sql(_) | Command::Explain(_) | Command::Run(_) | Command::Gen(_))
     );
     let outcome = runtime.block_on(async {
         if !cancellable {
@@ -229,6 +230,7 @@ async fn run(cli: Cli) -> Result<()> {
     };
     match command {
         Command::Sql(args) => run_sql(args, &config).await,
+        Command::Run(args) => run_job::run(args, &config).await,
         Command::Explain(args) => {
             let ignored = args.flags_explain_ignores();
             if !ignored.is_empty() {
@@ -318,9 +320,10 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
-    let stats = args.stats.then(stats::StatsCollector::default);
-    report::check_paths(&args.report)?;
-    let recorder = (!args.report.is_empty()).then(squall_jobs::run_report::RunRecorder::default);
+    let stats = args.exec.stats.then(stats::StatsCollector::default);
+    report::check_paths(&args.exec.report)?;
+    let recorder =
+        (!args.exec.report.is_empty()).then(squall_jobs::run_report::RunRecorder::default);
     let sql = args.sql_text()?;
     let slot = listener_slot::ListenerSlot::default();
     let session = session_setup::open_session(&args, config, Some(slot.listener())).await?;
@@ -331,7 +334,7 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
     let outcome = run_statements(&args, &session, &sql, &slot, &stats, &recorder).await;
     if let Some(recorder) = &recorder {
         // Failed runs get their report too: it shows where they failed.
-        report::write_run(recorder, &session, &args.report)?;
+        report::write_run(recorder, &session, &args.exec.report)?;
     }
     outcome?;
     if let Some(stats) = stats {
@@ -359,7 +362,7 @@ async fn run_statements(
     let statements = session.statements(sql)?;
     let count = statements.len();
     for (i, statement) in statements.into_iter().enumerate() {
-        let live = if args.no_progress {
+        let live = if args.exec.no_progress {
             None
         } else {
             progress::LiveProgress::start()

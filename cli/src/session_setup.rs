@@ -10,7 +10,7 @@ use squall_jobs::{
 };
 use squall_planner::PlannerConfig;
 
-use crate::args::{self, BackendKind, QueryArgs};
+use crate::args::{self, BackendKind, ExecArgs, QueryArgs};
 use crate::config::{self, Config};
 
 /// The longest `--task-timeout` accepted: a year.
@@ -22,7 +22,7 @@ fn cores() -> usize {
 }
 
 /// How tasks send object-store requests: flags first, then the config file.
-fn request_policy(args: &QueryArgs, defaults: &config::QueryDefaults) -> RequestPolicy {
+fn request_policy(args: &ExecArgs, defaults: &config::QueryDefaults) -> RequestPolicy {
     // The coordinator's own requests meet the injected faults too.
     squall_connectors::store_builder::inject_coordinator_faults(args.inject_store_faults.clone());
     let mut policy = RequestPolicy {
@@ -50,7 +50,7 @@ pub async fn open_session(
     config: &Config,
     progress: Option<ProgressListener>,
 ) -> Result<Session> {
-    let session = Session::try_new(session_options(args, config, progress).await?)?;
+    let session = Session::try_new(session_options(&args.exec, config, progress).await?)?;
     register_tables(&session, args).await?;
     Ok(session)
 }
@@ -76,7 +76,7 @@ pub async fn register_tables(session: &Session, args: &QueryArgs) -> Result<()> 
 /// What a session runs with: flags (and their environment variables) first,
 /// then the config file.
 pub async fn session_options(
-    args: &QueryArgs,
+    args: &ExecArgs,
     config: &Config,
     progress: Option<ProgressListener>,
 ) -> Result<SessionOptions> {

@@ -21,6 +21,16 @@ impl StagedSinks {
         std::mem::take(&mut *self.0.lock().expect("not poisoned"))
     }
 
+    /// How many sinks were handed over and not taken.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("not poisoned").len()
+    }
+
+    /// Whether none was.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub(crate) fn hand_over(&self, sink: StagedSink) {
         self.0.lock().expect("not poisoned").push(sink);
     }

@@ -78,7 +78,7 @@ struct Shell<'a> {
 
 /// Runs the shell until `.quit` or Ctrl-D.
 pub fn run(args: QueryArgs, config: &Config, runtime: &tokio::runtime::Runtime) -> Result<()> {
-    crate::report::check_paths(&args.report)?;
+    crate::report::check_paths(&args.exec.report)?;
     let slot = ListenerSlot::default();
     let session = runtime.block_on(crate::session_setup::open_session(
         &args,
@@ -93,7 +93,7 @@ pub fn run(args: QueryArgs, config: &Config, runtime: &tokio::runtime::Runtime) 
         max_rows: args.max_rows,
         timer: true,
         output: None,
-        recorder: (!args.report.is_empty()).then(RunRecorder::default),
+        recorder: (!args.exec.report.is_empty()).then(RunRecorder::default),
         args,
         session,
         slot,
@@ -140,7 +140,7 @@ pub fn run(args: QueryArgs, config: &Config, runtime: &tokio::runtime::Runtime) 
         }
     }
     if let Some(recorder) = &shell.recorder {
-        crate::report::write_run(recorder, &shell.session, &shell.args.report)?;
+        crate::report::write_run(recorder, &shell.session, &shell.args.exec.report)?;
     }
     Ok(())
 }
@@ -156,6 +156,7 @@ fn save_history(editor: &mut Editor<ShellHelper, FileHistory>, path: &Path) {
 
 fn backend_name(args: &QueryArgs, config: &Config) -> &'static str {
     match args
+        .exec
         .backend
         .or(config.query.backend)
         .unwrap_or(crate::args::BackendKind::Local)
@@ -329,11 +330,11 @@ impl Shell<'_> {
     /// A new session on `kind` that keeps this one's tables and settings.
     fn switch_backend(&mut self, kind: crate::args::BackendKind) -> Result<()> {
         let mut args = self.args.clone();
-        args.backend = Some(kind);
+        args.exec.backend = Some(kind);
         let options = self
             .runtime
             .block_on(crate::session_setup::session_options(
-                &args,
+                &args.exec,
                 self.config,
                 Some(self.slot.listener()),
             ))?;
@@ -359,7 +360,7 @@ impl Shell<'_> {
             }
         };
         for statement in statements {
-            let live = if self.args.no_progress {
+            let live = if self.args.exec.no_progress {
                 None
             } else {
                 LiveProgress::start()
@@ -404,7 +405,7 @@ impl Shell<'_> {
             }
             match outcome {
                 Some(Ok(())) => {
-                    if self.args.stats {
+                    if self.args.exec.stats {
                         eprintln!("{}", stats.summary());
                         if let Some(memory) = self.session.backend().billed_memory_bytes() {
                             eprintln!("{}", stats.cost_line(memory));

@@ -1,0 +1,55 @@
+//! The errors of ETL jobs.
+
+use crate::problem::Problem;
+
+/// What can go wrong with a job.
+#[derive(Debug, thiserror::Error)]
+pub enum EtlError {
+    /// The job file cannot be read.
+    #[error("cannot read job file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The job file has problems; nothing ran.
+    #[error("{}", render_problems(file, problems))]
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
+    /// A step's rows could not be computed into scratch.
+    #[error("step '{step}' failed: {source}")]
+    Step {
+        step: String,
+        source: squall_jobs::JobError,
+    },
+    /// A sink's files could not be written (nothing was published).
+    #[error("sink {index} ({url}) failed: {source}")]
+    Sink {
+        index: usize,
+        url: String,
+        source: squall_jobs::JobError,
+    },
+    /// Publishing the sinks failed.
+    #[error("commit failed: {source}")]
+    Commit {
+        source: squall_connectors::ConnectorError,
+    },
+}
+
+pub type Result<T, E = EtlError> = std::result::Result<T, E>;
+
+fn render_problems(file: &str, problems: &[Problem]) -> String {
+    let mut out = match problems.len() {
+        1 => format!("{file} has a problem; nothing ran:"),
+        n => format!("{file} has {n} problems; nothing ran:"),
+    };
+    for p in problems {
+        if p.line == 0 {
+            out.push_str(&format!("\n  {file}: {p}"));
+        } else {
+            out.push_str(&format!("\n  {file}:{}: {p}", p.line));
+        }
+    }
+    out
+}

@@ -1,0 +1,735 @@
+//! The job file: TOML with parameters, sources, steps and sinks.
+//!
+//! ```toml
+//! name = "daily_revenue"                  # optional
+//!
+//! [params]                                # ${name} in any string below;
+//! data = "data/tpch"                      # --set name=value overrides
+//!
+//! [sources.orders]                        # a table the steps read
+//! url = "${data}/orders/"
+//! format = "parquet"                      # parquet, csv, tsv, json; default: from the files
+//! # header = true, delimiter = ",", quote = '"'   (csv and tsv)
+//!
+//! [[steps]]                               # run in order; each reads sources and earlier steps
+//! name = "revenue"
+//! sql = "SELECT ... FROM orders ..."
+//!
+//! [[sinks]]                               # where a step's rows are written
+//! step = "revenue"
+//! url = "out/revenue/"
+//! format = "parquet"                      # parquet, csv, json
+//! partition_by = ["year", "month"]        # key=value/ folders
+//! mode = "overwrite"                      # overwrite, append, error_if_exists (default)
+//! compression = "zstd(3)"                 # parquet: snappy, zstd(N), gzip(N), lz4, ...; csv/json: gzip, zstd, ...
+//! rows_per_file = 1000000                 # most rows in one file
+//! ```
+//!
+//! [`JobFile::parse`] checks everything that can be checked without a
+//! session and reports every problem at once, each with its line and key.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use squall_connectors::{CsvOptions, TableFormat};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::error::{EtlError, Result};
+use crate::params::substitute;
+use crate::problem::{Problem, line_of};
+
+/// A parsed and shape-checked job file.
+#[derive(Debug, Clone)]
+pub struct JobFile {
+    /// What errors call the file (its path as given).
+    pub file: String,
+    pub name: Option<String>,
+    pub params: BTreeMap<String, String>,
+    pub sources: Vec<SourceDef>,
+    pub steps: Vec<StepDef>,
+    pub sinks: Vec<SinkDef>,
+}
+
+/// A table the steps read.
+#[derive(Debug, Clone)]
+pub struct SourceDef {
+    pub name: String,
+    pub url: String,
+    /// `None`: from the files' extensions.
+    pub format: Option<TableFormat>,
+    pub csv: CsvOptions,
+    pub line: usize,
+}
+
+/// A named SQL query over sources and earlier steps.
+#[derive(Debug, Clone)]
+pub struct StepDef {
+    pub name: String,
+    pub sql: String,
+    pub line: usize,
+}
+
+/// The file formats a sink writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkFormat {
+    Parquet,
+    Csv,
+    Json,
+}
+
+impl SinkFormat {
+    /// The `STORED AS` name.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            Self::Parquet => "PARQUET",
+            Self::Csv => "CSV",
+            Self::Json => "JSON",
+        }
+    }
+
+    /// The compression codecs DataFusion's writer of this format takes
+    /// (Parquet's optionally with a level: `zstd(3)`).
+    pub fn compressions(self) -> &'static [&'static str] {
+        match self {
+            Self::Parquet => &[
+                "uncompressed",
+                "snappy",
+                "gzip",
+                "lz4",
+                "lz4_raw",
+                "zstd",
+                "brotli",
+            ],
+            Self::Csv | Self::Json => &["uncompressed", "gzip", "bzip2", "xz", "zstd"],
+        }
+    }
+}
+
+/// What a sink does with what its destination already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// The destination's files are replaced, in the job's commit.
+    Overwrite,
+    /// The new files join the destination's.
+    Append,
+    /// The job does not run if the destination holds files (the default).
+    ErrorIfExists,
+}
+
+/// Where a step's rows are written.
+#[derive(Debug, Clone)]
+pub struct SinkDef {
+    pub step: String,
+    /// A directory (always ends with `/`).
+    pub url: String,
+    pub format: SinkFormat,
+    pub partition_by: Vec<String>,
+    pub mode: WriteMode,
+    pub compression: Option<String>,
+    pub rows_per_file: Option<u64>,
+    pub line: usize,
+    /// The line of `partition_by`, for problems with its columns.
+    pub partition_by_line: usize,
+}
+
+impl SinkDef {
+    /// `sinks[i]`, as problems name it.
+    pub fn key(index: usize) -> String {
+        format!("sinks[{index}]")
+    }
+}
+
+impl JobFile {
+    /// Reads and parses the job file at `path`, `sets` (`NAME=VALUE`)
+    /// overriding its `[params]`.
+    pub fn load(path: &std::path::Path, sets: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| EtlError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&path.display().to_string(), &text, sets)
+    }
+
+    /// Parses job file `text` (called `file` in errors).
+    pub fn parse(file: &str, text: &str, sets: &[String]) -> Result<Self> {
+        let mut reader = Reader {
+            text,
+            problems: Vec::new(),
+            params: BTreeMap::new(),
+        };
+        let job = reader.job(sets);
+        if reader.problems.is_empty() {
+            Ok(JobFile {
+                file: file.to_string(),
+                ..job
+            })
+        } else {
+            reader.problems.sort_by_key(|p| p.line);
+            Err(EtlError::Invalid {
+                file: file.to_string(),
+                problems: reader.problems,
+            })
+        }
+    }
+}
+
+/// Walks the parsed TOML, collecting problems.
+struct Reader<'t> {
+    text: &'t str,
+    problems: Vec<Problem>,
+    params: BTreeMap<String, String>,
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+impl<'t> Reader<'t> {
+    fn problem(&mut self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            // An empty span at 0: the file as a whole.
+            line: if span == (0..0) {
+                0
+            } else {
+                line_of(self.text, span.start)
+            },
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn job(&mut self, sets: &[String]) -> JobFile {
+        let empty = JobFile {
+            file: String::new(),
+            name: None,
+            params: BTreeMap::new(),
+            sources: Vec::new(),
+            steps: Vec::new(),
+            sinks: Vec::new(),
+        };
+        let root = match DeTable::parse(self.text) {
+            Ok(root) => root,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                self.problem(span, "", format!("not valid TOML: {}", e.message().trim()));
+                return empty;
+            }
+        };
+        let root = root.into_inner();
+        let mut fields = Fields::new(&root, "");
+        let params = fields.take("params");
+        let name = fields.take("name");
+        let sources = fields.take("sources");
+        let steps = fields.take("steps");
+        let sinks = fields.take("sinks");
+        fields.finish(self);
+
+        self.read_params(params, sets);
+        let name = name.and_then(|v| self.string(v, "name"));
+        let sources = match sources {
+            Some(v) => self.read_sources(v),
+            None => Vec::new(),
+        };
+        let steps = match steps {
+            Some(v) => self.read_steps(v),
+            None => {
+                self.problem(0..0, "steps", "a job needs at least one [[steps]] table");
+                Vec::new()
+            }
+        };
+        let sinks = match sinks {
+            Some(v) => self.read_sinks(v, &steps),
+            None => {
+                self.problem(0..0, "sinks", "a job needs at least one [[sinks]] table");
+                Vec::new()
+            }
+        };
+        self.check_names(&sources, &steps);
+        JobFile {
+            name,
+            params: self.params.clone(),
+            sources,
+            steps,
+            sinks,
+            ..empty
+        }
+    }
+
+    fn read_params(&mut self, params: Option<&Value<'_>>, sets: &[String]) {
+        if let Some(params) = params {
+            match params.get_ref() {
+                DeValue::Table(table) => {
+                    for (key, value) in table.iter() {
+                        let name = key.get_ref().to_string();
+                        let path = format!("params.{name}");
+                        if let Some(text) = self.raw_string(value, &path) {
+                            self.params.insert(name, text);
+                        }
+                    }
+                }
+                _ => self.problem(params.span(), "params", "must be a table of strings"),
+            }
+        }
+        for set in sets {
+            match set.split_once('=') {
+                Some((name, value)) if self.params.contains_key(name) => {
+                    self.params.insert(name.to_string(), value.to_string());
+                }
+                Some((name, _)) => {
+                    let declared: Vec<&str> = self.params.keys().map(String::as_str).collect();
+                    self.problem(
+                        0..0,
+                        "",
+                        format!(
+                            "--set {name}: the job declares no such parameter in [params] (it declares: {})",
+                            if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+                        ),
+                    );
+                }
+                None => self.problem(0..0, "", format!("--set '{set}' must look like NAME=VALUE")),
+            }
+        }
+    }
+
+    fn read_sources(&mut self, sources: &Value<'_>) -> Vec<SourceDef> {
+        let DeValue::Table(table) = sources.get_ref() else {
+            self.problem(
+                sources.span(),
+                "sources",
+                "must be tables: [sources.NAME] with a url",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, value) in table.iter() {
+            let name = key.get_ref().to_string();
+            let path = format!("sources.{name}");
+            let DeValue::Table(source) = value.get_ref() else {
+                self.problem(value.span(), &path, "must be a table with a url");
+                continue;
+            };
+            let line = line_of(self.text, key.span().start);
+            let mut fields = Fields::new(source, &path);
+            let url = fields.take("url");
+            let format = fields.take("format");
+            let header = fields.take("header");
+            let delimiter = fields.take("delimiter");
+            let quote = fields.take("quote");
+            fields.finish(self);
+            let url = match url {
+                Some(v) => self.string(v, &format!("{path}.url")),
+                None => {
+                    self.problem(key.span(), &path, "has no url");
+                    None
+                }
+            };
+            let format = format.and_then(|v| {
+                let text = self.string(v, &format!("{path}.format"))?;
+                text.parse::<TableFormat>()
+                    .map_err(|e| self.problem(v.span(), &format!("{path}.format"), e))
+                    .ok()
+            });
+            let mut csv = CsvOptions::default();
+            if let Some(v) = header {
+                match v.get_ref() {
+                    DeValue::Boolean(b) => csv.header = *b,
+                    _ => self.problem(v.span(), &format!("{path}.header"), "must be true or false"),
+                }
+            }
+            if let Some(v) = delimiter {
+                csv.delimiter = self.one_byte(v, &format!("{path}.delimiter"));
+            }
+            if let Some(v) = quote
+                && let Some(q) = self.one_byte(v, &format!("{path}.quote"))
+            {
+                csv.quote = q;
+            }
+            if let Some(url) = url {
+                out.push(SourceDef {
+                    name,
+                    url,
+                    format,
+                    csv,
+                    line,
+                });
+            }
+        }
+        out
+    }
+
+    fn read_steps(&mut self, steps: &Value<'_>) -> Vec<StepDef> {
+        let Some(tables) = self.array_of_tables(steps, "steps") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, (span, table)) in tables.into_iter().enumerate() {
+            let path = format!("steps[{i}]");
+            let mut fields = Fields::new(table, &path);
+            let name = fields.take("name");
+            let sql = fields.take("sql");
+            fields.finish(self);
+            let name = match name {
+                Some(v) => self.identifier(v, &format!("{path}.name")),
+                None => {
+                    self.problem(span.clone(), &path, "has no name");
+                    None
+                }
+            };
+            let sql = match sql {
+                Some(v) => self.string(v, &format!("{path}.sql")),
+                None => {
+                    self.problem(span.clone(), &path, "has no sql");
+                    None
+                }
+            };
+            if let (Some(name), Some(sql)) = (name, sql) {
+                out.push(StepDef {
+                    name,
+                    sql,
+                    line: line_of(self.text, span.start),
+                });
+            }
+        }
+        out
+    }
+
+    fn read_sinks(&mut self, sinks: &Value<'_>, steps: &[StepDef]) -> Vec<SinkDef> {
+        let Some(tables) = self.array_of_tables(sinks, "sinks") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut urls = BTreeSet::new();
+        for (i, (span, table)) in tables.into_iter().enumerate() {
+            let path = SinkDef::key(i);
+            let line = line_of(self.text, span.start);
+            let mut fields = Fields::new(table, &path);
+            let step = fields.take("step");
+            let url = fields.take("url");
+            let format = fields.take("format");
+            let partition_by = fields.take("partition_by");
+            let mode = fields.take("mode");
+            let compression = fields.take("compression");
+            let rows_per_file = fields.take("rows_per_file");
+            fields.finish(self);
+            let step = match step {
+                Some(v) => self.string(v, &format!("{path}.step")).filter(|name| {
+                    let known = steps.iter().any(|s| &s.name == name);
+                    if !known && !steps.is_empty() {
+                        let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+                        self.problem(
+                            v.span(),
+                            &format!("{path}.step"),
+                            format!("no step is named '{name}' (steps: {})", names.join(", ")),
+                        );
+                    }
+                    known
+                }),
+                None => {
+                    self.problem(span.clone(), &path, "names no step");
+                    None
+                }
+            };
+            let url = match url {
+                Some(v) => self.string(v, &format!("{path}.url")).map(|u| {
+                    let dir = if u.ends_with('/') { u } else { format!("{u}/") };
+                    if !urls.insert(dir.clone()) {
+                        self.problem(
+                            v.span(),
+                            &format!("{path}.url"),
+                            format!("another sink writes to {dir} too"),
+                        );
+                    }
+                    dir
+                }),
+                None => {
+                    self.problem(span.clone(), &path, "has no url");
+                    None
+                }
+            };
+            let format = match format {
+                Some(v) => self.string(v, &format!("{path}.format")).and_then(|f| {
+                    match f.to_ascii_lowercase().as_str() {
+                        "parquet" => Some(SinkFormat::Parquet),
+                        "csv" => Some(SinkFormat::Csv),
+                        "json" | "ndjson" => Some(SinkFormat::Json),
+                        other => {
+                            self.problem(
+                                v.span(),
+                                &format!("{path}.format"),
+                                format!("unknown format '{other}' (expected parquet, csv or json)"),
+                            );
+                            None
+                        }
+                    }
+                }),
+                None => Some(SinkFormat::Parquet),
+            };
+            let partition_by_line =
+                partition_by.map_or(line, |v| line_of(self.text, v.span().start));
+            let partition_by = match partition_by {
+                Some(v) => self.strings(v, &format!("{path}.partition_by"))
+                    .into_iter()
+                    .filter(|column| {
+                        let plain = is_plain_name(column);
+                        if !plain {
+                            self.problem(
+                                v.span(),
+                                &format!("{path}.partition_by"),
+                                format!("'{column}' is not a plain column name (letters, digits and _): rename it in the step"),
+                            );
+                        }
+                        plain
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let mode = match mode {
+                Some(v) => self.string(v, &format!("{path}.mode")).and_then(|m| {
+                    match m.to_ascii_lowercase().as_str() {
+                        "overwrite" => Some(WriteMode::Overwrite),
+                        "append" => Some(WriteMode::Append),
+                        "error_if_exists" | "error-if-exists" => Some(WriteMode::ErrorIfExists),
+                        other => {
+                            self.problem(
+                                v.span(),
+                                &format!("{path}.mode"),
+                                format!(
+                                    "unknown mode '{other}' (expected overwrite, append or error_if_exists)"
+                                ),
+                            );
+                            None
+                        }
+                    }
+                }),
+                None => Some(WriteMode::ErrorIfExists),
+            };
+            let compression = compression.and_then(|v| {
+                let text = self.string(v, &format!("{path}.compression"))?;
+                let codec = text.split('(').next().unwrap_or("").to_ascii_lowercase();
+                let format = format?;
+                if format.compressions().contains(&codec.as_str()) {
+                    Some(text)
+                } else {
+                    self.problem(
+                        v.span(),
+                        &format!("{path}.compression"),
+                        format!(
+                            "{} files cannot be compressed with '{text}' (expected one of: {})",
+                            format.sql_name().to_ascii_lowercase(),
+                            format.compressions().join(", ")
+                        ),
+                    );
+                    None
+                }
+            });
+            let rows_per_file = rows_per_file.and_then(|v| match v.get_ref() {
+                DeValue::Integer(n) => {
+                    let digits = n.as_str().replace('_', "");
+                    match u64::from_str_radix(&digits, n.radix()) {
+                        Ok(n) if n > 0 => Some(n),
+                        _ => {
+                            self.problem(
+                                v.span(),
+                                &format!("{path}.rows_per_file"),
+                                "must be a positive whole number",
+                            );
+                            None
+                        }
+                    }
+                }
+                _ => {
+                    self.problem(
+                        v.span(),
+                        &format!("{path}.rows_per_file"),
+                        "must be a positive whole number",
+                    );
+                    None
+                }
+            });
+            if let (Some(step), Some(url), Some(format), Some(mode)) = (step, url, format, mode) {
+                out.push(SinkDef {
+                    step,
+                    url,
+                    format,
+                    partition_by,
+                    mode,
+                    compression,
+                    rows_per_file,
+                    line,
+                    partition_by_line,
+                });
+            }
+        }
+        out
+    }
+
+    /// Sources and steps share one namespace of tables.
+    fn check_names(&mut self, sources: &[SourceDef], steps: &[StepDef]) {
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for s in sources {
+            seen.insert(s.name.to_ascii_lowercase(), format!("source '{}'", s.name));
+        }
+        for (i, step) in steps.iter().enumerate() {
+            if let Some(other) = seen.insert(
+                step.name.to_ascii_lowercase(),
+                format!("step '{}'", step.name),
+            ) {
+                self.problems.push(Problem {
+                    line: step.line,
+                    key: format!("steps[{i}].name"),
+                    message: format!("'{}' is already the name of {other}", step.name),
+                });
+            }
+        }
+    }
+
+    fn array_of_tables<'a, 'i>(
+        &mut self,
+        value: &'a Value<'i>,
+        key: &str,
+    ) -> Option<Vec<(std::ops::Range<usize>, &'a DeTable<'i>)>> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.problem(
+                value.span(),
+                key,
+                format!("must be a list of tables: [[{key}]]"),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item.get_ref() {
+                DeValue::Table(t) => out.push((item.span(), t)),
+                _ => self.problem(item.span(), &format!("{key}[{i}]"), "must be a table"),
+            }
+        }
+        Some(out)
+    }
+
+    /// A string as written, without parameters substituted.
+    fn raw_string(&mut self, value: &Value<'_>, key: &str) -> Option<String> {
+        match value.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            other => {
+                self.problem(
+                    value.span(),
+                    key,
+                    format!("must be a string, not {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A string with its `${params}` substituted.
+    fn string(&mut self, value: &Value<'_>, key: &str) -> Option<String> {
+        let raw = self.raw_string(value, key)?;
+        match substitute(&raw, &self.params) {
+            Ok(text) => Some(text),
+            Err(missing) => {
+                for name in missing {
+                    self.problem(
+                        value.span(),
+                        key,
+                        format!("${{{name}}} is not a parameter: declare it in [params] or pass --set {name}=VALUE"),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, value: &Value<'_>, key: &str) -> Vec<String> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.problem(value.span(), key, "must be a list of strings");
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| self.string(item, key))
+            .collect()
+    }
+
+    /// A name that is a plain SQL identifier (so that steps read each other unquoted).
+    fn identifier(&mut self, value: &Value<'_>, key: &str) -> Option<String> {
+        let name = self.string(value, key)?;
+        if is_plain_name(&name) {
+            Some(name)
+        } else {
+            self.problem(
+                value.span(),
+                key,
+                format!("'{name}' is not a plain name: use letters, digits and _, starting with a letter"),
+            );
+            None
+        }
+    }
+
+    fn one_byte(&mut self, value: &Value<'_>, key: &str) -> Option<u8> {
+        let text = self.string(value, key)?;
+        match text.as_str() {
+            "tab" | "\\t" | "\t" => Some(b'\t'),
+            s if s.len() == 1 && s.is_ascii() => Some(s.as_bytes()[0]),
+            _ => {
+                self.problem(
+                    value.span(),
+                    key,
+                    format!("'{text}' is not one ASCII character"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Letters, digits and `_`, not starting with a digit: a name SQL reads unquoted.
+fn is_plain_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The keys of one table: taken one by one; the rest are unknown.
+struct Fields<'a, 'i> {
+    table: &'a DeTable<'i>,
+    path: String,
+    taken: BTreeSet<String>,
+}
+
+impl<'a, 'i> Fields<'a, 'i> {
+    fn new(table: &'a DeTable<'i>, path: &str) -> Self {
+        Self {
+            table,
+            path: path.to_string(),
+            taken: BTreeSet::new(),
+        }
+    }
+
+    fn take(&mut self, key: &str) -> Option<&'a Value<'i>> {
+        self.taken.insert(key.to_string());
+        self.table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Reports the keys nobody took.
+    fn finish(self, reader: &mut Reader<'_>) {
+        let known: Vec<&str> = self.taken.iter().map(String::as_str).collect();
+        for (key, _) in self.table.iter() {
+            let name = key.get_ref().as_ref();
+            if !self.taken.contains(name) {
+                let path = if self.path.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{}.{name}", self.path)
+                };
+                reader.problem(
+                    key.span(),
+                    &path,
+                    format!("unknown key (known here: {})", known.join(", ")),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! A job checked against a session: every source registered, every step
+//! planned, every sink's columns and destination checked, before anything
+//! runs; and what the run will do (which steps are computed once).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use squall_connectors::Location;
+use squall_connectors::sink_staging::{self, SinkDestination};
+use squall_connectors::table::one_line;
+use squall_jobs::Session;
+
+use crate::error::{EtlError, Result};
+use crate::job_file::{JobFile, SinkDef, SinkFormat, WriteMode};
+use crate::problem::Problem;
+
+/// A job file that plans on its session.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    pub job: JobFile,
+    /// Steps read by more than one consumer (a sink or a later step): the
+    /// run computes each once, into scratch, and its readers read that.
+    pub materialized: BTreeSet<String>,
+    /// How many sinks and later steps read each step.
+    pub readers: BTreeMap<String, usize>,
+}
+
+impl JobPlan {
+    /// Registers the job's sources and steps (as views) in `session` and
+    /// checks every sink; every problem found is reported at once.
+    pub async fn check(session: &Session, job: JobFile) -> Result<Self> {
+        let mut problems = Vec::new();
+        for source in &job.sources {
+            if let Err(e) = session
+                .register_table_with(&source.name, &source.url, source.format, &source.csv)
+                .await
+            {
+                problems.push(Problem {
+                    line: source.line,
+                    key: format!("sources.{}", source.name),
+                    message: one_line(&e.to_string()),
+                });
+            }
+        }
+        let mut readers: BTreeMap<String, usize> = job
+            .steps
+            .iter()
+            .map(|s| (s.name.to_ascii_lowercase(), 0))
+            .collect();
+        // Steps that did not plan: their readers fail too, and say nothing new.
+        let mut failed: BTreeSet<String> = job
+            .sources
+            .iter()
+            .filter(|s| {
+                problems
+                    .iter()
+                    .any(|p| p.key == format!("sources.{}", s.name))
+            })
+            .map(|s| s.name.to_ascii_lowercase())
+            .collect();
+        for (i, step) in job.steps.iter().enumerate() {
+            let key = format!("steps[{i}].sql");
+            let name = step.name.to_ascii_lowercase();
+            let tables = match tables_read(session, &step.sql) {
+                Ok(tables) => tables,
+                Err(message) => {
+                    problems.push(Problem {
+                        line: step.line,
+                        key,
+                        message,
+                    });
+                    failed.insert(name);
+                    continue;
+                }
+            };
+            for table in &tables {
+                if let Some(n) = readers.get_mut(table)
+                    && *n < usize::MAX
+                {
+                    *n += 1;
+                }
+            }
+            if tables.iter().any(|t| failed.contains(t)) {
+                failed.insert(name);
+                continue;
+            }
+            if let Err(e) = define_view(session, &step.name, &step.sql).await {
+                problems.push(Problem {
+                    line: step.line,
+                    key,
+                    message: one_line(&e.to_string()),
+                });
+                failed.insert(name);
+            }
+        }
+        for (i, sink) in job.sinks.iter().enumerate() {
+            let step = sink.step.to_ascii_lowercase();
+            *readers.entry(step.clone()).or_default() += 1;
+            if failed.contains(&step) {
+                continue;
+            }
+            problems.extend(check_sink(session, i, sink).await);
+        }
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line);
+            return Err(EtlError::Invalid {
+                file: job.file.clone(),
+                problems,
+            });
+        }
+        let materialized = job
+            .steps
+            .iter()
+            .filter(|s| {
+                readers
+                    .get(&s.name.to_ascii_lowercase())
+                    .copied()
+                    .unwrap_or(0)
+                    > 1
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        Ok(Self {
+            job,
+            materialized,
+            readers,
+        })
+    }
+
+    /// What a run would do, for `squall run --dry-run`: the steps, and each
+    /// sink with its destination and the stage graph of its write.
+    pub async fn describe(&self, session: &Session) -> Result<String> {
+        let job = &self.job;
+        let mut out = format!(
+            "Job {}{}: {} source{}, {} step{}, {} sink{}; nothing is written by a dry run.\n",
+            job.name.as_deref().unwrap_or("(unnamed)"),
+            format_args!(" ({})", job.file),
+            job.sources.len(),
+            plural(job.sources.len()),
+            job.steps.len(),
+            plural(job.steps.len()),
+            job.sinks.len(),
+            plural(job.sinks.len()),
+        );
+        if !job.sources.is_empty() {
+            out.push_str("\nSources:\n");
+            for s in &job.sources {
+                let format = s.format.map_or("format from the files".to_string(), |f| {
+                    format!("{f:?}").to_lowercase()
+                });
+                out.push_str(&format!("  {:<16} {} ({format})\n", s.name, s.url));
+            }
+        }
+        out.push_str("\nSteps, in order:\n");
+        for s in &job.steps {
+            let readers = self
+                .readers
+                .get(&s.name.to_ascii_lowercase())
+                .copied()
+                .unwrap_or(0);
+            let how = if self.materialized.contains(&s.name) {
+                format!("computed once into scratch, read by {readers}")
+            } else if readers == 0 {
+                "read by nothing".to_string()
+            } else {
+                "planned into its reader".to_string()
+            };
+            out.push_str(&format!("  {:<16} {how}\n", s.name));
+        }
+        out.push_str("\nSinks, published together when every one is written:\n");
+        for (i, sink) in job.sinks.iter().enumerate() {
+            let existing = sink_staging::visible_files(&destination(sink)?)
+                .await
+                .map_err(|source| EtlError::Commit { source })?
+                .len();
+            out.push_str(&format!(
+                "  [{i}] step {} -> {} as {}{}; {}\n",
+                sink.step,
+                sink.url,
+                sink.format.sql_name().to_ascii_lowercase(),
+                if sink.partition_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(", partitioned by {}", sink.partition_by.join(", "))
+                },
+                match (sink.mode, existing) {
+                    (WriteMode::Overwrite, 0) => "overwrite (the destination is empty)".to_string(),
+                    (WriteMode::Overwrite, n) =>
+                        format!("overwrite: replaces its {n} file{}", plural(n)),
+                    (WriteMode::Append, n) => format!("append: joins its {n} file{}", plural(n)),
+                    (WriteMode::ErrorIfExists, _) =>
+                        "error_if_exists: the destination is empty".to_string(),
+                }
+            ));
+            let explain = session
+                .explain(&copy_sql(sink, &sink.step))
+                .await
+                .map_err(|source| EtlError::Sink {
+                    index: i,
+                    url: sink.url.clone(),
+                    source,
+                })?;
+            for line in explain.lines() {
+                out.push_str(&format!("      {line}\n"));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The tables (lower-cased names) the one query `sql` reads.
+fn tables_read(session: &Session, sql: &str) -> std::result::Result<Vec<String>, String> {
+    let statements = session
+        .statements(sql)
+        .map_err(|e| one_line(&e.to_string()))?;
+    let [statement] = statements.as_slice() else {
+        return Err(format!(
+            "a step is one query; this has {} statements",
+            statements.len()
+        ));
+    };
+    let is_query = matches!(
+        statement,
+        datafusion::sql::parser::Statement::Statement(s)
+            if matches!(**s, datafusion::sql::sqlparser::ast::Statement::Query(_))
+    );
+    if !is_query {
+        return Err("a step is one query (SELECT, WITH or VALUES)".into());
+    }
+    let tables = session
+        .context()
+        .state()
+        .resolve_table_references(statement)
+        .map_err(|e| one_line(&e.to_string()))?;
+    Ok(tables
+        .iter()
+        .map(|t| t.table().to_ascii_lowercase())
+        .collect())
+}
+
+/// Defines (or redefines) step `name` as a view of `sql`.
+pub(crate) async fn define_view(
+    session: &Session,
+    name: &str,
+    sql: &str,
+) -> squall_jobs::Result<()> {
+    session
+        .sql(&format!("CREATE OR REPLACE VIEW {name} AS {sql}"))
+        .await?;
+    Ok(())
+}
+
+/// The problems of sink `index`: its columns, options and destination.
+async fn check_sink(session: &Session, index: usize, sink: &SinkDef) -> Vec<Problem> {
+    let key = SinkDef::key(index);
+    let mut problems = Vec::new();
+    let problem = |line: usize, key: String, message: String| Problem { line, key, message };
+    let schema = match session
+        .schema_of(&format!("SELECT * FROM {}", sink.step))
+        .await
+    {
+        Ok(schema) => schema,
+        Err(e) => {
+            return vec![problem(
+                sink.line,
+                format!("{key}.step"),
+                one_line(&e.to_string()),
+            )];
+        }
+    };
+    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    for column in &sink.partition_by {
+        if !columns.contains(&column.as_str()) {
+            problems.push(problem(
+                sink.partition_by_line,
+                format!("{key}.partition_by"),
+                format!(
+                    "step '{}' produces no column '{column}' (it produces: {})",
+                    sink.step,
+                    columns.join(", ")
+                ),
+            ));
+        }
+    }
+    if !sink.partition_by.is_empty() && sink.partition_by.len() >= columns.len() {
+        problems.push(problem(
+            sink.partition_by_line,
+            format!("{key}.partition_by"),
+            "partitioning by every column leaves no column for the files".into(),
+        ));
+    }
+    if !problems.is_empty() {
+        return problems;
+    }
+    let destination = match destination(sink) {
+        Ok(d) => d,
+        Err(e) => {
+            return vec![problem(
+                sink.line,
+                format!("{key}.url"),
+                one_line(&e.to_string()),
+            )];
+        }
+    };
+    if sink.mode == WriteMode::ErrorIfExists {
+        match sink_staging::visible_files(&destination).await {
+            Ok(files) if !files.is_empty() => problems.push(problem(
+                sink.line,
+                format!("{key}.url"),
+                format!(
+                    "{} already holds {} file{} (mode is error_if_exists): set mode = \"overwrite\" or \"append\" to write there",
+                    sink.url,
+                    files.len(),
+                    plural(files.len())
+                ),
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push(problem(sink.line, format!("{key}.url"), one_line(&e.to_string()))),
+        }
+    }
+    if let Err(e) = session.plan_stages(&copy_sql(sink, &sink.step)).await {
+        problems.push(problem(sink.line, key, one_line(&e.to_string())));
+    }
+    problems
+}
+
+/// Where `sink` publishes.
+pub(crate) fn destination(sink: &SinkDef) -> Result<SinkDestination, EtlError> {
+    let dir = Location::parse(&sink.url)
+        .map_err(|source| EtlError::Commit { source })?
+        .as_prefix();
+    Ok(SinkDestination {
+        dir,
+        file_name: None,
+        success_marker: sink.partition_by.is_empty(),
+    })
+}
+
+/// The `COPY` that writes `sink` from table `from`.
+pub(crate) fn copy_sql(sink: &SinkDef, from: &str) -> String {
+    let mut sql = format!(
+        "COPY (SELECT * FROM {from}) TO '{}' STORED AS {}",
+        sink.url.replace('\'', "''"),
+        sink.format.sql_name()
+    );
+    if !sink.partition_by.is_empty() {
+        // DataFusion takes these as written (checked plain names).
+        sql.push_str(&format!(
+            " PARTITIONED BY ({})",
+            sink.partition_by.join(", ")
+        ));
+    }
+    let mut options = Vec::new();
+    if let Some(compression) = &sink.compression {
+        options.push(format!(
+            "'format.compression' '{}'",
+            compression.replace('\'', "''")
+        ));
+    }
+    if sink.format == SinkFormat::Csv {
+        options.push("'format.has_header' 'true'".to_string());
+    }
+    if !options.is_empty() {
+        sql.push_str(&format!(" OPTIONS ({})", options.join(", ")));
+    }
+    sql
+}

@@ -1,0 +1,222 @@
+//! Running a checked job: steps read by several consumers computed once
+//! into scratch, every sink written staged, then all published in one
+//! commit ([`squall_connectors::job_commit`]).
+
+use std::time::{Duration, Instant};
+
+use squall_connectors::job_commit::{self, SinkCommit};
+use squall_connectors::sink_staging;
+use squall_jobs::{Session, StagedSinks};
+
+use crate::error::{EtlError, Result};
+use crate::job_file::WriteMode;
+use crate::job_plan::{JobPlan, copy_sql, define_view, destination};
+
+/// The DataFusion setting that bounds the rows of one output file.
+const ROWS_PER_FILE_SETTING: &str = "datafusion.execution.soft_max_rows_per_output_file";
+
+/// What a job did.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub sinks: Vec<SinkOutcome>,
+    /// The steps computed once into scratch, in order.
+    pub materialized: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// What one sink wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkOutcome {
+    pub url: String,
+    pub rows: u64,
+    pub files: usize,
+    /// Files of the destination the overwrite replaced.
+    pub replaced: usize,
+}
+
+/// Runs `plan` (checked on `session`) to its end. Every sink becomes
+/// visible at once when all are written; a failure anywhere before leaves
+/// every destination as it was.
+pub async fn run_job(session: &Session, plan: &JobPlan) -> Result<JobOutcome> {
+    let started = Instant::now();
+    let run_id = format!("job-{}", uuid::Uuid::new_v4().simple());
+    let staged = StagedSinks::default();
+    let outcome = write_all(session, plan, &run_id, &staged).await;
+    let scratch = session.scratch().join(&format!("{run_id}/"));
+    let result = match outcome {
+        Ok((rows, replaced)) => {
+            let commits: Vec<SinkCommit> = staged
+                .take()
+                .into_iter()
+                .zip(&plan.job.sinks)
+                .map(|(sink, def)| SinkCommit {
+                    sink,
+                    replace_existing: def.mode == WriteMode::Overwrite,
+                })
+                .collect();
+            match job_commit::commit_together(&commits, &run_id).await {
+                Ok(files) => Ok(JobOutcome {
+                    sinks: plan
+                        .job
+                        .sinks
+                        .iter()
+                        .zip(rows)
+                        .zip(files)
+                        .zip(replaced)
+                        .map(|(((def, rows), files), replaced)| SinkOutcome {
+                            url: def.url.clone(),
+                            rows,
+                            files,
+                            replaced,
+                        })
+                        .collect(),
+                    materialized: plan
+                        .job
+                        .steps
+                        .iter()
+                        .filter(|s| plan.materialized.contains(&s.name))
+                        .map(|s| s.name.clone())
+                        .collect(),
+                    elapsed: started.elapsed(),
+                }),
+                Err(source) => Err(EtlError::Commit { source }),
+            }
+        }
+        Err(e) => {
+            let commits: Vec<SinkCommit> = staged
+                .take()
+                .into_iter()
+                .map(|sink| SinkCommit {
+                    sink,
+                    replace_existing: false,
+                })
+                .collect();
+            job_commit::discard_all(&commits).await;
+            Err(e)
+        }
+    };
+    if let Ok(scratch) = scratch {
+        let _ = squall_connectors::store::delete_prefix(&scratch).await;
+    }
+    result
+}
+
+/// Computes the steps and writes every sink, staged; returns each sink's
+/// rows and the destination files an overwrite will replace.
+async fn write_all(
+    session: &Session,
+    plan: &JobPlan,
+    run_id: &str,
+    staged: &StagedSinks,
+) -> Result<(Vec<u64>, Vec<usize>)> {
+    // Steps again in order, now each in its final form: a view, or a table
+    // of its rows computed once.
+    for step in &plan.job.steps {
+        let failed = |source| EtlError::Step {
+            step: step.name.clone(),
+            source,
+        };
+        if !plan.materialized.contains(&step.name) {
+            define_view(session, &step.name, &step.sql)
+                .await
+                .map_err(failed)?;
+            continue;
+        }
+        let location = session
+            .scratch()
+            .join(&format!("{run_id}/steps/{}/", step.name))
+            .map_err(|e| failed(e.into()))?;
+        define_view(session, &step.name, &step.sql)
+            .await
+            .map_err(failed)?;
+        session
+            .query(&format!(
+                "COPY (SELECT * FROM {}) TO '{}' STORED AS PARQUET",
+                step.name,
+                location.to_string().replace('\'', "''")
+            ))
+            .await
+            .map_err(failed)?
+            .collect()
+            .await
+            .map_err(failed)?;
+        session
+            .context()
+            .deregister_table(step.name.as_str())
+            .map_err(|e| failed(e.into()))?;
+        session
+            .register_table_with(
+                &step.name,
+                &location.to_string(),
+                Some(squall_connectors::TableFormat::Parquet),
+                &Default::default(),
+            )
+            .await
+            .map_err(failed)?;
+    }
+    let mut rows = Vec::with_capacity(plan.job.sinks.len());
+    let mut replaced = Vec::with_capacity(plan.job.sinks.len());
+    for (index, sink) in plan.job.sinks.iter().enumerate() {
+        let failed = |source| EtlError::Sink {
+            index,
+            url: sink.url.clone(),
+            source,
+        };
+        let existing = sink_staging::visible_files(&destination(sink)?)
+            .await
+            .map_err(|source| EtlError::Commit { source })?
+            .len();
+        if sink.mode == WriteMode::ErrorIfExists && existing > 0 {
+            return Err(failed(squall_jobs::JobError::Plan(format!(
+                "{} now holds {existing} files (mode is error_if_exists); another writer got there first",
+                sink.url
+            ))));
+        }
+        replaced.push(if sink.mode == WriteMode::Overwrite {
+            existing
+        } else {
+            0
+        });
+        let written = with_rows_per_file(session, sink.rows_per_file, async {
+            session
+                .write_staged(&copy_sql(sink, &sink.step), staged)
+                .await
+        })
+        .await
+        .map_err(failed)?;
+        if staged.len() != index + 1 {
+            return Err(failed(squall_jobs::JobError::Internal(format!(
+                "the sink's write staged {} outputs, not one",
+                staged.len() - index
+            ))));
+        }
+        rows.push(written);
+    }
+    Ok((rows, replaced))
+}
+
+/// Runs `write` with the session's rows-per-file bound set to `rows`, if
+/// given, and back to what it was afterwards.
+async fn with_rows_per_file<T>(
+    session: &Session,
+    rows: Option<u64>,
+    write: impl std::future::Future<Output = squall_jobs::Result<T>>,
+) -> squall_jobs::Result<T> {
+    let Some(rows) = rows else {
+        return write.await;
+    };
+    let before = session
+        .context()
+        .state()
+        .config_options()
+        .execution
+        .soft_max_rows_per_output_file;
+    session
+        .sql(&format!("SET {ROWS_PER_FILE_SETTING} = {rows}"))
+        .await?;
+    let result = write.await;
+    session
+        .sql(&format!("SET {ROWS_PER_FILE_SETTING} = {before}"))
+        .await?;
+    result
+}
