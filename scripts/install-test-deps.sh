@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides Rust: from PyPI, moto's S3 server (S3
-# end-to-end tests) and cargo-lambda (its Lambda emulator serves the Invoke and
+# end-to-end tests), DuckDB (reads back what ETL jobs write) and cargo-lambda (its Lambda emulator serves the Invoke and
 # Runtime APIs for the lambda backend tests); from npm, Azurite (Azure blob
 # storage). Everything runs on 127.0.0.1.
 # Idempotent and quick when present.
@@ -8,6 +8,11 @@ set -euo pipefail
 if ! python3 -c "import moto.server, flask, flask_cors" >/dev/null 2>&1; then
   echo "installing moto[server] for the S3 tests" >&2
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+fi
+# DuckDB reads back what ETL jobs write (cli/tests/etl_jobs.rs).
+if ! python3 -c "import duckdb" >/dev/null 2>&1; then
+  echo "installing duckdb for the ETL tests" >&2
+  python3 -m pip install --quiet --disable-pip-version-check 'duckdb>=1.1,<2'
 fi
 if ! command -v cargo-lambda >/dev/null 2>&1; then
   echo "installing cargo-lambda for the Lambda tests" >&2

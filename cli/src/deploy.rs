@@ -335,6 +335,27 @@ impl S3Grant {
     fn objects(&self) -> String {
         format!("arn:aws:s3:::{}/{}*", self.bucket, self.prefix)
     }
+
+    /// Where writes to this destination stage: beside it, as
+    /// `squall_connectors::sink_staging::SinkDestination::staging_root`
+    /// puts them (`None`: inside it, at a bucket's root).
+    fn staging(&self) -> Option<Self> {
+        let trimmed = self.prefix.trim_end_matches('/');
+        if trimmed.is_empty() {
+            return None;
+        }
+        let (parent, name) = match trimmed.rsplit_once('/') {
+            Some((parent, name)) => (format!("{parent}/"), name),
+            None => (String::new(), trimmed),
+        };
+        Some(Self {
+            bucket: self.bucket.clone(),
+            prefix: format!(
+                "{parent}{}/{name}/",
+                squall_connectors::sink_staging::STAGING_DIR
+            ),
+        })
+    }
 }
 
 /// The least-privilege IAM policy of the worker function `function`: for
@@ -357,10 +378,13 @@ pub fn policy(
         .iter()
         .map(|b| S3Grant::parse(b, "--bucket", true))
         .collect::<Result<Vec<_>>>()?;
-    let destinations = destinations
+    let mut destinations = destinations
         .iter()
         .map(|d| S3Grant::parse(d, "--destination", false))
         .collect::<Result<Vec<_>>>()?;
+    // Writers stage beside each destination.
+    let staging: Vec<S3Grant> = destinations.iter().filter_map(S3Grant::staging).collect();
+    destinations.extend(staging);
     let mut statements = Vec::new();
     for (target, sid) in [
         (CallTarget::Inputs, "Inputs"),
@@ -474,21 +498,28 @@ mod tests {
                 let resources: &[&str] = match target {
                     CallTarget::Inputs => &["arn:aws:s3:::lake/*", "arn:aws:s3:::lake"],
                     CallTarget::Scratch => &["arn:aws:s3:::tmp/squall/*", "arn:aws:s3:::tmp"],
-                    CallTarget::Destinations => &["arn:aws:s3:::out/reports/*", "arn:aws:s3:::out"],
+                    CallTarget::Destinations => &[
+                        "arn:aws:s3:::out/reports/*",
+                        "arn:aws:s3:::out/_squall_staging/reports/*",
+                        "arn:aws:s3:::out",
+                    ],
                     CallTarget::OwnFunction => &["arn:aws:lambda:*:*:function:squall"],
                     CallTarget::Logs => &["arn:aws:logs:*:*:*"],
                 };
                 for action in call.iam_actions() {
-                    // Listing is granted on the bucket, everything else on objects.
-                    let resource = if *action == "s3:ListBucket" {
-                        resources[resources.len() - 1]
+                    // Listing is granted on the bucket, everything else on
+                    // objects (of a destination: its staging's too).
+                    let needed = if *action == "s3:ListBucket" {
+                        &resources[resources.len() - 1..]
                     } else {
-                        resources[0]
+                        &resources[..resources.len().max(2) - 1]
                     };
-                    assert!(
-                        granted(action, resource),
-                        "{call:?} needs {action} on {resource}: {text}"
-                    );
+                    for resource in needed {
+                        assert!(
+                            granted(action, resource),
+                            "{call:?} needs {action} on {resource}: {text}"
+                        );
+                    }
                 }
             }
         }

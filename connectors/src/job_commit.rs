@@ -16,14 +16,14 @@
 //!
 //! A failure before step 2 discards every sink's staging: nothing changed.
 //! The decision lives in the first sink's staging folder as a file
-//! (`_squall_staging/<run>.decided`), which recovery, listing folders, never
+//! (`<staging>/<run>.decided`), which recovery, listing folders, never
 //! mistakes for a query's staging. A crash between steps 3 and 4 leaves
 //! that one empty object behind.
 
 use object_store::{ObjectStoreExt, PutPayload};
 
 use crate::error::{ConnectorError, Result};
-use crate::sink_staging::{self, CommitOptions, STAGING_DIR, StagedSink};
+use crate::sink_staging::{self, CommitOptions, StagedSink};
 use crate::store::Location;
 
 /// One sink of a joint commit.
@@ -38,8 +38,8 @@ pub struct SinkCommit {
 pub fn decision_location(first: &StagedSink, run_id: &str) -> Result<Location> {
     first
         .destination
-        .dir
-        .join(&format!("{STAGING_DIR}/{run_id}.decided"))
+        .staging_root()?
+        .join(&format!("{run_id}.decided"))
 }
 
 /// Publishes `sinks` all together (see the module docs). On an error
@@ -98,9 +98,7 @@ pub async fn commit_together(sinks: &[SinkCommit], run_id: &str) -> Result<Vec<u
     // Every manifest that named the decision is gone with its staging.
     let _ = decision.build_store()?.delete(&decision.path()).await;
     // On a local disk the staging folder that held it goes too.
-    if let Some(dir) = first.sink.destination.dir.join(STAGING_DIR)?.local_path() {
-        let _ = std::fs::remove_dir(dir);
-    }
+    first.sink.destination.remove_empty_staging_folders()?;
     Ok(files)
 }
 
@@ -196,7 +194,7 @@ mod tests {
         assert_eq!(commit_together(&sinks, "run1").await.unwrap(), vec![1, 1]);
         assert_eq!(files(&a), vec!["_SUCCESS", "new.csv"]);
         assert_eq!(files(&b), vec!["_SUCCESS", "kept.csv", "more.csv"]);
-        assert!(!a.join(STAGING_DIR).exists());
+        assert!(!root.path().join(sink_staging::STAGING_DIR).exists());
     }
 
     #[tokio::test]
@@ -219,11 +217,11 @@ mod tests {
         }
         // While fresh, the staging of what may be a running job stays.
         recover(&sinks[1].destination, "next").await.unwrap();
-        assert!(b.join(STAGING_DIR).join("q2").exists());
-        assert_eq!(files(&b).first().unwrap(), "_squall_staging/q2/_COMMIT");
+        let staging = root.path().join(sink_staging::STAGING_DIR);
+        assert!(staging.join("b/q2/_COMMIT").exists());
+        assert_eq!(files(&b), vec!["old.csv"]);
         // Once stale it goes; nothing was published, nothing replaced.
-        age(&a);
-        age(&b);
+        age(&root.path().join(sink_staging::STAGING_DIR));
         for sink in &sinks {
             let recovery = recover(&sink.destination, "next").await.unwrap();
             assert_eq!((recovery.finished, recovery.discarded), (0, 1));
@@ -258,13 +256,11 @@ mod tests {
             .await
             .unwrap();
         // Aged or not, the next write finishes it.
-        age(&b);
+        age(&root.path().join(sink_staging::STAGING_DIR));
         let recovery = recover(&sinks[1].destination, "next").await.unwrap();
         assert_eq!((recovery.finished, recovery.discarded), (1, 0));
         assert_eq!(files(&b), vec!["_SUCCESS", "new.csv"]);
-        assert_eq!(
-            files(&a),
-            vec!["_SUCCESS", "_squall_staging/run1.decided", "new.csv"]
-        );
+        assert_eq!(files(&a), vec!["_SUCCESS", "new.csv"]);
+        assert!(root.path().join("_squall_staging/a/run1.decided").exists());
     }
 }

@@ -1,14 +1,18 @@
 //! Crash-safe file sinks (`COPY ... TO`, `INSERT INTO` a file table): tasks
-//! write under a staging prefix of the destination, and only the coordinator
-//! publishes files, those of the attempt it chose, after it chose it.
+//! write under a staging prefix beside the destination, and only the
+//! coordinator publishes files, those of the attempt it chose, after it
+//! chose it.
 //!
-//! For a destination directory `D` (or the folder `D` of a single-file
-//! destination `D/out.csv`):
+//! For a destination directory `P/D/`, staging is beside it, in
+//! `S = P/_squall_staging/D/`, so that no reader of `D` ever lists a staged
+//! file (DuckDB's globs read folders starting with `_`); for the folder `F`
+//! of a single-file destination `F/out.csv` (and a directory at a store's
+//! root), it is `S = F/_squall_staging/`:
 //!
 //! ```text
-//! D/_squall_staging/<query>/s<stage>-t<task>-a<attempt>/<delivery>/...  one delivery's files
-//! D/_squall_staging/<query>/_COMMIT                                     commit manifest
-//! D/_SUCCESS                                                            written last (unpartitioned directories)
+//! S/<query>/s<stage>-t<task>-a<attempt>/<delivery>/...  one delivery's files
+//! S/<query>/_COMMIT                                     commit manifest
+//! P/D/_SUCCESS                                          written last (unpartitioned directories)
 //! ```
 //!
 //! A task attempt writes its files below a folder of its own, named afresh
@@ -151,9 +155,42 @@ impl SinkDestination {
         config.as_ref().map(Self::of).transpose()
     }
 
+    /// Where every query writing here stages (see the module docs):
+    /// beside a directory, inside the folder of a single file.
+    pub fn staging_root(&self) -> Result<Location> {
+        let path = self.dir.path();
+        let parts: Vec<_> = path.parts().collect();
+        if self.file_name.is_none()
+            && let Some((name, parent)) = parts.split_last()
+        {
+            let parent: Path = parent.iter().cloned().collect();
+            return self
+                .dir
+                .with_path(&parent)
+                .as_prefix()
+                .join(&format!("{STAGING_DIR}/{}/", name.as_ref()));
+        }
+        self.dir.join(&format!("{STAGING_DIR}/"))
+    }
+
     /// Everything one query stages here.
     pub fn query_staging(&self, query_id: &str) -> Result<Location> {
-        self.dir.join(&format!("{STAGING_DIR}/{query_id}/"))
+        self.staging_root()?.join(&format!("{query_id}/"))
+    }
+
+    /// Removes the staging folders of a local disk once empty (object
+    /// stores have no folders).
+    pub(crate) fn remove_empty_staging_folders(&self) -> Result<()> {
+        let root = self.staging_root()?;
+        if let Some(dir) = root.local_path() {
+            let _ = std::fs::remove_dir(&dir);
+            if let Some(parent) = dir.parent()
+                && parent.file_name().is_some_and(|n| n == STAGING_DIR)
+            {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+        Ok(())
     }
 
     /// The folder of one task attempt; each delivery writes a subfolder.
@@ -464,11 +501,7 @@ async fn is_decided(manifest: &Manifest) -> Result<bool> {
 /// Deletes everything `query_id` staged at `destination`.
 async fn delete_staging(destination: &SinkDestination, query_id: &str) -> Result<()> {
     delete_prefix(&destination.query_staging(query_id)?).await?;
-    // An empty staging folder on a local disk goes too (object stores have no folders).
-    if let Some(dir) = destination.dir.join(STAGING_DIR)?.local_path() {
-        let _ = std::fs::remove_dir(dir);
-    }
-    Ok(())
+    destination.remove_empty_staging_folders()
 }
 
 /// What [`recover`] found at a destination.
@@ -485,7 +518,7 @@ pub struct Recovery {
 /// writes to a destination.
 pub async fn recover(destination: &SinkDestination, own_query_id: &str) -> Result<Recovery> {
     let store = destination.dir.build_store()?;
-    let root = destination.dir.join(&format!("{STAGING_DIR}/"))?;
+    let root = destination.staging_root()?;
     let listing = match store.list_with_delimiter(Some(&root.path())).await {
         Ok(listing) => listing,
         Err(object_store::Error::NotFound { .. }) => return Ok(Recovery::default()),
@@ -576,6 +609,26 @@ fn store_error(location: &Location, source: object_store::Error) -> ConnectorErr
 mod tests {
     use super::*;
 
+    /// A destination folder `out` in a temporary directory (staging goes
+    /// beside it, still inside the temporary directory).
+    struct Out {
+        _tmp: tempfile::TempDir,
+        path: std::path::PathBuf,
+    }
+
+    impl Out {
+        fn new() -> Self {
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp.path().join("out");
+            std::fs::create_dir_all(&path).unwrap();
+            Self { _tmp: tmp, path }
+        }
+
+        fn path(&self) -> &std::path::Path {
+            &self.path
+        }
+    }
+
     fn write(path: &std::path::Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
@@ -603,7 +656,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_commit_publishes_the_staged_files_then_success() {
-        let root = tempfile::tempdir().unwrap();
+        let root = Out::new();
         let dest = destination(root.path());
         let staged = dest
             .attempt_staging("q1", 0, 0, 1)
@@ -639,7 +692,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_commit_publishes_every_task_s_folder() {
-        let root = tempfile::tempdir().unwrap();
+        let root = Out::new();
         let dest = destination(root.path());
         let mut staged = Vec::new();
         for task in 0..3 {
@@ -662,11 +715,12 @@ mod tests {
         );
         assert!(root.path().join("k=2/part-2.csv").exists());
         assert!(!root.path().join(STAGING_DIR).exists());
+        assert!(!root.path().parent().unwrap().join(STAGING_DIR).exists());
     }
 
     #[tokio::test]
     async fn a_single_file_keeps_its_name_and_gets_no_marker() {
-        let root = tempfile::tempdir().unwrap();
+        let root = Out::new();
         let dest = SinkDestination {
             file_name: Some("out.csv".into()),
             success_marker: false,
@@ -686,7 +740,7 @@ mod tests {
 
     #[tokio::test]
     async fn recovery_finishes_a_commit_that_crashed_after_its_manifest() {
-        let root = tempfile::tempdir().unwrap();
+        let root = Out::new();
         let dest = destination(root.path());
         let staged = dest
             .attempt_staging("dead", 1, 0, 0)
@@ -735,7 +789,7 @@ mod tests {
 
     #[tokio::test]
     async fn recovery_deletes_stale_uncommitted_staging_and_keeps_fresh() {
-        let root = tempfile::tempdir().unwrap();
+        let root = Out::new();
         let dest = destination(root.path());
         let stale = dest
             .attempt_staging("dead", 0, 0, 0)
@@ -766,12 +820,17 @@ mod tests {
         );
         assert!(!stale.local_path().unwrap().exists());
         assert!(fresh.local_path().unwrap().exists());
-        assert_eq!(visible_files(root.path()), vec![STAGING_DIR]);
+        // Staging is beside the destination, never in it.
+        assert!(
+            fresh.to_string().contains("/_squall_staging/out/running/"),
+            "{fresh}"
+        );
+        assert_eq!(visible_files(root.path()), Vec::<String>::new());
     }
 
     #[test]
     fn destinations_of_directories_and_single_files() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Out::new();
         let single =
             Location::parse(&dir.path().join("out.parquet").display().to_string()).unwrap();
         let config = |url: &str| FileSinkConfig {
@@ -798,7 +857,7 @@ mod tests {
             d.attempt_staging("q", 1, 2, 3)
                 .unwrap()
                 .to_string()
-                .ends_with("/out/_squall_staging/q/s1-t2-a3/")
+                .ends_with("/_squall_staging/out/q/s1-t2-a3/")
         );
     }
 }

@@ -186,6 +186,19 @@ pub async fn listing_table(
     format: Option<TableFormat>,
     csv: &CsvOptions,
 ) -> Result<Arc<dyn TableProvider>> {
+    listing_table_with_schema(state, name, location, format, csv, None).await
+}
+
+/// [`listing_table`] with the files' columns given instead of inferred
+/// (CSV drops whose files disagree on types, say, read as text).
+pub async fn listing_table_with_schema(
+    state: &SessionState,
+    name: &str,
+    location: &str,
+    format: Option<TableFormat>,
+    csv: &CsvOptions,
+    file_schema: Option<datafusion::arrow::datatypes::SchemaRef>,
+) -> Result<Arc<dyn TableProvider>> {
     let table_err = |reason: String| ConnectorError::Table {
         table: name.to_string(),
         reason,
@@ -228,10 +241,13 @@ pub async fn listing_table(
                 .collect(),
         );
     }
-    let schema = options
-        .infer_schema(state, &table_url)
-        .await
-        .map_err(|e| table_err(describe_read_error(&loc, format, &e.to_string())))?;
+    let schema = match file_schema {
+        Some(schema) => schema,
+        None => options
+            .infer_schema(state, &table_url)
+            .await
+            .map_err(|e| table_err(describe_read_error(&loc, format, &e.to_string())))?,
+    };
     // DataFusion skips 0-byte files when it infers a schema, so a table of
     // nothing but empty files would read as no columns and no rows.
     if schema.fields().is_empty() {

@@ -4,7 +4,7 @@
 //! Parquet writer through a bounded channel, so memory stays at a few batches
 //! plus one row group per file, whatever the scale.
 //!
-//! The files are written below `out/_squall_staging/` and published together
+//! The files are written below `_squall_staging/` beside `out` and published together
 //! by the same commit as a `COPY` (see [`crate::sink_staging`]): a run that
 //! fails or is interrupted half-way leaves no table file visible.
 

@@ -10,6 +10,7 @@
 //! url = "${data}/orders/"
 //! format = "parquet"                      # parquet, csv, tsv, json; default: from the files
 //! # header = true, delimiter = ",", quote = '"'   (csv and tsv)
+//! # schema = "id BIGINT, name VARCHAR"           (the files' columns, instead of inferred)
 //!
 //! [[steps]]                               # run in order; each reads sources and earlier steps
 //! name = "revenue"
@@ -58,6 +59,9 @@ pub struct SourceDef {
     /// `None`: from the files' extensions.
     pub format: Option<TableFormat>,
     pub csv: CsvOptions,
+    /// The files' columns as SQL column definitions (`id BIGINT, name
+    /// VARCHAR`), instead of inferred from the files.
+    pub schema: Option<String>,
     pub line: usize,
 }
 
@@ -313,7 +317,9 @@ impl<'t> Reader<'t> {
             let header = fields.take("header");
             let delimiter = fields.take("delimiter");
             let quote = fields.take("quote");
+            let schema = fields.take("schema");
             fields.finish(self);
+            let schema = schema.and_then(|v| self.string(v, &format!("{path}.schema")));
             let url = match url {
                 Some(v) => self.string(v, &format!("{path}.url")),
                 None => {
@@ -348,6 +354,7 @@ impl<'t> Reader<'t> {
                     url,
                     format,
                     csv,
+                    schema,
                     line,
                 });
             }

@@ -30,14 +30,11 @@ impl JobPlan {
     pub async fn check(session: &Session, job: JobFile) -> Result<Self> {
         let mut problems = Vec::new();
         for source in &job.sources {
-            if let Err(e) = session
-                .register_table_with(&source.name, &source.url, source.format, &source.csv)
-                .await
-            {
+            if let Err((key, message)) = register_source(session, source).await {
                 problems.push(Problem {
                     line: source.line,
-                    key: format!("sources.{}", source.name),
-                    message: one_line(&e.to_string()),
+                    key: format!("sources.{}{key}", source.name),
+                    message,
                 });
             }
         }
@@ -239,6 +236,79 @@ fn tables_read(session: &Session, sql: &str) -> std::result::Result<Vec<String>,
         .iter()
         .map(|t| t.table().to_ascii_lowercase())
         .collect())
+}
+
+/// Registers `source` as a table; on failure, the key at fault below the
+/// source (`""` or `.schema`) and what is wrong.
+async fn register_source(
+    session: &Session,
+    source: &crate::job_file::SourceDef,
+) -> std::result::Result<(), (&'static str, String)> {
+    let schema = match &source.schema {
+        Some(text) => Some(
+            file_schema(session, text)
+                .await
+                .map_err(|message| (".schema", message))?,
+        ),
+        None => None,
+    };
+    let table = squall_connectors::table::listing_table_with_schema(
+        &session.context().state(),
+        &source.name,
+        &source.url,
+        source.format,
+        &source.csv,
+        schema,
+    )
+    .await
+    .map_err(|e| ("", one_line(&e.to_string())))?;
+    session
+        .context()
+        .register_table(source.name.as_str(), table)
+        .map_err(|e| ("", one_line(&e.to_string())))?;
+    Ok(())
+}
+
+/// The Arrow schema of SQL column definitions (`id BIGINT, name VARCHAR`),
+/// with DataFusion's types for them (text as `Utf8`, which every file
+/// reader produces).
+async fn file_schema(
+    session: &Session,
+    text: &str,
+) -> std::result::Result<datafusion::arrow::datatypes::SchemaRef, String> {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let mut parser = Parser::new(&GenericDialect {})
+        .try_with_sql(text)
+        .map_err(|e| format!("not column definitions: {e}"))?;
+    let columns = parser
+        .parse_comma_separated(Parser::parse_column_def)
+        .map_err(|e| format!("not column definitions (name TYPE, ...): {e}"))?;
+    if parser.peek_token().token != Token::EOF {
+        return Err(format!(
+            "not column definitions (name TYPE, ...): unexpected {}",
+            parser.peek_token()
+        ));
+    }
+    let select: Vec<String> = columns
+        .iter()
+        .map(|c| format!("CAST(NULL AS {}) AS {}", c.data_type, c.name))
+        .collect();
+    let typed = session
+        .schema_of(&format!("SELECT {}", select.join(", ")))
+        .await
+        .map_err(|e| one_line(&e.to_string()))?;
+    let fields: Vec<Field> = typed
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8View => Field::new(f.name(), DataType::Utf8, true),
+            other => Field::new(f.name(), other.clone(), true),
+        })
+        .collect();
+    Ok(std::sync::Arc::new(Schema::new(fields)))
 }
 
 /// Defines (or redefines) step `name` as a view of `sql`.

@@ -41,8 +41,12 @@ pub async fn run_job(session: &Session, plan: &JobPlan) -> Result<JobOutcome> {
     let started = Instant::now();
     let run_id = format!("job-{}", uuid::Uuid::new_v4().simple());
     let staged = StagedSinks::default();
-    let outcome = write_all(session, plan, &run_id, &staged).await;
     let scratch = session.scratch().join(&format!("{run_id}/"));
+    // Dropped before the commit (the client interrupted): what was staged
+    // and the steps' scratch are deleted in the background.
+    let mut guard = DiscardOnDrop(Some((staged.clone(), scratch.as_ref().ok().cloned())));
+    let outcome = write_all(session, plan, &run_id, &staged).await;
+    guard.0 = None;
     let result = match outcome {
         Ok((rows, replaced)) => {
             let commits: Vec<SinkCommit> = staged
@@ -99,6 +103,31 @@ pub async fn run_job(session: &Session, plan: &JobPlan) -> Result<JobOutcome> {
         let _ = squall_connectors::store::delete_prefix(&scratch).await;
     }
     result
+}
+
+/// Discards staged sinks and a scratch folder, in the background, if
+/// dropped while armed.
+struct DiscardOnDrop(Option<(StagedSinks, Option<squall_connectors::Location>)>);
+
+impl Drop for DiscardOnDrop {
+    fn drop(&mut self) {
+        if let Some((staged, scratch)) = self.0.take() {
+            squall_connectors::cleanup::spawn_cleanup(async move {
+                let commits: Vec<SinkCommit> = staged
+                    .take()
+                    .into_iter()
+                    .map(|sink| SinkCommit {
+                        sink,
+                        replace_existing: false,
+                    })
+                    .collect();
+                job_commit::discard_all(&commits).await;
+                if let Some(scratch) = scratch {
+                    let _ = squall_connectors::store::delete_prefix(&scratch).await;
+                }
+            });
+        }
+    }
 }
 
 /// Computes the steps and writes every sink, staged; returns each sink's

@@ -41,7 +41,8 @@ pub enum CallTarget {
     Inputs,
     /// The scratch prefix: specs, fragments, exchange data, results.
     Scratch,
-    /// Destinations of `COPY`/`INSERT`: tasks write below `_squall_staging/`.
+    /// Destinations of `COPY`/`INSERT`: tasks write below `_squall_staging/`
+    /// beside them.
     Destinations,
     /// The worker function (its versions and aliases too).
     OwnFunction,

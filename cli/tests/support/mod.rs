@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod azurite;
+pub mod duckdb;
 pub mod tpch;
 pub mod webdriver;
 

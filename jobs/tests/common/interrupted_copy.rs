@@ -89,11 +89,13 @@ pub async fn assert_interrupted_copies_leave_nothing_partial(session: &Session) 
         // Let the dropped query's cleanup run.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (files, success) = visible(&out);
-        let committing = out.join("_squall_staging").exists()
-            && std::fs::read_dir(out.join("_squall_staging"))
-                .unwrap()
-                .flatten()
-                .any(|q| q.path().join("_COMMIT").exists());
+        // Staging is beside the destination.
+        let staging = out.parent().unwrap().join("_squall_staging/out");
+        let committing = std::fs::read_dir(&staging)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|q| q.path().join("_COMMIT").exists());
         if finished || success {
             assert!(success, "seed {seed}: a finished COPY wrote _SUCCESS");
             assert_eq!(rows_below(&out).await, orders, "seed {seed}");
@@ -121,7 +123,7 @@ pub async fn assert_interrupted_copies_leave_nothing_partial(session: &Session) 
         // uncommitted files: a write its aborted task had in flight may
         // land after the cleanup. Invisible, and deleted by a later write
         // once stale; but no commit is left unfinished.
-        let unfinished = std::fs::read_dir(out.join("_squall_staging"))
+        let unfinished = std::fs::read_dir(&staging)
             .into_iter()
             .flatten()
             .flatten()
