@@ -46,8 +46,8 @@ pub enum Command {
     /// leaves every destination as it was.
     ///
     /// Examples:
-    ///   squall run jobs/daily_revenue.toml --set data=./tpch --dry-run
-    ///   squall run jobs/daily_revenue.toml --set data=s3://lake/tpch --backend lambda
+    ///   squall run examples/jobs/daily_revenue.toml --set data=./tpch --dry-run
+    ///   squall run examples/jobs/daily_revenue.toml --set data=s3://lake/tpch --backend lambda
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Generate data sets.

@@ -11,6 +11,13 @@ use crate::{listener_slot, progress, report, session_setup, stats};
 pub async fn run(args: RunArgs, config: &Config) -> Result<()> {
     match run_checked(args, config).await {
         Err(e) => match e.downcast::<EtlError>() {
+            Ok(EtlError::Invalid { file, problems }) if problems.len() == 1 => {
+                let p = &problems[0];
+                match p.line {
+                    0 => anyhow::bail!("{file}: {p} (nothing ran)"),
+                    line => anyhow::bail!("{file}:{line}: {p} (nothing ran)"),
+                }
+            }
             Ok(EtlError::Invalid { file, problems }) => {
                 // One line per problem, then the one-line error.
                 for p in &problems {

@@ -77,6 +77,21 @@ fn fixtures(dir: &Path) {
     std::fs::write(dir.join("unknown-key.toml"), "[query]\nwokers = 4\n").unwrap();
     std::fs::write(dir.join("bad-value.toml"), "[query]\nbackend = \"cloud\"\n").unwrap();
     std::fs::write(dir.join("not-toml.toml"), "this is = = not toml\n").unwrap();
+    let job = |steps: &str| {
+        format!(
+            "[sources.people]\nurl = \"people.csv\"\n\n{steps}\n[[sinks]]\nstep = \"s\"\nurl = \"out/\"\n"
+        )
+    };
+    std::fs::write(
+        dir.join("job-unknown-key.toml"),
+        job("[[steps]]\nname = \"s\"\nsql = \"SELECT * FROM people\"\nquery = \"x\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("job-bad-sql.toml"),
+        job("[[steps]]\nname = \"s\"\nsql = \"SELECT age FROM people\"\n"),
+    )
+    .unwrap();
 }
 
 /// Two S3 servers (moto): one open to any credentials, one that checks them
@@ -475,6 +490,22 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
             env: vec![],
             query: false,
         },
+        cmd(
+            "an ETL job file that does not exist",
+            &["run", "no-such-job.toml"],
+        ),
+        cmd(
+            "an ETL job file with an unknown key",
+            &["run", "job-unknown-key.toml"],
+        ),
+        cmd(
+            "an ETL job whose step reads a column that does not exist",
+            &["run", "job-bad-sql.toml"],
+        ),
+        cmd(
+            "an ETL job run with a parameter it does not declare",
+            &["run", "job-bad-sql.toml", "--set", "day=1"],
+        ),
         cmd(
             "TPC-H at a negative scale",
             &["gen", "tpch", "--scale=-1", "--out", "/tmp/never"],

@@ -66,6 +66,7 @@ fn every_command_of_the_guide_runs() {
         "run.html",
         "run.json",
         "again.html",
+        "revenue/year=1995",
     ] {
         assert!(
             dir.path().join(made).exists(),

@@ -6,7 +6,7 @@ use crate::problem::Problem;
 #[derive(Debug, thiserror::Error)]
 pub enum EtlError {
     /// The job file cannot be read.
-    #[error("cannot read job file {path}: {source}")]
+    #[error("cannot read job file {path}")]
     Read {
         path: String,
         source: std::io::Error,
@@ -21,14 +21,14 @@ pub enum EtlError {
     #[error("step '{step}' failed: {source}")]
     Step {
         step: String,
-        source: squall_jobs::JobError,
+        source: Box<squall_jobs::JobError>,
     },
     /// A sink's files could not be written (nothing was published).
     #[error("sink {index} ({url}) failed: {source}")]
     Sink {
         index: usize,
         url: String,
-        source: squall_jobs::JobError,
+        source: Box<squall_jobs::JobError>,
     },
     /// Publishing the sinks failed.
     #[error("commit failed: {source}")]

@@ -194,7 +194,7 @@ impl JobPlan {
                 .map_err(|source| EtlError::Sink {
                     index: i,
                     url: sink.url.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             for line in explain.lines() {
                 out.push_str(&format!("      {line}\n"));

@@ -143,7 +143,7 @@ async fn write_all(
     for step in &plan.job.steps {
         let failed = |source| EtlError::Step {
             step: step.name.clone(),
-            source,
+            source: Box::new(source),
         };
         if !plan.materialized.contains(&step.name) {
             define_view(session, &step.name, &step.sql)
@@ -189,7 +189,7 @@ async fn write_all(
         let failed = |source| EtlError::Sink {
             index,
             url: sink.url.clone(),
-            source,
+            source: Box::new(source),
         };
         let existing = sink_staging::visible_files(&destination(sink)?)
             .await
