@@ -220,6 +220,10 @@ pub struct RunArgs {
     /// with its destination and the stages that would write it); write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Rebuild: read incremental sources whole, as if no run had consumed
+    /// anything, and replace what `append` sinks hold.
+    #[arg(long)]
+    pub full_refresh: bool,
     #[command(flatten)]
     pub exec: ExecArgs,
 }

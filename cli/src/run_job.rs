@@ -71,7 +71,10 @@ async fn run_checked(args: RunArgs, config: &Config) -> Result<()> {
     if let Some(recorder) = &recorder {
         recorder.begin_statement(&format!("squall run {}", args.job.display()));
     }
-    let outcome = squall_etl::run_job(&session, &plan).await;
+    let options = squall_etl::RunOptions {
+        full_refresh: args.full_refresh,
+    };
+    let outcome = squall_etl::run_job(&session, &plan, &options).await;
     if let Some(live) = &live {
         live.finish();
     }
@@ -112,6 +115,15 @@ fn summary(plan: &JobPlan, outcome: &JobOutcome) -> String {
                 0 => String::new(),
                 n => format!(", replacing {n} file{}", if n == 1 { "" } else { "s" }),
             }
+        ));
+    }
+    for read in &outcome.incremental {
+        out.push_str(&format!(
+            "  source {}: read {} new or changed object{} of {}\n",
+            read.source,
+            read.objects_read,
+            if read.objects_read == 1 { "" } else { "s" },
+            read.objects_total
         ));
     }
     if !outcome.materialized.is_empty() {

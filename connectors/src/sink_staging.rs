@@ -158,6 +158,13 @@ impl SinkDestination {
     /// Where every query writing here stages (see the module docs):
     /// beside a directory, inside the folder of a single file.
     pub fn staging_root(&self) -> Result<Location> {
+        self.beside(STAGING_DIR)
+    }
+
+    /// `P/<folder>/D/` for a directory destination `P/D/`: a place of the
+    /// destination's own that no reader of it lists; `D/<folder>/` for the
+    /// folder of a single-file destination or a directory at a store's root.
+    pub fn beside(&self, folder: &str) -> Result<Location> {
         let path = self.dir.path();
         let parts: Vec<_> = path.parts().collect();
         if self.file_name.is_none()
@@ -168,9 +175,9 @@ impl SinkDestination {
                 .dir
                 .with_path(&parent)
                 .as_prefix()
-                .join(&format!("{STAGING_DIR}/{}/", name.as_ref()));
+                .join(&format!("{folder}/{}/", name.as_ref()));
         }
-        self.dir.join(&format!("{STAGING_DIR}/"))
+        self.dir.join(&format!("{folder}/"))
     }
 
     /// Everything one query stages here.

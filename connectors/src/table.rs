@@ -267,6 +267,54 @@ pub async fn listing_table_with_schema(
     Ok(Arc::new(table))
 }
 
+/// A table of exactly `files` (objects of one store, all of `format` and
+/// compressed alike), with the files' columns `schema`: an incremental
+/// read of some objects of a source. No files: an empty table.
+pub fn table_of_files(
+    name: &str,
+    files: &[Location],
+    format: TableFormat,
+    csv: &CsvOptions,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<Arc<dyn TableProvider>> {
+    let table_err = |reason: String| ConnectorError::Table {
+        table: name.to_string(),
+        reason,
+    };
+    let Some(first) = files.first() else {
+        let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])
+            .map_err(|e| table_err(e.to_string()))?;
+        return Ok(Arc::new(empty));
+    };
+    let compression = match format {
+        TableFormat::Parquet => FileCompressionType::UNCOMPRESSED,
+        _ => compression_of(first.url().path()),
+    };
+    let urls = files
+        .iter()
+        .map(|f| {
+            let path = f.url().path();
+            let same = match format {
+                TableFormat::Parquet => true,
+                _ => compression_of(path) == compression,
+            };
+            if !same {
+                return Err(table_err(format!(
+                    "{f} is compressed unlike {first}: one table reads files compressed alike"
+                )));
+            }
+            ListingTableUrl::parse(f.to_string()).map_err(|e| table_err(e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = ListingOptions::new(format.file_format(compression, csv))
+        .with_file_extension(String::new());
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(|e| table_err(e.to_string()))?;
+    Ok(Arc::new(table))
+}
+
 /// The listing URL of `loc`, with the glob of its last segments (`*`, `[...]`,
 /// and `?` in local paths) as the filter of a listing of the folder above.
 fn listing_url(loc: &Location) -> std::result::Result<ListingTableUrl, String> {

@@ -17,6 +17,12 @@ pub enum EtlError {
         file: String,
         problems: Vec<Problem>,
     },
+    /// An incremental source could not be read as it must be.
+    #[error("source '{source_name}': {message}")]
+    Source {
+        source_name: String,
+        message: String,
+    },
     /// A step's rows could not be computed into scratch.
     #[error("step '{step}' failed: {source}")]
     Step {

@@ -11,6 +11,7 @@
 //! format = "parquet"                      # parquet, csv, tsv, json; default: from the files
 //! # header = true, delimiter = ",", quote = '"'   (csv and tsv)
 //! # schema = "id BIGINT, name VARCHAR"           (the files' columns, instead of inferred)
+//! # incremental = true                           (read only objects no successful run consumed)
 //!
 //! [[steps]]                               # run in order; each reads sources and earlier steps
 //! name = "revenue"
@@ -62,6 +63,9 @@ pub struct SourceDef {
     /// The files' columns as SQL column definitions (`id BIGINT, name
     /// VARCHAR`), instead of inferred from the files.
     pub schema: Option<String>,
+    /// Read, in each run, only the objects no earlier successful run
+    /// consumed (see [`crate::incremental`]).
+    pub incremental: bool,
     pub line: usize,
 }
 
@@ -318,7 +322,22 @@ impl<'t> Reader<'t> {
             let delimiter = fields.take("delimiter");
             let quote = fields.take("quote");
             let schema = fields.take("schema");
+            let incremental = fields.take("incremental");
             fields.finish(self);
+            let incremental = match incremental {
+                Some(v) => match v.get_ref() {
+                    DeValue::Boolean(b) => *b,
+                    _ => {
+                        self.problem(
+                            v.span(),
+                            &format!("{path}.incremental"),
+                            "must be true or false",
+                        );
+                        false
+                    }
+                },
+                None => false,
+            };
             let schema = schema.and_then(|v| self.string(v, &format!("{path}.schema")));
             let url = match url {
                 Some(v) => self.string(v, &format!("{path}.url")),
@@ -348,6 +367,16 @@ impl<'t> Reader<'t> {
             {
                 csv.quote = q;
             }
+            if incremental
+                && let Some(url) = &url
+                && url.contains(['*', '?', '['])
+            {
+                self.problem(
+                    key.span(),
+                    &format!("{path}.url"),
+                    "an incremental source is a folder, not a glob: its new objects are found by listing it",
+                );
+            }
             if let Some(url) = url {
                 out.push(SourceDef {
                     name,
@@ -355,6 +384,7 @@ impl<'t> Reader<'t> {
                     format,
                     csv,
                     schema,
+                    incremental,
                     line,
                 });
             }

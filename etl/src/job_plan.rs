@@ -144,8 +144,23 @@ impl JobPlan {
                 let format = s.format.map_or("format from the files".to_string(), |f| {
                     format!("{f:?}").to_lowercase()
                 });
-                out.push_str(&format!("  {:<16} {} ({format})\n", s.name, s.url));
+                let incremental = if s.incremental {
+                    ", incremental: only objects no successful run consumed"
+                } else {
+                    ""
+                };
+                out.push_str(&format!(
+                    "  {:<16} {} ({format}{incremental})\n",
+                    s.name, s.url
+                ));
             }
+        }
+        if job.sources.iter().any(|s| s.incremental) {
+            let place = crate::incremental::StatePlace::of(job)?;
+            out.push_str(&format!(
+                "  what runs consumed is recorded in {}\n",
+                place.location()?
+            ));
         }
         out.push_str("\nSteps, in order:\n");
         for s in &job.steps {

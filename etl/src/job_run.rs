@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 
 use squall_connectors::job_commit::{self, SinkCommit};
 use squall_connectors::sink_staging;
+use squall_connectors::{Location, TableFormat};
 use squall_jobs::{Session, StagedSinks};
 
 use crate::error::{EtlError, Result};
+use crate::incremental::{self, JobState, StatePlace};
 use crate::job_file::WriteMode;
 use crate::job_plan::{JobPlan, copy_sql, define_view, destination};
 
@@ -21,6 +23,8 @@ pub struct JobOutcome {
     pub sinks: Vec<SinkOutcome>,
     /// The steps computed once into scratch, in order.
     pub materialized: Vec<String>,
+    /// What each incremental source read.
+    pub incremental: Vec<IncrementalRead>,
     pub elapsed: Duration,
 }
 
@@ -34,10 +38,33 @@ pub struct SinkOutcome {
     pub replaced: usize,
 }
 
+/// How a run reads and writes.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Read incremental sources whole, as if no run had consumed anything,
+    /// and replace what `append` sinks hold (a rebuild).
+    pub full_refresh: bool,
+}
+
+/// What an incremental source read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncrementalRead {
+    pub source: String,
+    /// Objects read by this run: new or changed since the last success.
+    pub objects_read: usize,
+    /// Objects of the source now.
+    pub objects_total: usize,
+}
+
 /// Runs `plan` (checked on `session`) to its end. Every sink becomes
-/// visible at once when all are written; a failure anywhere before leaves
-/// every destination as it was.
-pub async fn run_job(session: &Session, plan: &JobPlan) -> Result<JobOutcome> {
+/// visible at once when all are written, together with what incremental
+/// sources consumed; a failure anywhere before leaves every destination
+/// as it was.
+pub async fn run_job(
+    session: &Session,
+    plan: &JobPlan,
+    options: &RunOptions,
+) -> Result<JobOutcome> {
     let started = Instant::now();
     let run_id = format!("job-{}", uuid::Uuid::new_v4().simple());
     let staged = StagedSinks::default();
@@ -45,19 +72,38 @@ pub async fn run_job(session: &Session, plan: &JobPlan) -> Result<JobOutcome> {
     // Dropped before the commit (the client interrupted): what was staged
     // and the steps' scratch are deleted in the background.
     let mut guard = DiscardOnDrop(Some((staged.clone(), scratch.as_ref().ok().cloned())));
-    let outcome = write_all(session, plan, &run_id, &staged).await;
+    let outcome = async {
+        let incremental = read_incremental(session, plan, options, &run_id).await?;
+        let (rows, replaced) = write_all(session, plan, options, &run_id, &staged).await?;
+        let state = match &incremental {
+            Some((place, state, _)) => Some(place.stage(state, &run_id).await?),
+            None => None,
+        };
+        Ok((
+            rows,
+            replaced,
+            state,
+            incremental.map(|(_, _, reads)| reads),
+        ))
+    }
+    .await;
     guard.0 = None;
     let result = match outcome {
-        Ok((rows, replaced)) => {
-            let commits: Vec<SinkCommit> = staged
+        Ok((rows, replaced, state, reads)) => {
+            let mut commits: Vec<SinkCommit> = staged
                 .take()
                 .into_iter()
                 .zip(&plan.job.sinks)
                 .map(|(sink, def)| SinkCommit {
                     sink,
-                    replace_existing: def.mode == WriteMode::Overwrite,
+                    replace_existing: replaces(def.mode, options),
                 })
                 .collect();
+            // The state last: what was consumed is recorded with what it made.
+            commits.extend(state.map(|sink| SinkCommit {
+                sink,
+                replace_existing: false,
+            }));
             match job_commit::commit_together(&commits, &run_id).await {
                 Ok(files) => Ok(JobOutcome {
                     sinks: plan
@@ -81,6 +127,7 @@ pub async fn run_job(session: &Session, plan: &JobPlan) -> Result<JobOutcome> {
                         .filter(|s| plan.materialized.contains(&s.name))
                         .map(|s| s.name.clone())
                         .collect(),
+                    incremental: reads.unwrap_or_default(),
                     elapsed: started.elapsed(),
                 }),
                 Err(source) => Err(EtlError::Commit { source }),
@@ -103,6 +150,100 @@ pub async fn run_job(session: &Session, plan: &JobPlan) -> Result<JobOutcome> {
         let _ = squall_connectors::store::delete_prefix(&scratch).await;
     }
     result
+}
+
+/// Whether a sink of `mode` replaces its destination's files.
+fn replaces(mode: WriteMode, options: &RunOptions) -> bool {
+    mode == WriteMode::Overwrite || (options.full_refresh && mode == WriteMode::Append)
+}
+
+/// Registers each incremental source as a table of the objects this run
+/// reads; returns where the job's state lives, the state to commit, and
+/// what each source read (`None`: the job has no incremental source).
+async fn read_incremental(
+    session: &Session,
+    plan: &JobPlan,
+    options: &RunOptions,
+    run_id: &str,
+) -> Result<Option<(StatePlace, JobState, Vec<IncrementalRead>)>> {
+    let sources: Vec<_> = plan.job.sources.iter().filter(|s| s.incremental).collect();
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    let place = StatePlace::of(&plan.job)?;
+    let before = place.read(run_id).await?;
+    let mut after = if options.full_refresh {
+        JobState::default()
+    } else {
+        before.clone()
+    };
+    let mut reads = Vec::with_capacity(sources.len());
+    for source in sources {
+        let failed = |source_error: squall_connectors::ConnectorError| EtlError::Source {
+            source_name: source.name.clone(),
+            message: source_error.to_string(),
+        };
+        let now = incremental::source_objects(source).await?;
+        let consumed = (!options.full_refresh)
+            .then(|| before.sources.get(&source.name))
+            .flatten();
+        let read = incremental::new_or_changed(&now, consumed);
+        if read.iter().any(|url| url.contains('=')) {
+            return Err(EtlError::Source {
+                source_name: source.name.clone(),
+                message: "an incremental source cannot have key=value folders yet".into(),
+            });
+        }
+        // The columns of the whole source, as checked.
+        let schema = session
+            .context()
+            .table_provider(source.name.as_str())
+            .await
+            .map_err(|e| EtlError::Source {
+                source_name: source.name.clone(),
+                message: e.to_string(),
+            })?
+            .schema();
+        let files = read
+            .iter()
+            .map(|url| Location::parse(url))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(failed)?;
+        let format = source
+            .format
+            .or_else(|| {
+                now.keys()
+                    .find_map(|url| TableFormat::from_file_name(url.as_str()))
+            })
+            .unwrap_or(TableFormat::Parquet);
+        let table = squall_connectors::table::table_of_files(
+            &source.name,
+            &files,
+            format,
+            &source.csv,
+            schema,
+        )
+        .map_err(failed)?;
+        let ctx = session.context();
+        ctx.deregister_table(source.name.as_str())
+            .and_then(|_| ctx.register_table(source.name.as_str(), table))
+            .map_err(|e| EtlError::Source {
+                source_name: source.name.clone(),
+                message: e.to_string(),
+            })?;
+        let entry = after.sources.entry(source.name.clone()).or_default();
+        // Objects gone from the source need no memory.
+        entry.retain(|url, _| now.contains_key(url));
+        for url in &read {
+            entry.insert(url.clone(), now[url].clone());
+        }
+        reads.push(IncrementalRead {
+            source: source.name.clone(),
+            objects_read: read.len(),
+            objects_total: now.len(),
+        });
+    }
+    Ok(Some((place, after, reads)))
 }
 
 /// Discards staged sinks and a scratch folder, in the background, if
@@ -135,6 +276,7 @@ impl Drop for DiscardOnDrop {
 async fn write_all(
     session: &Session,
     plan: &JobPlan,
+    options: &RunOptions,
     run_id: &str,
     staged: &StagedSinks,
 ) -> Result<(Vec<u64>, Vec<usize>)> {
@@ -201,7 +343,7 @@ async fn write_all(
                 sink.url
             ))));
         }
-        replaced.push(if sink.mode == WriteMode::Overwrite {
+        replaced.push(if replaces(sink.mode, options) {
             existing
         } else {
             0

@@ -12,17 +12,20 @@
 //!    exist, every step's SQL plans, every sink's partition columns are
 //!    columns of its step, destinations that must be empty are. Again every
 //!    problem at once, before anything runs.
-//! 3. [`run_job`] runs the steps that several consumers read once, into the
+//! 3. [`run_job`] reads incremental sources for the objects no earlier
+//!    successful run consumed ([`incremental`]); runs the steps that several consumers read once, into the
 //!    session's scratch; then writes every sink (each a distributed
 //!    `COPY`, staged and not published); then publishes them all together
-//!    (`squall_connectors::job_commit`): a job that fails or is killed
-//!    leaves every destination as it was.
+//!    (`squall_connectors::job_commit`), with the new state of its
+//!    incremental sources: a job that fails or is killed leaves every
+//!    destination, and what it has consumed, as it was.
 //!
 //! This crate owns the job file format and the order of a job's work. It
 //! does not plan or run queries (`squall-jobs` does), nor move files
 //! (`squall-connectors` does).
 
 pub mod error;
+pub mod incremental;
 pub mod job_file;
 pub mod job_plan;
 pub mod job_run;
@@ -32,5 +35,5 @@ pub mod problem;
 pub use error::{EtlError, Result};
 pub use job_file::{JobFile, SinkDef, SinkFormat, SourceDef, StepDef, WriteMode};
 pub use job_plan::JobPlan;
-pub use job_run::{JobOutcome, SinkOutcome, run_job};
+pub use job_run::{IncrementalRead, JobOutcome, RunOptions, SinkOutcome, run_job};
 pub use problem::Problem;

@@ -1,0 +1,167 @@
+//! `squall run` with sources, sinks, scratch and job state on S3 (moto's
+//! server on 127.0.0.1): the daily revenue example writes what it writes
+//! on local disk, on worker processes; an incremental source on S3 is read
+//! for its new objects only, by their ETags; nothing staged is left.
+
+mod support;
+
+use std::path::Path;
+
+use support::S3Server;
+use support::tpch::{generate, squall};
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn csv_of(table: &str, sql: &str, envs: &[(&'static str, String)]) -> String {
+    squall(
+        &s(&[
+            "sql",
+            "--table",
+            &format!("t={table}"),
+            "--format",
+            "csv",
+            "-c",
+            sql,
+        ]),
+        envs,
+    )
+}
+
+#[test]
+fn etl_jobs_read_and_write_s3_as_they_do_local_disk() {
+    let s3 = S3Server::start();
+    let envs = s3.envs();
+    for bucket in ["lake", "scratch"] {
+        let reply = s3.http("PUT", &format!("/{bucket}"));
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "bucket {bucket}: {reply}"
+        );
+    }
+    let local = tempfile::tempdir().unwrap();
+    let local_data = local.path().join("tpch").display().to_string();
+    let local_out = local.path().join("out").display().to_string();
+    generate(&local_data, &[]);
+    generate("s3://lake/tpch", &envs);
+    let job = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/jobs/daily_revenue.toml")
+        .display()
+        .to_string();
+    squall(
+        &s(&[
+            "run",
+            &job,
+            "--set",
+            &format!("data={local_data}"),
+            "--set",
+            &format!("out={local_out}"),
+        ]),
+        &[],
+    );
+    let summary = squall(
+        &s(&[
+            "run",
+            &job,
+            "--set",
+            "data=s3://lake/tpch",
+            "--set",
+            "out=s3://lake/out",
+            "--scratch",
+            "s3://scratch/squall/",
+            "--backend",
+            "process",
+            "--target-task-bytes",
+            "1MiB",
+        ]),
+        &envs,
+    );
+    assert!(summary.contains("2 sinks published together"), "{summary}");
+    for (sink, sql) in [
+        (
+            "daily_revenue",
+            "SELECT year, month, count(*), sum(lines), sum(revenue) FROM t GROUP BY 1, 2 ORDER BY 1, 2",
+        ),
+        ("monthly_revenue", "SELECT * FROM t ORDER BY year, month"),
+    ] {
+        let on_disk = csv_of(&format!("{local_out}/{sink}/"), sql, &[]);
+        let on_s3 = csv_of(&format!("s3://lake/out/{sink}/"), sql, &envs);
+        assert!(on_disk.lines().count() > 12, "{on_disk}");
+        assert_eq!(on_s3, on_disk, "{sink}");
+    }
+    let staging = s3.http("GET", "/lake?list-type=2&prefix=out/_squall_staging/");
+    assert!(!staging.contains("<Key>"), "staging left behind: {staging}");
+    let scratch = s3.http("GET", "/scratch?list-type=2");
+    assert!(!scratch.contains("<Key>"), "scratch left behind: {scratch}");
+
+    // An incremental source on S3: each run reads only the new objects.
+    let drop_day = |day: u32| {
+        squall(
+            &s(&[
+                "sql",
+                "-c",
+                &format!(
+                    "COPY (SELECT {day} AS id, '{day}0' AS amount) TO 's3://lake/drops/day{day}.csv' STORED AS CSV"
+                ),
+            ]),
+            &envs,
+        );
+    };
+    let job_file = local.path().join("payments.toml");
+    std::fs::write(
+        &job_file,
+        r#"name = "payments"
+
+[sources.payments]
+url = "s3://lake/drops/"
+format = "csv"
+schema = "id BIGINT, amount VARCHAR"
+incremental = true
+
+[[steps]]
+name = "cleaned"
+sql = "SELECT id, CAST(amount AS INT) AS amount FROM payments"
+
+[[sinks]]
+step = "cleaned"
+url = "s3://lake/payments/"
+mode = "append"
+"#,
+    )
+    .unwrap();
+    let run = || {
+        squall(
+            &s(&[
+                "run",
+                job_file.to_str().unwrap(),
+                "--scratch",
+                "s3://scratch/squall/",
+            ]),
+            &envs,
+        )
+    };
+    drop_day(1);
+    let first = run();
+    assert!(
+        first.contains("source payments: read 1 new or changed object of 1"),
+        "{first}"
+    );
+    drop_day(2);
+    let second = run();
+    assert!(
+        second.contains("source payments: read 1 new or changed object of 2"),
+        "{second}"
+    );
+    let rows = csv_of(
+        "s3://lake/payments/",
+        "SELECT id, amount FROM t ORDER BY id",
+        &envs,
+    );
+    assert_eq!(rows, "id,amount\n1,10\n2,20\n");
+    let state = s3.http("GET", "/lake?list-type=2&prefix=_squall_state/");
+    assert!(
+        state.contains("<Key>_squall_state/payments/payments.json</Key>"),
+        "{state}"
+    );
+}
