@@ -212,7 +212,7 @@ impl Cloud {
 }
 
 #[test]
-fn queries_on_the_lambda_backend_match_the_local_backend() {
+fn queries_and_jobs_on_the_lambda_backend_match_the_local_backend() {
     let cloud = Cloud::start();
     let endpoint = cloud.endpoint();
     for q in [1, 3, 5, 6, 10, 13, 18] {
@@ -311,6 +311,76 @@ fn queries_on_the_lambda_backend_match_the_local_backend() {
         !listing.contains("<Key>"),
         "scratch must be empty: {listing}"
     );
+
+    // An ETL job (`squall run`) on Lambda writes what it writes locally.
+    let job = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/jobs/daily_revenue.toml")
+        .display()
+        .to_string();
+    for (out, backend) in [
+        ("s3://lake/out-local", &[][..]),
+        (
+            "s3://lake/out-lambda",
+            &[
+                "--backend",
+                "lambda",
+                "--function",
+                "_",
+                "--lambda-endpoint",
+                endpoint.as_str(),
+                "--workers",
+                "4",
+                "--launcher-threshold",
+                "2",
+            ][..],
+        ),
+    ] {
+        let data = "data=s3://lake/tpch".to_string();
+        let out_param = format!("out={out}");
+        let mut args = vec![
+            "run",
+            job.as_str(),
+            "--set",
+            data.as_str(),
+            "--set",
+            out_param.as_str(),
+            "--scratch",
+            "s3://scratch/squall/",
+            "--target-task-bytes",
+            "64KiB",
+        ];
+        args.extend_from_slice(backend);
+        let run = squall(&args, &cloud.env);
+        assert!(
+            run.status.success(),
+            "squall run {out}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    for (sink, sql) in [
+        (
+            "daily_revenue",
+            "SELECT year, month, count(*), sum(lines), sum(revenue) FROM t GROUP BY 1, 2 ORDER BY 1, 2",
+        ),
+        ("monthly_revenue", "SELECT * FROM t ORDER BY year, month"),
+    ] {
+        let read = |out: &str| {
+            let table = format!("t={out}/{sink}/");
+            let result = squall(
+                &["sql", "--table", &table, "--format", "csv", "-c", sql],
+                &cloud.env,
+            );
+            assert!(
+                result.status.success(),
+                "{}",
+                String::from_utf8_lossy(&result.stderr)
+            );
+            String::from_utf8(result.stdout).unwrap()
+        };
+        let local = read("s3://lake/out-local");
+        assert!(local.lines().count() > 12, "{local}");
+        assert_eq!(read("s3://lake/out-lambda"), local, "{sink}");
+    }
 }
 
 #[test]
