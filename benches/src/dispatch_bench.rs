@@ -113,6 +113,7 @@ async fn run(backend: Arc<dyn Backend>, tasks: usize) -> Result<Duration> {
         adaptive: None,
         operator_metrics: false,
         staged_sinks: None,
+        pending_commits: Default::default(),
     };
     let (parts, mut received) = tokio::sync::mpsc::channel(16);
     let drain = tokio::spawn(async move {

@@ -42,14 +42,18 @@ pub enum Command {
     /// published together when every one is written (see docs/etl.md).
     ///
     /// The whole file is checked before anything runs, and every problem
-    /// is reported with its line and key. A job that fails or is killed
-    /// leaves every destination as it was.
+    /// is reported with its line and key. A job that fails, or is killed
+    /// before its final commit decides, leaves every destination as it
+    /// was; one killed inside that commit is finished by the next write.
     ///
     /// Examples:
     ///   squall run examples/jobs/daily_revenue.toml --set data=./tpch --dry-run
     ///   squall run examples/jobs/daily_revenue.toml --set data=s3://lake/tpch --backend lambda
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
+    /// Notebooks: Markdown files with SQL and chart cells (see docs/notebooks.md).
+    #[command(subcommand)]
+    Notebook(NotebookCommand),
     /// Generate data sets.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -205,6 +209,37 @@ pub enum OutputFormat {
     Json,
     /// Parquet (needs --output, or a non-terminal stdout).
     Parquet,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotebookCommand {
+    /// Run a notebook's SQL cells, distributed, in the order the names they
+    /// read give, and write it as one self-contained HTML page: the prose,
+    /// each query (folded), its first rows and measures, and the charts.
+    ///
+    /// A failing cell shows its error on the page and stops the cells that
+    /// read it; the page is still written, and the command exits 1.
+    ///
+    /// Example:
+    ///   squall notebook run examples/notebooks/revenue.md -o revenue.html --set data=./tpch
+    #[command(verbatim_doc_comment)]
+    Run(NotebookRunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NotebookRunArgs {
+    /// The notebook (Markdown).
+    #[arg(value_name = "NOTEBOOK.md")]
+    pub notebook: PathBuf,
+    /// Where to write the page (default: the notebook's name with .html).
+    #[arg(short = 'o', long, value_name = "FILE.html")]
+    pub output: Option<PathBuf>,
+    /// Set a parameter the notebook declares in its front matter's
+    /// [params]: NAME=VALUE, used as {{ NAME }} in its SQL. Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,6 +5,7 @@ mod config;
 mod deploy;
 mod lambda_worker;
 mod listener_slot;
+mod notebook_run;
 mod output;
 mod progress;
 mod report;
@@ -113,7 +114,13 @@ fn main() -> ExitCode {
     }
     let cancellable = matches!(
         cli.command,
-        Some(Command::Sql(_) | Command::Explain(_) | Command::Run(_) | Command::Gen(_))
+        Some(
+            Command::Sql(_)
+                | Command::Explain(_)
+                | Command::Run(_)
+                | Command::Notebook(_)
+                | Command::Gen(_)
+        )
     );
     let outcome = runtime.block_on(async {
         if !cancellable {
@@ -231,6 +238,9 @@ async fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Sql(args) => run_sql(args, &config).await,
         Command::Run(args) => run_job::run(args, &config).await,
+        Command::Notebook(args::NotebookCommand::Run(args)) => {
+            notebook_run::run(args, &config).await
+        }
         Command::Explain(args) => {
             let ignored = args.flags_explain_ignores();
             if !ignored.is_empty() {

@@ -244,7 +244,7 @@ fn a_job_with_problems_reports_every_one_and_runs_nothing() {
     let file = job.display().to_string();
     for line in [
         format!(
-            "{file}:3: sources.t.formt: unknown key (known here: delimiter, format, header, quote, schema, url)"
+            "{file}:3: sources.t.formt: unknown key (known here: delimiter, format, header, incremental, quote, schema, url)"
         ),
         format!("{file}:10: sinks[0].step: no step is named 'z' (steps: s)"),
         format!(

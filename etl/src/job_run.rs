@@ -69,49 +69,46 @@ pub async fn run_job(
     let run_id = format!("job-{}", uuid::Uuid::new_v4().simple());
     let staged = StagedSinks::default();
     let scratch = session.scratch().join(&format!("{run_id}/"));
-    // Dropped before the commit (the client interrupted): what was staged
-    // and the steps' scratch are deleted in the background.
+    // Dropped before its commit decided (the client interrupted): what was
+    // staged and the steps' scratch are deleted in the background (a
+    // decided commit is kept, for the next write to finish).
     let mut guard = DiscardOnDrop(Some((staged.clone(), scratch.as_ref().ok().cloned())));
     let outcome = async {
         let incremental = read_incremental(session, plan, options, &run_id).await?;
         let (rows, replaced) = write_all(session, plan, options, &run_id, &staged).await?;
-        let state = match &incremental {
-            Some((place, state, _)) => Some(place.stage(state, &run_id).await?),
-            None => None,
-        };
-        Ok((
-            rows,
-            replaced,
-            state,
-            incremental.map(|(_, _, reads)| reads),
-        ))
+        if let Some((place, state, _)) = &incremental {
+            // The state last: what was consumed is recorded with what it made.
+            staged.hand_over(place.stage(state, &run_id).await?);
+        }
+        Ok((rows, replaced, incremental.map(|(_, _, reads)| reads)))
     }
     .await;
-    guard.0 = None;
     let result = match outcome {
-        Ok((rows, replaced, state, reads)) => {
-            let mut commits: Vec<SinkCommit> = staged
-                .take()
+        Ok((rows, replaced, reads)) => {
+            let sink_count = plan.job.sinks.len();
+            let commits: Vec<SinkCommit> = staged
+                .list()
                 .into_iter()
-                .zip(&plan.job.sinks)
-                .map(|(sink, def)| SinkCommit {
+                .enumerate()
+                .map(|(i, sink)| SinkCommit {
                     sink,
-                    replace_existing: replaces(def.mode, options),
+                    replace_existing: plan
+                        .job
+                        .sinks
+                        .get(i)
+                        .is_some_and(|def| replaces(def.mode, options)),
                 })
                 .collect();
-            // The state last: what was consumed is recorded with what it made.
-            commits.extend(state.map(|sink| SinkCommit {
-                sink,
-                replace_existing: false,
-            }));
-            match job_commit::commit_together(&commits, &run_id).await {
+            let committed = job_commit::commit_together(&commits, &run_id).await;
+            guard.0 = None;
+            match committed {
                 Ok(files) => Ok(JobOutcome {
                     sinks: plan
                         .job
                         .sinks
                         .iter()
                         .zip(rows)
-                        .zip(files)
+                        .zip(files.into_iter().take(sink_count))
                         .zip(replaced)
                         .map(|(((def, rows), files), replaced)| SinkOutcome {
                             url: def.url.clone(),
@@ -134,6 +131,7 @@ pub async fn run_job(
             }
         }
         Err(e) => {
+            guard.0 = None;
             let commits: Vec<SinkCommit> = staged
                 .take()
                 .into_iter()

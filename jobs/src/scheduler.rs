@@ -102,6 +102,10 @@ pub struct QueryRun {
     /// Where the query hands over its file sinks' staged files instead of
     /// publishing them; `None`: it publishes them itself.
     pub staged_sinks: Option<crate::StagedSinks>,
+    /// File sinks whose stages succeeded, published when the whole query
+    /// has (a later stage, such as the sum of the writers' counts, may
+    /// still fail).
+    pub pending_commits: crate::StagedSinks,
 }
 
 impl std::fmt::Debug for QueryRun {
@@ -172,6 +176,16 @@ pub async fn run_query(run: QueryRun, parts: mpsc::Sender<ResultPart>) -> Result
         };
         run.winners.record(stage_id, Arc::new(result?));
         run.emit(ProgressEvent::StageFinished { stage: stage_id });
+    }
+    // Every stage succeeded: the files of each file sink become visible,
+    // in one commit per destination; no loser's ever do.
+    for sink in run.pending_commits.take() {
+        sink_staging::commit(&sink.destination, &sink.query_id, &sink.staged)
+            .await
+            .map_err(|e| JobError::Sink {
+                stage: graph.stages.len().saturating_sub(1),
+                message: e.to_string(),
+            })?;
     }
     Ok(())
 }
@@ -521,17 +535,15 @@ async fn run_stage(
     if let Some(sink) = &template.sink {
         // Every task's files become visible in one commit; no loser's ever do.
         let staged: Vec<Location> = staged_folders.into_iter().flatten().collect();
+        let staged = sink_staging::StagedSink {
+            destination: sink.clone(),
+            query_id: run.query_id.clone(),
+            staged,
+        };
         match &run.staged_sinks {
-            Some(handed_over) => handed_over.hand_over(sink_staging::StagedSink {
-                destination: sink.clone(),
-                query_id: run.query_id.clone(),
-                staged,
-            }),
-            None => {
-                sink_staging::commit(sink, &run.query_id, &staged)
-                    .await
-                    .map_err(|e| sink_error(&stage, e))?;
-            }
+            Some(handed_over) => handed_over.hand_over(staged),
+            // Published once every stage has succeeded (`run_query`).
+            None => run.pending_commits.hand_over(staged),
         }
     }
     Ok(winners.into_iter().flatten().collect())

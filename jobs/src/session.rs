@@ -738,6 +738,7 @@ impl Session {
             }),
             operator_metrics,
             staged_sinks,
+            pending_commits: Default::default(),
         };
         let graph = Arc::clone(&run.graph);
         Ok((

@@ -13,17 +13,28 @@ use squall_connectors::sink_staging::{SinkDestination, StagedSink};
 
 /// The sinks one or more queries staged and did not publish.
 #[derive(Debug, Clone, Default)]
-pub struct StagedSinks(Arc<Mutex<Vec<StagedSink>>>);
+pub struct StagedSinks {
+    sinks: Arc<Mutex<Vec<StagedSink>>>,
+    /// Every staging ever handed over (never cleared by [`Self::take`]): a
+    /// query's cleanup, which may run after its caller took the sinks,
+    /// must still leave them alone.
+    handed: Arc<Mutex<Vec<(SinkDestination, String)>>>,
+}
 
 impl StagedSinks {
     /// Everything handed over so far, leaving none.
     pub fn take(&self) -> Vec<StagedSink> {
-        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+        std::mem::take(&mut *self.sinks.lock().expect("not poisoned"))
+    }
+
+    /// Everything handed over so far (a copy).
+    pub fn list(&self) -> Vec<StagedSink> {
+        self.sinks.lock().expect("not poisoned").clone()
     }
 
     /// How many sinks were handed over and not taken.
     pub fn len(&self) -> usize {
-        self.0.lock().expect("not poisoned").len()
+        self.sinks.lock().expect("not poisoned").len()
     }
 
     /// Whether none was.
@@ -31,16 +42,21 @@ impl StagedSinks {
         self.len() == 0
     }
 
-    pub(crate) fn hand_over(&self, sink: StagedSink) {
-        self.0.lock().expect("not poisoned").push(sink);
+    /// Hands `sink` over: its owner now publishes or discards it.
+    pub fn hand_over(&self, sink: StagedSink) {
+        self.handed
+            .lock()
+            .expect("not poisoned")
+            .push((sink.destination.clone(), sink.query_id.clone()));
+        self.sinks.lock().expect("not poisoned").push(sink);
     }
 
-    /// Whether `query_id`'s staging at `destination` was handed over.
+    /// Whether `query_id`'s staging at `destination` was ever handed over.
     pub(crate) fn holds(&self, destination: &SinkDestination, query_id: &str) -> bool {
-        self.0
+        self.handed
             .lock()
             .expect("not poisoned")
             .iter()
-            .any(|s| &s.destination == destination && s.query_id == query_id)
+            .any(|(d, q)| d == destination && q == query_id)
     }
 }

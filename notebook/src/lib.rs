@@ -1,0 +1,28 @@
+//! Notebooks: a Markdown file whose fenced `sql` cells run distributed
+//! queries and whose `chart` cells draw their results, rendered to one
+//! self-contained HTML page.
+//!
+//! - [`notebook_file`] reads the file: TOML front matter between `+++`
+//!   lines (title, tables, parameters), prose, ```` ```sql name ```` cells
+//!   (named ones are tables for later cells), ```` ```chart ```` cells.
+//! - [`cell_graph`] orders the cells by the names they read; a cycle is an
+//!   error at the line of a cell in it.
+//! - [`run`] runs the cells on a [`squall_jobs::Session`], in that order,
+//!   keeping each result's first rows and its measures; a failed cell
+//!   stops the cells that read it, not the others.
+//! - [`chart`] draws a cell's rows as SVG (bar, line, area, scatter,
+//!   histogram) with a tooltip on every mark; [`render_html`] makes the page.
+//!
+//! This crate owns the notebook format and its rendering; it does not plan
+//! or run queries (`squall-jobs` does).
+
+pub mod cell_graph;
+pub mod chart;
+pub mod error;
+pub mod notebook_file;
+pub mod render_html;
+pub mod run;
+
+pub use error::{NotebookError, Result};
+pub use notebook_file::{Block, ChartCell, Notebook, SqlCell};
+pub use run::{CellOutcome, NotebookRun, run_notebook};

@@ -1,0 +1,234 @@
+//! One self-contained HTML page of a notebook and its run: prose, each SQL
+//! cell (its query folded, its first rows, its measures or its error) and
+//! each chart as inline SVG. No script, style or font is fetched when the
+//! page opens: the style and a small script (the tooltip that shows a
+//! mark's `<title>` on hover) are inline.
+
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use crate::chart::render_svg;
+use crate::notebook_file::{Block, Notebook};
+use crate::run::{CellOutcome, CellResult, NotebookRun};
+
+/// Rows of a result shown on the page.
+pub const SHOWN_ROWS: usize = 10;
+
+/// Shows a mark's `<title>` in a tooltip that follows the pointer; records
+/// script errors for tests.
+const SCRIPT: &str = r#"
+window.squallNotebookErrors = [];
+window.addEventListener('error', e => window.squallNotebookErrors.push(String(e.message)));
+const tip = document.getElementById('tooltip');
+document.querySelectorAll('svg.chart .mark').forEach(mark => {
+  const title = mark.querySelector('title');
+  if (!title) return;
+  mark.dataset.tip = title.textContent;
+  title.remove();
+  mark.addEventListener('mouseenter', () => { tip.textContent = mark.dataset.tip; tip.hidden = false; });
+  mark.addEventListener('mousemove', e => { tip.style.left = (e.clientX + 12) + 'px'; tip.style.top = (e.clientY + 12) + 'px'; });
+  mark.addEventListener('mouseleave', () => { tip.hidden = true; });
+});
+document.body.dataset.rendered = 'true';
+"#;
+
+const STYLE: &str = r#"
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937; max-width: 980px; margin: 2rem auto; padding: 0 1rem; }
+h1, h2, h3 { line-height: 1.2; }
+.cell { border: 1px solid #e5e7eb; border-radius: 8px; margin: 1rem 0; padding: .5rem .75rem; }
+.cell header { font-size: 12px; color: #6b7280; display: flex; gap: .75rem; }
+.cell header .name { font-weight: 600; color: #111827; }
+details summary { cursor: pointer; font-size: 12px; color: #6b7280; }
+pre { background: #f9fafb; padding: .5rem; overflow-x: auto; font-size: 13px; }
+table.result { border-collapse: collapse; font-size: 13px; margin: .5rem 0; }
+table.result th, table.result td { border-bottom: 1px solid #f3f4f6; padding: 2px 10px; text-align: left; white-space: nowrap; }
+table.result th { color: #374151; border-bottom: 1px solid #d1d5db; }
+table.result td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.footer { font-size: 12px; color: #6b7280; }
+.error { color: #b91c1c; background: #fef2f2; padding: .4rem .6rem; border-radius: 4px; font-family: ui-monospace, monospace; font-size: 13px; white-space: pre-wrap; }
+.skipped { color: #92400e; background: #fffbeb; padding: .4rem .6rem; border-radius: 4px; font-size: 13px; }
+figure.chart-cell { margin: 1rem 0; }
+figure.chart-cell figcaption { font-weight: 600; margin-bottom: .25rem; }
+svg.chart text.tick { font-size: 11px; fill: #6b7280; }
+svg.chart .mark:hover { opacity: .7; }
+#tooltip { position: fixed; pointer-events: none; background: #111827; color: #fff; font-size: 12px; padding: 4px 8px; border-radius: 4px; white-space: pre; }
+.legend { font-size: 12px; display: flex; gap: 1rem; } .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; }
+"#;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn bytes(n: u64) -> String {
+    let mut value = n as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if value < 1024.0 || unit == "GiB" {
+            return if unit == "B" {
+                format!("{n} B")
+            } else {
+                format!("{value:.1} {unit}")
+            };
+        }
+        value /= 1024.0;
+    }
+    unreachable!()
+}
+
+/// The first rows of `result` as an HTML table, and its footer.
+fn result_table(result: &CellResult) -> String {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut html = String::from(r#"<table class="result"><thead><tr>"#);
+    for field in result.schema.fields() {
+        html.push_str(&format!("<th>{}</th>", escape(field.name())));
+    }
+    html.push_str("</tr></thead><tbody>");
+    let mut shown = 0usize;
+    'batches: for batch in &result.batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<_, _>>()
+            .unwrap_or_default();
+        for row in 0..batch.num_rows() {
+            if shown == SHOWN_ROWS {
+                break 'batches;
+            }
+            html.push_str("<tr>");
+            for (formatter, column) in formatters.iter().zip(batch.columns()) {
+                let numeric = column.data_type().is_numeric();
+                html.push_str(&format!(
+                    "<td{}>{}</td>",
+                    if numeric { r#" class="num""# } else { "" },
+                    escape(&formatter.value(row).to_string())
+                ));
+            }
+            html.push_str("</tr>");
+            shown += 1;
+        }
+    }
+    html.push_str("</tbody></table>");
+    let more = result.rows.saturating_sub(shown as u64);
+    html.push_str(&format!(
+        r#"<div class="footer">{} row{}{} · {:.2} s · {} task{} · {} read</div>"#,
+        result.rows,
+        if result.rows == 1 { "" } else { "s" },
+        if more > 0 {
+            format!(" (first {shown} shown)")
+        } else {
+            String::new()
+        },
+        result.elapsed.as_secs_f64(),
+        result.tasks,
+        if result.tasks == 1 { "" } else { "s" },
+        bytes(result.bytes_read)
+    ));
+    html
+}
+
+/// The page of `notebook` after `run`.
+pub fn render(notebook: &Notebook, run: &NotebookRun) -> String {
+    let title = notebook.title.clone().unwrap_or_else(|| {
+        std::path::Path::new(&notebook.file)
+            .file_stem()
+            .map_or("notebook".into(), |s| s.to_string_lossy().to_string())
+    });
+    let mut body = String::new();
+    let cells: Vec<_> = notebook.sql_cells().collect();
+    let mut sql_index = 0usize;
+    for block in &notebook.blocks {
+        match block {
+            Block::Prose(text) => {
+                let parser = pulldown_cmark::Parser::new(text);
+                let mut html = String::new();
+                pulldown_cmark::html::push_html(&mut html, parser);
+                body.push_str(&html);
+            }
+            Block::Sql(cell) => {
+                let outcome = &run.cells[sql_index];
+                let state = match outcome {
+                    CellOutcome::Done(_) => "done",
+                    CellOutcome::Failed(_) => "failed",
+                    CellOutcome::Skipped(_) => "skipped",
+                };
+                body.push_str(&format!(
+                    r#"<section class="cell" data-state="{state}"{}><header>{}<span>line {}</span></header>"#,
+                    cell.name
+                        .as_ref()
+                        .map(|n| format!(r#" data-name="{}""#, escape(n)))
+                        .unwrap_or_default(),
+                    cell.name
+                        .as_ref()
+                        .map(|n| format!(r#"<span class="name">{}</span>"#, escape(n)))
+                        .unwrap_or_default(),
+                    cell.line
+                ));
+                body.push_str(&format!(
+                    "<details><summary>SQL</summary><pre><code>{}</code></pre></details>",
+                    escape(cell.sql.trim())
+                ));
+                match outcome {
+                    CellOutcome::Done(result) => body.push_str(&result_table(result)),
+                    CellOutcome::Failed(message) => body.push_str(&format!(
+                        r#"<div class="error">error: {}</div>"#,
+                        escape(message)
+                    )),
+                    CellOutcome::Skipped(why) => {
+                        body.push_str(&format!(r#"<div class="skipped">{}</div>"#, escape(why)))
+                    }
+                }
+                body.push_str("</section>");
+                sql_index += 1;
+            }
+            Block::Chart(chart) => {
+                let drawn = cells.iter().position(|c| {
+                    c.name
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(&chart.spec.cell))
+                });
+                let caption = chart
+                    .spec
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| format!("{} of {}", chart.spec.cell, chart.spec.x));
+                let drawing = match drawn.map(|i| &run.cells[i]) {
+                    Some(CellOutcome::Done(result)) => render_svg(&chart.spec, &result.batches)
+                        .unwrap_or_else(|e| {
+                            format!(
+                                r#"<div class="error">error: chart at line {}: {}</div>"#,
+                                chart.line,
+                                escape(&e)
+                            )
+                        }),
+                    _ => format!(
+                        r#"<div class="skipped">not drawn: cell '{}' did not run to its end</div>"#,
+                        escape(&chart.spec.cell)
+                    ),
+                };
+                body.push_str(&format!(
+                    r#"<figure class="chart-cell"><figcaption>{}</figcaption>{drawing}</figure>"#,
+                    escape(&caption)
+                ));
+            }
+        }
+    }
+    let failures = run.failures();
+    let summary = format!(
+        "{} cell{} · {:.1} s{}",
+        cells.len(),
+        if cells.len() == 1 { "" } else { "s" },
+        run.elapsed.as_secs_f64(),
+        if failures > 0 {
+            format!(" · {failures} did not run to their end")
+        } else {
+            String::new()
+        }
+    );
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body><div class=\"footer\">{}</div>{body}<div id=\"tooltip\" hidden></div><script>{SCRIPT}</script></body></html>\n",
+        escape(&title),
+        escape(&summary)
+    )
+}
