@@ -82,18 +82,27 @@ pub async fn commit_together(sinks: &[SinkCommit], run_id: &str) -> Result<Vec<u
         discard_all(sinks).await;
         return Err(e);
     }
+    // Decided: every sink is published, even when another one fails; the
+    // next write to a failed one's destination finishes it.
     let mut files = Vec::with_capacity(sinks.len());
+    let mut failed = Vec::new();
     for (commit, prepared) in sinks.iter().zip(&prepared) {
-        let published = sink_staging::finish(&commit.sink, prepared)
-            .await
-            .map_err(|e| ConnectorError::File {
-                url: commit.sink.destination.dir.to_string(),
-                reason: format!(
-                    "the job committed, but publishing its files here stopped ({e}); \
-                     the next write to this destination finishes it"
-                ),
-            })?;
-        files.push(published);
+        match sink_staging::finish(&commit.sink, prepared).await {
+            Ok(published) => files.push(published),
+            Err(e) => {
+                files.push(0);
+                failed.push(format!("{} ({e})", commit.sink.destination.dir));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        return Err(ConnectorError::File {
+            url: decision.to_string(),
+            reason: format!(
+                "the job committed, but publishing stopped at {}; the next write to each of them finishes it",
+                failed.join(", ")
+            ),
+        });
     }
     // Every manifest that named the decision is gone with its staging.
     let _ = decision.build_store()?.delete(&decision.path()).await;

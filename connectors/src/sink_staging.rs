@@ -410,7 +410,8 @@ pub async fn visible_files(destination: &SinkDestination) -> Result<Vec<String>>
         })?;
     Ok(files
         .into_iter()
-        .filter(|f| !f.starts_with(&format!("{STAGING_DIR}/")))
+        // Squall's own folders (staging, job state) are never the table's.
+        .filter(|f| !f.split('/').any(|part| part.starts_with("_squall_")))
         .filter(|f| match &destination.file_name {
             Some(name) => f == name,
             None => true,

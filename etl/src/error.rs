@@ -23,6 +23,12 @@ pub enum EtlError {
         source_name: String,
         message: String,
     },
+    /// The job's scratch folder could not be leased.
+    #[error("cannot lease the job's scratch folder {url}: {source}")]
+    Scratch {
+        url: String,
+        source: Box<squall_jobs::JobError>,
+    },
     /// A step's rows could not be computed into scratch.
     #[error("step '{step}' failed: {source}")]
     Step {

@@ -467,13 +467,24 @@ impl<'t> Reader<'t> {
             let url = match url {
                 Some(v) => self.string(v, &format!("{path}.url")).map(|u| {
                     let dir = if u.ends_with('/') { u } else { format!("{u}/") };
-                    if !urls.insert(dir.clone()) {
+                    // One sink inside another's folder: an overwrite of the
+                    // outer one would delete the inner one's files.
+                    let nested = urls
+                        .iter()
+                        .find(|other: &&String| dir.starts_with(other.as_str()) || other.starts_with(&dir))
+                        .cloned();
+                    if let Some(other) = nested {
                         self.problem(
                             v.span(),
                             &format!("{path}.url"),
-                            format!("another sink writes to {dir} too"),
+                            if other == dir {
+                                format!("another sink writes to {dir} too")
+                            } else {
+                                format!("{dir} and another sink's {other} are one inside the other: give each sink a folder of its own")
+                            },
                         );
                     }
+                    urls.insert(dir.clone());
                     dir
                 }),
                 None => {

@@ -66,9 +66,29 @@ pub async fn run_job(
     options: &RunOptions,
 ) -> Result<JobOutcome> {
     let started = Instant::now();
-    let run_id = format!("job-{}", uuid::Uuid::new_v4().simple());
+    // Named like a query's scratch folder, and leased like one: a job
+    // killed hard leaves its computed steps for the next query's (or
+    // `squall scratch clean`'s) lease check to delete.
+    let run_id = format!("q-job{}", uuid::Uuid::new_v4().simple());
     let staged = StagedSinks::default();
     let scratch = session.scratch().join(&format!("{run_id}/"));
+    let _renewal = match &scratch {
+        Ok(prefix) => {
+            let ttl = squall_jobs::lease::lease_ttl();
+            squall_jobs::lease::write_lease(prefix, &run_id, ttl)
+                .await
+                .map_err(|source| EtlError::Scratch {
+                    url: prefix.to_string(),
+                    source: Box::new(source),
+                })?;
+            Some(AbortOnDrop(squall_jobs::lease::keep_renewed(
+                prefix.clone(),
+                run_id.clone(),
+                ttl,
+            )))
+        }
+        Err(_) => None,
+    };
     // Dropped before its commit decided (the client interrupted): what was
     // staged and the steps' scratch are deleted in the background (a
     // decided commit is kept, for the next write to finish).
@@ -242,6 +262,15 @@ async fn read_incremental(
         });
     }
     Ok(Some((place, after, reads)))
+}
+
+/// Stops a background task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Discards staged sinks and a scratch folder, in the background, if

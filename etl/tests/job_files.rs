@@ -59,6 +59,10 @@ url = "out/b"
 format = "csv"
 compression = "snappy"
 rows_per_file = -3
+
+[[sinks]]
+step = "daily"
+url = "out/b/inner/"
 "#;
 
 #[test]
@@ -89,7 +93,8 @@ fn every_problem_of_a_file_s_shape_is_reported_at_once() {
         "sinks[1].rows_per_file",
         "positive whole number",
     );
-    assert_eq!(found.len(), 10, "{found:#?}");
+    has(&found, 36, "sinks[2].url", "are one inside the other");
+    assert_eq!(found.len(), 11, "{found:#?}");
     // Sorted by line, as an editor would visit them.
     assert!(found.windows(2).all(|w| w[0].line <= w[1].line));
 }
