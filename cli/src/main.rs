@@ -377,15 +377,7 @@ async fn run_statements(
         } else {
             progress::LiveProgress::start()
         };
-        slot.set(stats::both(
-            live.as_ref().map(progress::LiveProgress::listener),
-            stats::both(
-                stats.as_ref().map(stats::StatsCollector::listener),
-                recorder
-                    .as_ref()
-                    .map(squall_jobs::run_report::RunRecorder::listener),
-            ),
-        ));
+        slot.set(stats::run_listener(live.as_ref(), stats, recorder));
         if let Some(recorder) = recorder {
             recorder.begin_statement(&statement.to_string());
         }

@@ -59,15 +59,7 @@ async fn run_checked(args: RunArgs, config: &Config) -> Result<()> {
     } else {
         progress::LiveProgress::start()
     };
-    slot.set(stats::both(
-        live.as_ref().map(progress::LiveProgress::listener),
-        stats::both(
-            stats.as_ref().map(stats::StatsCollector::listener),
-            recorder
-                .as_ref()
-                .map(squall_jobs::run_report::RunRecorder::listener),
-        ),
-    ));
+    slot.set(stats::run_listener(live.as_ref(), &stats, &recorder));
     if let Some(recorder) = &recorder {
         recorder.begin_statement(&format!("squall run {}", args.job.display()));
     }

@@ -76,6 +76,24 @@ impl StatsCollector {
     }
 }
 
+/// What listens to one statement or job: its live display, `--stats` and
+/// `--report`.
+pub fn run_listener(
+    live: Option<&crate::progress::LiveProgress>,
+    stats: &Option<StatsCollector>,
+    recorder: &Option<squall_jobs::run_report::RunRecorder>,
+) -> Option<ProgressListener> {
+    both(
+        live.map(crate::progress::LiveProgress::listener),
+        both(
+            stats.as_ref().map(StatsCollector::listener),
+            recorder
+                .as_ref()
+                .map(squall_jobs::run_report::RunRecorder::listener),
+        ),
+    )
+}
+
 /// Both listeners, or whichever exists.
 pub fn both(a: Option<ProgressListener>, b: Option<ProgressListener>) -> Option<ProgressListener> {
     match (a, b) {

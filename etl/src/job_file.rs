@@ -324,20 +324,9 @@ impl<'t> Reader<'t> {
             let schema = fields.take("schema");
             let incremental = fields.take("incremental");
             fields.finish(self);
-            let incremental = match incremental {
-                Some(v) => match v.get_ref() {
-                    DeValue::Boolean(b) => *b,
-                    _ => {
-                        self.problem(
-                            v.span(),
-                            &format!("{path}.incremental"),
-                            "must be true or false",
-                        );
-                        false
-                    }
-                },
-                None => false,
-            };
+            let incremental = incremental
+                .and_then(|v| self.boolean(v, &format!("{path}.incremental")))
+                .unwrap_or(false);
             let schema = schema.and_then(|v| self.string(v, &format!("{path}.schema")));
             let url = match url {
                 Some(v) => self.string(v, &format!("{path}.url")),
@@ -353,11 +342,8 @@ impl<'t> Reader<'t> {
                     .ok()
             });
             let mut csv = CsvOptions::default();
-            if let Some(v) = header {
-                match v.get_ref() {
-                    DeValue::Boolean(b) => csv.header = *b,
-                    _ => self.problem(v.span(), &format!("{path}.header"), "must be true or false"),
-                }
+            if let Some(header) = header.and_then(|v| self.boolean(v, &format!("{path}.header"))) {
+                csv.header = header;
             }
             if let Some(v) = delimiter {
                 csv.delimiter = self.one_byte(v, &format!("{path}.delimiter"));
@@ -680,6 +666,16 @@ impl<'t> Reader<'t> {
                         format!("${{{name}}} is not a parameter: declare it in [params] or pass --set {name}=VALUE"),
                     );
                 }
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, value: &Value<'_>, key: &str) -> Option<bool> {
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.problem(value.span(), key, "must be true or false");
                 None
             }
         }
