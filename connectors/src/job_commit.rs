@@ -79,7 +79,7 @@ pub async fn commit_together(sinks: &[SinkCommit], run_id: &str) -> Result<Vec<u
         });
     }
     if let Some(e) = undecided {
-        discard_all(sinks).await;
+        discard_all(sinks.iter().map(|c| &c.sink)).await;
         return Err(e);
     }
     // Decided: every sink is published, even when another one fails; the
@@ -112,9 +112,9 @@ pub async fn commit_together(sinks: &[SinkCommit], run_id: &str) -> Result<Vec<u
 }
 
 /// Deletes every sink's staging (none of them is decided).
-pub async fn discard_all(sinks: &[SinkCommit]) {
-    for commit in sinks {
-        let _ = sink_staging::discard(&commit.sink.destination, &commit.sink.query_id).await;
+pub async fn discard_all<'a>(sinks: impl IntoIterator<Item = &'a StagedSink>) {
+    for sink in sinks {
+        let _ = sink_staging::discard(&sink.destination, &sink.query_id).await;
     }
 }
 

@@ -152,15 +152,7 @@ pub async fn run_job(
         }
         Err(e) => {
             guard.0 = None;
-            let commits: Vec<SinkCommit> = staged
-                .take()
-                .into_iter()
-                .map(|sink| SinkCommit {
-                    sink,
-                    replace_existing: false,
-                })
-                .collect();
-            job_commit::discard_all(&commits).await;
+            job_commit::discard_all(&staged.take()).await;
             Err(e)
         }
     };
@@ -281,15 +273,7 @@ impl Drop for DiscardOnDrop {
     fn drop(&mut self) {
         if let Some((staged, scratch)) = self.0.take() {
             squall_connectors::cleanup::spawn_cleanup(async move {
-                let commits: Vec<SinkCommit> = staged
-                    .take()
-                    .into_iter()
-                    .map(|sink| SinkCommit {
-                        sink,
-                        replace_existing: false,
-                    })
-                    .collect();
-                job_commit::discard_all(&commits).await;
+                job_commit::discard_all(&staged.take()).await;
                 if let Some(scratch) = scratch {
                     let _ = squall_connectors::store::delete_prefix(&scratch).await;
                 }
