@@ -311,6 +311,22 @@ pub struct QueryArgs {
     /// Print the stage graph to stderr before running (sql only).
     #[arg(long)]
     pub explain: bool,
+    /// Predict the query's time and cost on AWS Lambda + S3, per stage, from
+    /// its plan (explain only; a model's estimate: see docs/cost-model.md;
+    /// its parameters can be overridden in the config file's [cost_model]).
+    #[arg(long)]
+    pub cost: bool,
+    /// Plan the query to finish within this many seconds on Lambda at the
+    /// lowest predicted cost: the model tries task sizes from 8 MiB to what
+    /// a task's memory holds and keeps the cheapest that meets it, or says
+    /// how fast the query can be (lambda backend, or squall explain to see
+    /// the plans considered).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_positive, conflicts_with_all = ["budget", "target_task_bytes"])]
+    pub deadline: Option<f64>,
+    /// Plan the query to cost at most this many dollars on Lambda, as fast
+    /// as the model predicts it can be (as --deadline).
+    #[arg(long, value_name = "DOLLARS", value_parser = parse_positive, conflicts_with = "target_task_bytes")]
+    pub budget: Option<f64>,
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -510,6 +526,16 @@ impl QueryArgs {
         flags
     }
 
+    /// The goal of --deadline or --budget, if one was given.
+    pub fn cost_goal(&self) -> Option<squall_jobs::cloud_model::Goal> {
+        use squall_jobs::cloud_model::Goal;
+        match (self.deadline, self.budget) {
+            (Some(seconds), _) => Some(Goal::Deadline { seconds }),
+            (None, Some(usd)) => Some(Goal::Budget { usd }),
+            (None, None) => None,
+        }
+    }
+
     /// Whether no SQL was given (as an argument, -c or -f).
     pub fn names_no_sql(&self) -> bool {
         self.sql.is_none() && self.command.is_none() && self.file.is_none()
@@ -552,6 +578,14 @@ pub fn parse_csv_char(s: &str) -> Result<u8, String> {
 }
 
 /// Parses `1048576`, `64KiB`, `128MiB`, `1GiB` (also KB/MB/GB as powers of 1024).
+/// A number above zero, such as `30` or `0.05`.
+pub fn parse_positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok(n),
+        _ => Err(format!("'{s}' is not a number above zero")),
+    }
+}
+
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());

@@ -28,6 +28,10 @@ pub struct Config {
     /// Defaults of the lambda backend and of `squall deploy lambda`.
     #[serde(default)]
     pub lambda: LambdaDefaults,
+    /// Parameters of `squall explain --cost`, `--deadline` and `--budget`
+    /// (docs/cost-model.md lists them with their defaults and sources).
+    #[serde(default)]
+    pub cost_model: squall_jobs::cloud_model::ModelParams,
 }
 
 #[derive(Debug, Default, Deserialize)]

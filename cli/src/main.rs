@@ -17,13 +17,14 @@ mod table_view;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 use squall_connectors::Location;
 use squall_jobs::StatementResult;
 
 use crate::args::{Cli, Command, DeployCommand, GenCommand, QueryArgs, ScratchCommand};
 use crate::config::Config;
+use squall_jobs::cloud_model::render::{render_choice, render_prediction};
 
 fn main() -> ExitCode {
     if lambda_worker::started_by_lambda() {
@@ -251,8 +252,27 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
             let sql = args.sql_text()?;
-            let session = session_setup::open_session(&args, &config, None).await?;
-            let text = session.explain(&sql).await?;
+            let mut session = session_setup::open_session(&args, &config, None).await?;
+            let mut text = String::new();
+            if let Some(goal) = args.cost_goal() {
+                let choice = session
+                    .choose_fanout(&sql, goal, &config.cost_model)
+                    .await?;
+                text.push_str(&render_choice(goal, &choice.candidates, choice.chosen));
+                text.push('\n');
+                session.set_target_task_bytes(choice.chosen().target_task_bytes);
+            }
+            text.push_str(&session.explain(&sql).await?);
+            if args.cost || args.cost_goal().is_some() {
+                let params = session.cost_model_params(&config.cost_model);
+                let (_, prediction) = session.predict_cost(&sql, &params).await?;
+                text.push('\n');
+                text.push_str(&render_prediction(
+                    &prediction,
+                    &params,
+                    session.target_task_bytes(),
+                ));
+            }
             let mut stdout = std::io::stdout().lock();
             std::io::Write::write_all(&mut stdout, text.as_bytes())?;
             std::io::Write::flush(&mut stdout)?;
@@ -335,8 +355,14 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
     let recorder =
         (!args.exec.report.is_empty()).then(squall_jobs::run_report::RunRecorder::default);
     let sql = args.sql_text()?;
+    if args.cost {
+        bail!("--cost predicts without running: use it with squall explain");
+    }
     let slot = listener_slot::ListenerSlot::default();
-    let session = session_setup::open_session(&args, config, Some(slot.listener())).await?;
+    let mut session = session_setup::open_session(&args, config, Some(slot.listener())).await?;
+    if let Some(goal) = args.cost_goal() {
+        plan_for_goal(&mut session, &sql, goal, config).await?;
+    }
     if args.explain {
         eprint!("{}", session.explain(&sql).await?);
         eprintln!();
@@ -353,6 +379,36 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
             eprintln!("{}", stats.cost_line(memory));
         }
     }
+    Ok(())
+}
+
+/// `--deadline` or `--budget` on `squall sql`: plans the run with the task
+/// size the cloud model picks, and says what it picked and predicts.
+async fn plan_for_goal(
+    session: &mut squall_jobs::Session,
+    sql: &str,
+    goal: squall_jobs::cloud_model::Goal,
+    config: &Config,
+) -> Result<()> {
+    if !session.backend().name().starts_with("lambda") {
+        let flag = match goal {
+            squall_jobs::cloud_model::Goal::Deadline { .. } => "--deadline",
+            squall_jobs::cloud_model::Goal::Budget { .. } => "--budget",
+        };
+        bail!(
+            "{flag} plans for AWS Lambda's speed and prices: use it with --backend lambda, or see the plans with squall explain {flag}"
+        );
+    }
+    let choice = session.choose_fanout(sql, goal, &config.cost_model).await?;
+    let chosen = choice.chosen();
+    session.set_target_task_bytes(chosen.target_task_bytes);
+    eprintln!(
+        "squall: planned for {goal}: {} of input per task, {} tasks, predicted {} and {} (docs/cost-model.md)",
+        squall_planner::explain::human_bytes(chosen.target_task_bytes),
+        chosen.prediction.tasks(),
+        squall_jobs::cloud_model::fanout::seconds_text(chosen.prediction.seconds),
+        squall_jobs::cost::dollars(chosen.prediction.usd)
+    );
     Ok(())
 }
 

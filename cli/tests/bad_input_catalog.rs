@@ -392,6 +392,30 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
             "a negative task timeout",
             &["sql", "--task-timeout=-1", "-c", "SELECT 1"],
         ),
+        cmd(
+            "a deadline of zero seconds",
+            &["explain", "--deadline", "0", "-c", "SELECT 1"],
+        ),
+        cmd(
+            "a deadline and a task size together",
+            &[
+                "explain",
+                "--deadline",
+                "30",
+                "--target-task-bytes",
+                "64MiB",
+                "-c",
+                "SELECT 1",
+            ],
+        ),
+        cmd(
+            "a deadline for a run on this machine",
+            &["sql", "--deadline", "30", "-c", "SELECT 1"],
+        ),
+        cmd(
+            "a cost prediction asked of squall sql",
+            &["sql", "--cost", "-c", "SELECT 1"],
+        ),
         cmd("no SQL at all", &["sql"]),
         cmd(
             "a SQL file that does not exist",

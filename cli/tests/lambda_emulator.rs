@@ -312,6 +312,32 @@ fn queries_and_jobs_on_the_lambda_backend_match_the_local_backend() {
         "scratch must be empty: {listing}"
     );
 
+    // --deadline on Lambda: the cost model picks the task size, says so,
+    // and the plan it picked gives the local answer.
+    let mut args = query_args("s3://lake/tpch", Some("s3://scratch/squall/"), 3);
+    let at = args
+        .iter()
+        .position(|a| a == "--target-task-bytes")
+        .unwrap();
+    args.drain(at..at + 2);
+    let lambda = [
+        "--backend",
+        "lambda",
+        "--function",
+        "_",
+        "--lambda-endpoint",
+        &endpoint,
+        "--workers",
+        "4",
+        "--deadline",
+        "600",
+    ];
+    let stderr = assert_lambda_matches_local(&args, &lambda, &cloud.env, &cloud.env, 3);
+    assert!(
+        stderr.contains("squall: planned for a deadline of 600.0 s: "),
+        "{stderr}"
+    );
+
     // An ETL job (`squall run`) on Lambda writes what it writes locally.
     let job = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/jobs/daily_revenue.toml")

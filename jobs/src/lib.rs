@@ -12,7 +12,9 @@
 pub mod adaptive;
 pub mod analyze;
 pub mod backend;
+pub mod cloud_model;
 pub mod cost;
+pub mod cost_planning;
 mod dry_run;
 pub mod error;
 pub mod group_speculation;

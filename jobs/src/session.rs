@@ -365,12 +365,17 @@ impl Session {
     /// anything: earlier statements are applied to a copy of the session's
     /// catalog and settings (see `dry_run`), and the session is left as it was.
     pub async fn plan_stages(&self, sql: &str) -> Result<StageGraph> {
-        Ok(self.plan_without_running(sql).await?.0)
+        Ok(self
+            .plan_without_running(sql, &self.planner_config())
+            .await?
+            .0)
     }
 
     /// The stage graph of `sql` with its fragments checked (see [`Session::plan_stages`]).
     pub async fn plan_checked(&self, sql: &str) -> Result<StageGraph> {
-        let (graph, ctx) = self.plan_without_running(sql).await?;
+        let (graph, ctx) = self
+            .plan_without_running(sql, &self.planner_config())
+            .await?;
         self.encode_fragments(&graph, &settings_of(&ctx))?;
         Ok(graph)
     }
@@ -382,8 +387,12 @@ impl Session {
 
     /// The stage graph of the last statement of `sql` and the context that
     /// planned it (the session's own, or a copy with the earlier statements
-    /// applied).
-    async fn plan_without_running(&self, sql: &str) -> Result<(StageGraph, SessionContext)> {
+    /// applied), cut into stages with `config`.
+    pub(crate) async fn plan_without_running(
+        &self,
+        sql: &str,
+        config: &PlannerConfig,
+    ) -> Result<(StageGraph, SessionContext)> {
         let mut statements = self.parse(sql)?;
         let last = statements
             .pop()
@@ -406,7 +415,7 @@ impl Session {
             plan => plan,
         };
         let physical = state.create_physical_plan(&plan).await?;
-        let graph = cut_with(&ctx, physical, &self.planner_config()).await?;
+        let graph = cut_with(&ctx, physical, config).await?;
         Ok((graph, ctx))
     }
 
@@ -644,14 +653,33 @@ impl Session {
 
     /// The session's planner settings, with tasks small enough for their
     /// memory limit ([`PlannerConfig::fitting_memory`]).
-    fn planner_config(&self) -> PlannerConfig {
+    pub(crate) fn planner_config(&self) -> PlannerConfig {
+        self.options
+            .planner
+            .clone()
+            .fitting_memory(self.planning_memory_bytes())
+    }
+
+    /// The memory a task is planned for.
+    pub(crate) fn planning_memory_bytes(&self) -> u64 {
         let mut memory_bytes = self.task_limits().memory_bytes;
         if let Some(worker) = self.options.backend.worker_memory_bytes() {
             // A worker lowers the task's limit to what it has (a Lambda
             // function's share of its memory): plan for that.
             memory_bytes = memory_bytes.min(worker);
         }
-        self.options.planner.clone().fitting_memory(memory_bytes)
+        memory_bytes
+    }
+
+    /// The input bytes per task the session plans for.
+    pub fn target_task_bytes(&self) -> u64 {
+        self.planner_config().target_task_bytes
+    }
+
+    /// Plans every later query with `bytes` of input per task (what
+    /// [`Session::choose_fanout`] chose), within what a task's memory holds.
+    pub fn set_target_task_bytes(&mut self, bytes: u64) {
+        self.options.planner.target_task_bytes = bytes;
     }
 
     /// Runs `plan` distributed to its end and renders its stage graph

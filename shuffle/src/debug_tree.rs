@@ -362,7 +362,10 @@ mod tests {
         futures::executor::block_on(store.put(&Path::from("x"), PutPayload::from_static(b"1")))
             .expect("put");
         let after = format!("{source:?}");
-        assert_ne!(before, after, "the store's Debug text should show its state");
+        assert_ne!(
+            before, after,
+            "the store's Debug text should show its state"
+        );
         assert_eq!(canonical(&before), canonical(&after));
     }
 

@@ -79,6 +79,11 @@ struct Shell<'a> {
 /// Runs the shell until `.quit` or Ctrl-D.
 pub fn run(args: QueryArgs, config: &Config, runtime: &tokio::runtime::Runtime) -> Result<()> {
     crate::report::check_paths(&args.exec.report)?;
+    if args.cost || args.cost_goal().is_some() {
+        anyhow::bail!(
+            "--cost, --deadline and --budget plan one query: give it with -c, -f or as an argument"
+        );
+    }
     let slot = ListenerSlot::default();
     let session = runtime.block_on(crate::session_setup::open_session(
         &args,

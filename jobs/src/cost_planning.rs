@@ -1,0 +1,97 @@
+//! The session's side of the cloud model: predicting a query's seconds and
+//! dollars on Lambda + S3 from its plan, and planning it for a deadline or
+//! a budget (see [`crate::cloud_model`]). Runs nothing.
+
+use squall_planner::StageGraph;
+
+use crate::cloud_model::fanout::{candidate_task_bytes, choose};
+use crate::cloud_model::{Candidate, Goal, ModelParams, QueryPrediction, profiles_from_plan};
+use crate::error::{JobError, Result};
+use crate::session::Session;
+
+/// The plans considered for a goal, and the one chosen.
+#[derive(Debug, Clone)]
+pub struct FanoutChoice {
+    pub candidates: Vec<Candidate>,
+    pub chosen: usize,
+}
+
+impl FanoutChoice {
+    pub fn chosen(&self) -> &Candidate {
+        &self.candidates[self.chosen]
+    }
+}
+
+impl Session {
+    /// `params` as they apply to this session: on a backend that bills
+    /// function memory (Lambda), the deployed function's memory.
+    pub fn cost_model_params(&self, params: &ModelParams) -> ModelParams {
+        let mut params = params.clone();
+        if let Some(bytes) = self.backend().billed_memory_bytes() {
+            params.function_memory_mb = (bytes / (1024 * 1024)).max(1);
+        }
+        params
+    }
+
+    /// `squall explain --cost`: the stage graph of the last statement of
+    /// `sql` as the session plans it, and the model's prediction for it.
+    pub async fn predict_cost(
+        &self,
+        sql: &str,
+        params: &ModelParams,
+    ) -> Result<(StageGraph, QueryPrediction)> {
+        let params = self.checked_params(params)?;
+        let graph = self.plan_stages(sql).await?;
+        let prediction =
+            crate::cloud_model::predict::predict(&profiles_from_plan(&graph, &params), &params);
+        Ok((graph, prediction))
+    }
+
+    /// The input bytes per task that meets `goal` best for the last
+    /// statement of `sql`: one plan per candidate size, each predicted. An
+    /// unreachable goal is an error naming the best that can be had.
+    pub async fn choose_fanout(
+        &self,
+        sql: &str,
+        goal: Goal,
+        params: &ModelParams,
+    ) -> Result<FanoutChoice> {
+        let params = self.checked_params(params)?;
+        // What a task may hold: the session's plan, and at most the share
+        // of a function's memory a Lambda worker gives its task.
+        let function_task_memory = (params.function_memory_mb as f64
+            * 1024.0
+            * 1024.0
+            * squall_worker::memory::LAMBDA_POOL_SHARE) as u64;
+        let largest = self.planning_memory_bytes().min(function_task_memory)
+            / squall_planner::config::MEMORY_PER_INPUT_BYTE;
+        let mut candidates: Vec<Candidate> = Vec::new();
+        for size in candidate_task_bytes(largest) {
+            let mut config = self.planner_config();
+            config.target_task_bytes = size;
+            let (graph, _) = self.plan_without_running(sql, &config).await?;
+            let prediction =
+                crate::cloud_model::predict::predict(&profiles_from_plan(&graph, &params), &params);
+            // A larger size that plans the same tasks is the same plan.
+            let tasks = |p: &QueryPrediction| p.stages.iter().map(|s| s.tasks).collect::<Vec<_>>();
+            if candidates
+                .last()
+                .is_some_and(|c| tasks(&c.prediction) == tasks(&prediction))
+            {
+                continue;
+            }
+            candidates.push(Candidate {
+                target_task_bytes: size,
+                prediction,
+            });
+        }
+        let chosen = choose(&candidates, goal).map_err(JobError::Plan)?;
+        Ok(FanoutChoice { candidates, chosen })
+    }
+
+    fn checked_params(&self, params: &ModelParams) -> Result<ModelParams> {
+        let params = self.cost_model_params(params);
+        params.check().map_err(JobError::Plan)?;
+        Ok(params)
+    }
+}
