@@ -23,4 +23,4 @@ pub mod render;
 pub use fanout::{Candidate, Goal};
 pub use params::ModelParams;
 pub use predict::{QueryPrediction, StagePrediction};
-pub use profile::{StageProfile, profiles_from_plan};
+pub use profile::{StageProfile, profile_from_measures, profiles_from_plan, scaled_profiles};
