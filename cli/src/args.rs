@@ -215,15 +215,24 @@ pub enum OutputFormat {
 pub enum NotebookCommand {
     /// Run a notebook's SQL cells, distributed, in the order the names they
     /// read give, and write it as one self-contained HTML page: the prose,
-    /// each query (folded), its first rows and measures, and the charts.
+    /// each query (folded), its first rows and measures, and the charts;
+    /// or, with --format md, as the notebook with its results embedded.
     ///
     /// A failing cell shows its error on the page and stops the cells that
     /// read it; the page is still written, and the command exits 1.
     ///
-    /// Example:
+    /// Examples:
     ///   squall notebook run examples/notebooks/revenue.md -o revenue.html --set data=./tpch
+    ///   squall notebook run examples/notebooks/revenue.md --format md -o revenue.out.md --set data=./tpch
     #[command(verbatim_doc_comment)]
     Run(NotebookRunArgs),
+}
+
+/// What `squall notebook run` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NotebookFormat {
+    Html,
+    Md,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -231,9 +240,17 @@ pub struct NotebookRunArgs {
     /// The notebook (Markdown).
     #[arg(value_name = "NOTEBOOK.md")]
     pub notebook: PathBuf,
-    /// Where to write the page (default: the notebook's name with .html).
-    #[arg(short = 'o', long, value_name = "FILE.html")]
+    /// Where to write the page (default: the notebook's name with .html;
+    /// with --format md, the notebook itself).
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// What to write: `html`, one self-contained page; or `md`, the notebook
+    /// as it is with each SQL cell's first rows embedded under it as a
+    /// Markdown table (for READMEs and code review). Results embedded by an
+    /// earlier run are replaced, so a notebook can be written back to
+    /// itself any number of times.
+    #[arg(long, value_enum, default_value_t = NotebookFormat::Html)]
+    pub format: NotebookFormat,
     /// Set a parameter the notebook declares in its front matter's
     /// [params]: NAME=VALUE, used as {{ NAME }} in its SQL. Repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE")]

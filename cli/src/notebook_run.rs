@@ -1,14 +1,15 @@
 //! `squall notebook run NOTEBOOK.md`: a notebook's cells run and drawn as
-//! one HTML page (see `squall_notebook`).
+//! one HTML page, or written back as Markdown with their results (see
+//! `squall_notebook`).
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use squall_jobs::Session;
 use squall_notebook::run::CellMeter;
-use squall_notebook::{Notebook, render_html, run_notebook};
+use squall_notebook::{Notebook, render_html, render_markdown, run_notebook};
 
-use crate::args::NotebookRunArgs;
+use crate::args::{NotebookFormat, NotebookRunArgs};
 use crate::config::Config;
 use crate::{listener_slot, progress, session_setup, stats};
 
@@ -18,13 +19,14 @@ pub async fn run(args: NotebookRunArgs, config: &Config) -> Result<()> {
             "squall notebook run shows each cell's measures on the page; it takes no --stats or --report"
         );
     }
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| args.notebook.with_extension("html"));
-    if output.extension().and_then(|e| e.to_str()) != Some("html") {
+    let (extension, default_output) = match args.format {
+        NotebookFormat::Html => ("html", args.notebook.with_extension("html")),
+        NotebookFormat::Md => ("md", args.notebook.clone()),
+    };
+    let output = args.output.clone().unwrap_or(default_output);
+    if output.extension().and_then(|e| e.to_str()) != Some(extension) {
         bail!(
-            "notebook page {}: name it .html (the page is HTML)",
+            "notebook page {}: name it .{extension} (--format {extension})",
             output.display()
         );
     }
@@ -47,8 +49,11 @@ pub async fn run(args: NotebookRunArgs, config: &Config) -> Result<()> {
         live.finish();
     }
     let run = run?;
-    let html = render_html::render(&notebook, &run);
-    write_page(&output, &html)?;
+    let page = match args.format {
+        NotebookFormat::Html => render_html::render(&notebook, &run),
+        NotebookFormat::Md => render_markdown::render(&notebook, &run),
+    };
+    write_page(&output, &page)?;
     let cells = run.cells.len();
     let failures = run.failures();
     eprintln!(

@@ -182,6 +182,7 @@ pub async fn session_options(
         backend,
         limits,
         planner,
+        cost_model: config.cost_model.clone(),
         scratch: args.scratch.clone().or(defaults.scratch.clone()),
         keep_scratch: args.keep_scratch,
         stage_workers: args.stage_workers.or(defaults.stage_workers),

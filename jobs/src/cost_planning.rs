@@ -4,8 +4,13 @@
 
 use squall_planner::StageGraph;
 
+use crate::analyze::QueryMeasures;
+use crate::cloud_model::fanout::seconds_text;
 use crate::cloud_model::fanout::{candidate_task_bytes, choose};
-use crate::cloud_model::{Candidate, Goal, ModelParams, QueryPrediction, profiles_from_plan};
+use crate::cloud_model::{
+    Candidate, Goal, ModelParams, QueryPrediction, profile_from_measures, profiles_from_plan,
+};
+use crate::cost::dollars;
 use crate::error::{JobError, Result};
 use crate::session::Session;
 
@@ -87,6 +92,30 @@ impl Session {
         }
         let chosen = choose(&candidates, goal).map_err(JobError::Plan)?;
         Ok(FanoutChoice { candidates, chosen })
+    }
+
+    /// `EXPLAIN ANALYZE`'s line: what the run `measures` recorded of
+    /// `graph` would take and cost on Lambda + S3, by the session's model.
+    /// None when a stage has no measures (it did not run).
+    pub(crate) fn predict_measured(
+        &self,
+        graph: &StageGraph,
+        measures: &QueryMeasures,
+    ) -> Option<String> {
+        let params = self.checked_params(&self.options.cost_model).ok()?;
+        let ran = measures.query_stages(measures.queries().checked_sub(1)?);
+        let profiles = graph
+            .stages
+            .iter()
+            .map(|stage| Some(profile_from_measures(stage, ran.get(&stage.id)?)))
+            .collect::<Option<Vec<_>>>()?;
+        let prediction = crate::cloud_model::predict::predict(&profiles, &params);
+        Some(format!(
+            "Predicted on AWS Lambda + S3 from these measures (a model's estimate; docs/cost-model.md): {}, {} on functions of {} MB",
+            seconds_text(prediction.seconds),
+            dollars(prediction.usd),
+            params.function_memory_mb
+        ))
     }
 
     fn checked_params(&self, params: &ModelParams) -> Result<ModelParams> {

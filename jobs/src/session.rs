@@ -78,6 +78,9 @@ pub struct SessionOptions {
     /// rule, see [`SpeculationPolicy`]); `None`: never.
     pub speculation: Option<crate::SpeculationPolicy>,
     pub progress: Option<ProgressListener>,
+    /// The Lambda + S3 model's parameters (see [`crate::cloud_model`]):
+    /// `EXPLAIN ANALYZE` predicts the run it measured on Lambda with them.
+    pub cost_model: crate::cloud_model::ModelParams,
     /// How tasks send their object-store requests: retries of transient
     /// failures, hedging of slow requests, and (a testing option) injected
     /// faults.
@@ -135,6 +138,7 @@ impl Default for SessionOptions {
             task_timeout: None,
             speculation: Some(crate::SpeculationPolicy::default()),
             progress: None,
+            cost_model: Default::default(),
             requests: Default::default(),
             max_result_bytes: None,
             adaptive_stages: false,
@@ -146,7 +150,7 @@ impl Default for SessionOptions {
 /// A Squall session: a DataFusion context for planning plus a backend for running.
 pub struct Session {
     ctx: SessionContext,
-    options: SessionOptions,
+    pub(crate) options: SessionOptions,
     scratch: Location,
     _scratch_dir: Option<tempfile::TempDir>,
 }
@@ -697,7 +701,16 @@ impl Session {
         }
         let elapsed = started.elapsed();
         Ok(match graph {
-            Some(graph) => measures.render(&graph, elapsed, rows),
+            Some(graph) => {
+                let text = measures.render(&graph, elapsed, rows);
+                let (run, stages) = text.split_once('\n').unwrap_or((&text, ""));
+                format!(
+                    "{run}\n{}{stages}",
+                    self.predict_measured(&graph, &measures)
+                        .map(|line| format!("{line}\n"))
+                        .unwrap_or_default()
+                )
+            }
             None => format!(
                 "Run: {:.3} s, {rows} result rows, on the coordinator (no stages)\n",
                 elapsed.as_secs_f64()

@@ -72,6 +72,14 @@ async fn explain_analyze_shows_what_every_stage_did() {
         plan.starts_with("Run: ") && plan.contains(&format!(" {expected_rows} result rows")),
         "{plan}"
     );
+    // The run measured, predicted on Lambda by the cloud model.
+    let predicted = plan.lines().nth(1).unwrap_or_default();
+    assert!(
+        predicted.starts_with(
+            "Predicted on AWS Lambda + S3 from these measures (a model's estimate; docs/cost-model.md): "
+        ) && predicted.ends_with(" on functions of 3538 MB"),
+        "{plan}"
+    );
     // Q1's aggregation of four groups is planned with several tasks (one
     // per hash partition) and runs fewer.
     let counts: Vec<(usize, usize)> = actual_lines

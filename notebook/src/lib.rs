@@ -11,7 +11,8 @@
 //!   keeping each result's first rows and its measures; a failed cell
 //!   stops the cells that read it, not the others.
 //! - [`chart`] draws a cell's rows as SVG (bar, line, area, scatter,
-//!   histogram) with a tooltip on every mark; [`render_html`] makes the page.
+//!   histogram) with a tooltip on every mark; [`render_html`] makes the page;
+//!   [`render_markdown`] writes the notebook back with its results embedded.
 //!
 //! This crate owns the notebook format and its rendering; it does not plan
 //! or run queries (`squall-jobs` does).
@@ -21,6 +22,7 @@ pub mod chart;
 pub mod error;
 pub mod notebook_file;
 pub mod render_html;
+pub mod render_markdown;
 pub mod run;
 
 pub use error::{NotebookError, Result};

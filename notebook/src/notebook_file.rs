@@ -42,6 +42,8 @@ pub struct Notebook {
     /// Parameters with their values (defaults, then `--set`).
     pub params: BTreeMap<String, String>,
     pub blocks: Vec<Block>,
+    /// The file's text as read (what `--format md` writes back).
+    pub source: String,
 }
 
 /// One part of the notebook, in file order.
@@ -95,6 +97,7 @@ impl Notebook {
             tables: Vec::new(),
             params: BTreeMap::new(),
             blocks: Vec::new(),
+            source: text.to_string(),
         };
         if lines.first().map(|l| l.trim_end()) == Some("+++") {
             let end = lines
@@ -139,9 +142,19 @@ impl Notebook {
         let mut prose = String::new();
         while at < lines.len() {
             let line = lines[at];
-            let fence = line.trim_start();
-            let info = fence.strip_prefix("```").map(str::trim);
-            match info {
+            if line
+                .trim_start()
+                .starts_with(crate::render_markdown::RESULT_BEGIN)
+            {
+                // A result embedded by an earlier `--format md` run: not
+                // part of the notebook.
+                at = lines[at..]
+                    .iter()
+                    .position(|l| l.trim() == crate::render_markdown::RESULT_END)
+                    .map_or(lines.len(), |i| at + i + 1);
+                continue;
+            }
+            match fence_info(line) {
                 Some(info) if info == "sql" || info.starts_with("sql ") || info == "chart" => {
                     let open = at + 1;
                     let close = lines[at + 1..]
@@ -235,6 +248,12 @@ impl Notebook {
             _ => None,
         })
     }
+}
+
+/// The info string of a line opening a fence (```` ```sql name ```` gives
+/// `sql name`), if it is one.
+pub(crate) fn fence_info(line: &str) -> Option<&str> {
+    line.trim_start().strip_prefix("```").map(str::trim)
 }
 
 /// Letters, digits and `_`, not starting with a digit.

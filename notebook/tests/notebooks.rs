@@ -140,3 +140,108 @@ async fn cells_read_cells_further_down_but_not_in_a_cycle() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `--format md`: the notebook written back byte for byte with each SQL
+/// cell's result under it (DataFusion's rows, an error where a cell
+/// failed), and written back again from its own output with only the
+/// results replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markdown_output_embeds_results_and_is_written_back_the_same() {
+    use squall_notebook::render_markdown::{RESULT_BEGIN, RESULT_END, render};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = tpch(dir.path()).await;
+    let source = "+++\ntitle = \"Nations\"\n[tables]\nnation = \"{{ data }}/nation/\"\n[params]\ndata = \"x\"\n+++\n# Nations\n\n\
+        ```sql regions\nSELECT n_regionkey AS region, count(*) AS nations, min(n_name) AS first FROM nation GROUP BY 1 ORDER BY 1\n```\n\n\
+        Prose | with a pipe.\n\n```sql\nSELECT * FROM regions WHERE nations > 100\n```\n\n```sql broken\nSELECT nope FROM nation\n```\n";
+    let sets = [format!("data={data}")];
+    let run_md = |text: String| {
+        let sets = sets.clone();
+        async move {
+            let notebook = Notebook::parse("n.md", &text, &sets).unwrap();
+            assert_eq!(notebook.sql_cells().count(), 3, "results read as cells");
+            let meter = CellMeter::default();
+            let run = run_notebook(&session(&meter), &notebook, Some(&meter))
+                .await
+                .unwrap();
+            render(&notebook, &run)
+        }
+    };
+    let first = run_md(source.to_string()).await;
+
+    // Without its results, the output is the notebook as it was.
+    let mut stripped = String::new();
+    let mut in_result = false;
+    for line in first.lines() {
+        if line.starts_with(RESULT_BEGIN) {
+            in_result = true;
+            // The blank line written before a result.
+            assert!(stripped.ends_with("\n\n"), "{first}");
+            stripped.pop();
+        }
+        if !in_result {
+            stripped.push_str(line);
+            stripped.push('\n');
+        }
+        if line == RESULT_END {
+            in_result = false;
+        }
+    }
+    assert_eq!(stripped, source, "{first}");
+
+    // The first cell's rows are DataFusion's, as a Markdown table.
+    let ctx = SessionContext::new();
+    ctx.register_parquet(
+        "nation",
+        format!("{data}/nation/"),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    let expected = ctx
+        .sql("SELECT n_regionkey AS region, count(*) AS nations, min(n_name) AS first FROM nation GROUP BY 1 ORDER BY 1")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut rows = String::from("| region | nations | first |\n|---:|---:|---|\n");
+    for batch in &expected {
+        let text = pretty_format_batches(std::slice::from_ref(batch))
+            .unwrap()
+            .to_string();
+        for line in text.lines().filter(|l| l.starts_with("| ")).skip(1) {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            rows.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+    }
+    let total: usize = expected.iter().map(|b| b.num_rows()).sum();
+    assert!(
+        first.contains(&format!("{RESULT_BEGIN}: {total} rows · ")),
+        "{first}"
+    );
+    assert!(first.contains(&rows), "expected\n{rows}\nin\n{first}");
+    // No rows: the header alone; the failing cell: its error.
+    assert!(
+        first.contains(&format!("{RESULT_BEGIN}: 0 rows · ")),
+        "{first}"
+    );
+    assert!(first.contains("> **Error:** "), "{first}");
+    assert!(first.contains("nope"), "{first}");
+
+    // Run from its own output: the same file, but for the times.
+    let second = run_md(first.clone()).await;
+    let without_times = |text: &str| {
+        text.lines()
+            .map(|l| match l.find(" s · ") {
+                Some(end) if l.starts_with(RESULT_BEGIN) => {
+                    let start = l[..end].rfind(" · ").unwrap();
+                    format!("{}{}", &l[..start], &l[end..])
+                }
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(without_times(&second), without_times(&first));
+}
