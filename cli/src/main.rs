@@ -21,10 +21,10 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use squall_connectors::Location;
 use squall_jobs::StatementResult;
+use squall_jobs::cloud_model::render::{render_choice, render_prediction};
 
 use crate::args::{Cli, Command, DeployCommand, GenCommand, QueryArgs, ScratchCommand};
 use crate::config::Config;
-use squall_jobs::cloud_model::render::{render_choice, render_prediction};
 
 fn main() -> ExitCode {
     if lambda_worker::started_by_lambda() {
@@ -262,16 +262,19 @@ async fn run(cli: Cli) -> Result<()> {
                 text.push('\n');
                 session.set_target_task_bytes(choice.chosen().target_task_bytes);
             }
-            text.push_str(&session.explain(&sql).await?);
             if args.cost || args.cost_goal().is_some() {
+                // Planned once: the graph shown is the graph predicted.
                 let params = session.cost_model_params(&config.cost_model);
-                let (_, prediction) = session.predict_cost(&sql, &params).await?;
+                let (graph, prediction) = session.predict_cost(&sql, &params).await?;
+                text.push_str(&squall_planner::render_stage_graph(&graph));
                 text.push('\n');
                 text.push_str(&render_prediction(
                     &prediction,
                     &params,
                     session.target_task_bytes(),
                 ));
+            } else {
+                text.push_str(&session.explain(&sql).await?);
             }
             let mut stdout = std::io::stdout().lock();
             std::io::Write::write_all(&mut stdout, text.as_bytes())?;

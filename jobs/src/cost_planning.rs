@@ -39,14 +39,15 @@ impl Session {
     }
 
     /// `squall explain --cost`: the stage graph of the last statement of
-    /// `sql` as the session plans it, and the model's prediction for it.
+    /// `sql` as the session plans it (its fragments checked, as
+    /// [`Session::explain`] does), and the model's prediction for it.
     pub async fn predict_cost(
         &self,
         sql: &str,
         params: &ModelParams,
     ) -> Result<(StageGraph, QueryPrediction)> {
         let params = self.checked_params(params)?;
-        let graph = self.plan_stages(sql).await?;
+        let graph = self.plan_checked(sql).await?;
         let prediction =
             crate::cloud_model::predict::predict(&profiles_from_plan(&graph, &params), &params);
         Ok((graph, prediction))
