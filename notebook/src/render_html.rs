@@ -4,8 +4,6 @@
 //! page opens: the style and a small script (the tooltip that shows a
 //! mark's `<title>` on hover) are inline.
 
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-
 use crate::chart::render_svg;
 use crate::notebook_file::{Block, Notebook};
 use crate::run::{CellOutcome, CellResult, NotebookRun};
@@ -78,36 +76,24 @@ fn bytes(n: u64) -> String {
 
 /// The first rows of `result` as an HTML table, and its footer.
 fn result_table(result: &CellResult) -> String {
-    let options = FormatOptions::default().with_null("NULL");
     let mut html = String::from(r#"<table class="result"><thead><tr>"#);
     for field in result.schema.fields() {
         html.push_str(&format!("<th>{}</th>", escape(field.name())));
     }
     html.push_str("</tr></thead><tbody>");
-    let mut shown = 0usize;
-    'batches: for batch in &result.batches {
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<_, _>>()
-            .unwrap_or_default();
-        for row in 0..batch.num_rows() {
-            if shown == SHOWN_ROWS {
-                break 'batches;
-            }
-            html.push_str("<tr>");
-            for (formatter, column) in formatters.iter().zip(batch.columns()) {
-                let numeric = column.data_type().is_numeric();
-                html.push_str(&format!(
-                    "<td{}>{}</td>",
-                    if numeric { r#" class="num""# } else { "" },
-                    escape(&formatter.value(row).to_string())
-                ));
-            }
-            html.push_str("</tr>");
-            shown += 1;
+    let rows = result.first_rows(SHOWN_ROWS);
+    let shown = rows.len();
+    for row in rows {
+        html.push_str("<tr>");
+        for (value, field) in row.iter().zip(result.schema.fields()) {
+            let numeric = field.data_type().is_numeric();
+            html.push_str(&format!(
+                "<td{}>{}</td>",
+                if numeric { r#" class="num""# } else { "" },
+                escape(value)
+            ));
         }
+        html.push_str("</tr>");
     }
     html.push_str("</tbody></table>");
     let more = result.rows.saturating_sub(shown as u64);

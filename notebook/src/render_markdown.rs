@@ -10,8 +10,6 @@
 //! prose, cells with their `{{ parameters }}`, chart cells) is kept byte for
 //! byte.
 
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-
 use crate::notebook_file::{Notebook, fence_info};
 use crate::render_html::SHOWN_ROWS;
 use crate::run::{CellOutcome, CellResult, NotebookRun};
@@ -117,7 +115,6 @@ fn footer(result: &CellResult) -> String {
 /// The first rows as a Markdown table, numbers aligned right, and a line
 /// saying how many more there are.
 fn table(result: &CellResult) -> String {
-    let options = FormatOptions::default().with_null("NULL");
     let fields = result.schema.fields();
     let mut out = String::from("|");
     for field in fields {
@@ -132,28 +129,14 @@ fn table(result: &CellResult) -> String {
         });
     }
     out.push('\n');
-    let mut shown = 0usize;
-    'batches: for batch in &result.batches {
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<_, _>>()
-            .unwrap_or_default();
-        for row in 0..batch.num_rows() {
-            if shown == SHOWN_ROWS {
-                break 'batches;
-            }
-            out.push('|');
-            for formatter in &formatters {
-                out.push_str(&format!(
-                    " {} |",
-                    cell_text(&formatter.value(row).to_string())
-                ));
-            }
-            out.push('\n');
-            shown += 1;
+    let rows = result.first_rows(SHOWN_ROWS);
+    let shown = rows.len();
+    for row in rows {
+        out.push('|');
+        for value in &row {
+            out.push_str(&format!(" {} |", cell_text(value)));
         }
+        out.push('\n');
     }
     let more = result.rows.saturating_sub(shown as u64);
     if more > 0 {

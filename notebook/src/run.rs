@@ -39,6 +39,36 @@ pub struct CellResult {
     pub bytes_read: u64,
 }
 
+impl CellResult {
+    /// Its first `limit` rows, each value as text (`NULL` for nulls): what
+    /// the page and the Markdown write-back show.
+    pub fn first_rows(&self, limit: usize) -> Vec<Vec<String>> {
+        use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+        let options = FormatOptions::default().with_null("NULL");
+        let mut rows = Vec::new();
+        for batch in &self.batches {
+            let formatters: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                .collect::<std::result::Result<_, _>>()
+                .unwrap_or_default();
+            for row in 0..batch.num_rows() {
+                if rows.len() == limit {
+                    return rows;
+                }
+                rows.push(
+                    formatters
+                        .iter()
+                        .map(|f| f.value(row).to_string())
+                        .collect(),
+                );
+            }
+        }
+        rows
+    }
+}
+
 /// What a notebook's run did, cell by cell (in the order of
 /// `Notebook::sql_cells`).
 #[derive(Debug, Clone)]
