@@ -226,6 +226,22 @@ pub enum NotebookCommand {
     ///   squall notebook run examples/notebooks/revenue.md --format md -o revenue.out.md --set data=./tpch
     #[command(verbatim_doc_comment)]
     Run(NotebookRunArgs),
+    /// Serve a notebook on 127.0.0.1 for a browser to edit and run, and
+    /// print its address (with a random token every request must carry).
+    /// Opens nothing by itself; Ctrl-C stops it.
+    ///
+    /// In the page: edit a cell and press Shift+Enter (or Run) to save it
+    /// to the Markdown file and run it; the cells that read it run again,
+    /// the others come from the result cache. Add and delete cells; watch
+    /// each running cell's tasks; Cancel stops the running cells. Editing
+    /// the file in another editor updates the page. Cells read the tables
+    /// the notebook declares and files in the notebook's folder only.
+    ///
+    /// Examples:
+    ///   squall notebook serve analysis.md
+    ///   squall notebook serve examples/notebooks/revenue.md --port 8750 --set data=./tpch
+    #[command(verbatim_doc_comment)]
+    Serve(NotebookServeArgs),
 }
 
 /// What `squall notebook run` writes.
@@ -255,6 +271,51 @@ pub struct NotebookRunArgs {
     /// [params]: NAME=VALUE, used as {{ NAME }} in its SQL. Repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
+    #[command(flatten)]
+    pub cells: NotebookCellArgs,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// How a notebook's cells run: the result cache and how many at once.
+#[derive(Debug, Clone, Args)]
+pub struct NotebookCellArgs {
+    /// Keep each cell's result here and show it again, without running the
+    /// cell, while the cell's SQL, the cells it reads and its tables' files
+    /// (names, sizes, ETags, modification times) are unchanged: a folder or
+    /// an object-store URL [default: $XDG_CACHE_HOME/squall/notebooks,
+    /// or ~/.cache/squall/notebooks]. Cells that are not one query, or that
+    /// call random(), now() and the like, always run.
+    #[arg(long, value_name = "DIR|URL", conflicts_with = "no_cache")]
+    pub cache: Option<String>,
+    /// Run every cell; read nothing from the cache and keep nothing in it.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The most the cache holds: after a run, the oldest results go until
+    /// the rest fit.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, default_value = "1GiB")]
+    pub cache_bytes: u64,
+    /// Most cells running at once: a cell starts once the cells it reads
+    /// have ended, and cells that do not read each other run side by side.
+    #[arg(long, value_name = "N", default_value_t = squall_notebook::run::DEFAULT_CONCURRENT_CELLS, value_parser = parse_at_least_one)]
+    pub concurrent_cells: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NotebookServeArgs {
+    /// The notebook (Markdown); every change made in the browser is saved
+    /// to it.
+    #[arg(value_name = "NOTEBOOK.md")]
+    pub notebook: PathBuf,
+    /// The port to listen on, on 127.0.0.1 (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub port: u16,
+    /// Set a parameter the notebook declares in its front matter's
+    /// [params]: NAME=VALUE, used as {{ NAME }} in its SQL. Repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    #[command(flatten)]
+    pub cells: NotebookCellArgs,
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -600,6 +661,14 @@ pub fn parse_positive(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(n) if n > 0.0 && n.is_finite() => Ok(n),
         _ => Err(format!("'{s}' is not a number above zero")),
+    }
+}
+
+/// A count of one or more.
+pub fn parse_at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number of 1 or more")),
     }
 }
 

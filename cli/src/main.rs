@@ -5,7 +5,9 @@ mod config;
 mod deploy;
 mod lambda_worker;
 mod listener_slot;
+mod notebook_progress;
 mod notebook_run;
+mod notebook_serve;
 mod output;
 mod progress;
 mod report;
@@ -119,7 +121,7 @@ fn main() -> ExitCode {
             Command::Sql(_)
                 | Command::Explain(_)
                 | Command::Run(_)
-                | Command::Notebook(_)
+                | Command::Notebook(args::NotebookCommand::Run(_))
                 | Command::Gen(_)
         )
     );
@@ -197,13 +199,13 @@ const CLEANUP_AT_EXIT_LIMIT: std::time::Duration = std::time::Duration::from_sec
 const CLEANUP_ON_INTERRUPT_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A signal that stops the client, and the exit status it leaves (128 + its number).
-struct Interruption {
-    name: &'static str,
+pub(crate) struct Interruption {
+    pub(crate) name: &'static str,
     exit_code: u8,
 }
 
 /// Resolves at the first SIGINT (Ctrl-C) or SIGTERM.
-async fn interrupted() -> Interruption {
+pub(crate) async fn interrupted() -> Interruption {
     let sigint = Interruption {
         name: "SIGINT",
         exit_code: 130,
@@ -241,6 +243,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => run_job::run(args, &config).await,
         Command::Notebook(args::NotebookCommand::Run(args)) => {
             notebook_run::run(args, &config).await
+        }
+        Command::Notebook(args::NotebookCommand::Serve(args)) => {
+            notebook_serve::serve(args, &config).await
         }
         Command::Explain(args) => {
             let ignored = args.flags_explain_ignores();

@@ -2,16 +2,18 @@
 //! one HTML page, or written back as Markdown with their results (see
 //! `squall_notebook`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use squall_jobs::Session;
-use squall_notebook::run::CellMeter;
-use squall_notebook::{Notebook, render_html, render_markdown, run_notebook};
+use squall_notebook::{
+    CellCache, Notebook, RunOptions, render_html, render_markdown, run_notebook,
+};
 
-use crate::args::{NotebookFormat, NotebookRunArgs};
+use crate::args::{NotebookCellArgs, NotebookFormat, NotebookRunArgs};
 use crate::config::Config;
-use crate::{listener_slot, progress, session_setup, stats};
+use crate::notebook_progress::CellProgress;
+use crate::session_setup;
 
 pub async fn run(args: NotebookRunArgs, config: &Config) -> Result<()> {
     if args.exec.stats || !args.exec.report.is_empty() {
@@ -31,20 +33,34 @@ pub async fn run(args: NotebookRunArgs, config: &Config) -> Result<()> {
         );
     }
     let notebook = Notebook::load(&args.notebook, &args.set)?;
-    let meter = CellMeter::default();
+    let labels = notebook
+        .sql_cells()
+        .map(|cell| match &cell.name {
+            Some(name) => format!("cell {name}"),
+            None => format!("cell at line {}", cell.line),
+        })
+        .collect();
     let live = if args.exec.no_progress {
         None
     } else {
-        progress::LiveProgress::start()
+        CellProgress::start(labels)
     };
-    let slot = listener_slot::ListenerSlot::default();
-    slot.set(stats::both(
-        Some(meter.listener()),
-        live.as_ref().map(progress::LiveProgress::listener),
-    ));
-    let options = session_setup::session_options(&args.exec, config, Some(slot.listener())).await?;
+    let options = session_setup::session_options(&args.exec, config, None).await?;
     let session = Session::try_new(options)?;
-    let run = run_notebook(&session, &notebook, Some(&meter)).await;
+    let cache = match cache_location(&args.cells) {
+        Some(location) => Some(CellCache::open(
+            &session,
+            &location,
+            args.cells.cache_bytes,
+        )?),
+        None => None,
+    };
+    let options = RunOptions {
+        cache,
+        concurrent_cells: args.cells.concurrent_cells,
+        listener: live.as_ref().map(CellProgress::listener),
+    };
+    let run = run_notebook(&session, &notebook, &options).await;
     if let Some(live) = &live {
         live.finish();
     }
@@ -54,13 +70,22 @@ pub async fn run(args: NotebookRunArgs, config: &Config) -> Result<()> {
         NotebookFormat::Md => render_markdown::render(&notebook, &run),
     };
     write_page(&output, &page)?;
+    for warning in &run.cache_warnings {
+        eprintln!("squall: {warning}");
+    }
     let cells = run.cells.len();
     let failures = run.failures();
+    let cached = run.cached();
     eprintln!(
-        "wrote {}: {cells} cell{} in {:.1} s",
+        "wrote {}: {cells} cell{} in {:.1} s{}",
         output.display(),
         if cells == 1 { "" } else { "s" },
-        run.elapsed.as_secs_f64()
+        run.elapsed.as_secs_f64(),
+        if cached > 0 {
+            format!(" ({cached} from cache)")
+        } else {
+            String::new()
+        }
     );
     if failures > 0 {
         bail!(
@@ -69,6 +94,22 @@ pub async fn run(args: NotebookRunArgs, config: &Config) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The cache `args` ask for: `--cache`, else the user's cache folder;
+/// none with `--no-cache` or when there is no home folder.
+pub fn cache_location(args: &NotebookCellArgs) -> Option<String> {
+    if args.no_cache {
+        return None;
+    }
+    if let Some(location) = &args.cache {
+        return Some(location.clone());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("squall/notebooks").display().to_string())
 }
 
 /// Writes the page whole or not at all (beside, then renamed).

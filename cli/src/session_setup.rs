@@ -218,6 +218,7 @@ pub async fn session_options(
         // Run reports show the operators' own metrics.
         operator_metrics: !args.report.is_empty(),
         progress,
+        url_tables_root: None,
     };
     Ok(options)
 }

@@ -82,6 +82,7 @@ fn fixtures(dir: &Path) {
             "[sources.people]\nurl = \"people.csv\"\n\n{steps}\n[[sinks]]\nstep = \"s\"\nurl = \"out/\"\n"
         )
     };
+    std::fs::write(dir.join("answer.md"), "```sql\nSELECT 42 AS answer\n```\n").unwrap();
     std::fs::write(
         dir.join("job-unknown-key.toml"),
         job("[[steps]]\nname = \"s\"\nsql = \"SELECT * FROM people\"\nquery = \"x\"\n"),
@@ -553,6 +554,24 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
         cmd(
             "cleaning a scratch location with an unsupported scheme",
             &["scratch", "clean", "ftp://host/x/"],
+        ),
+        cmd(
+            "serving a notebook that does not exist",
+            &["notebook", "serve", "no-such-notebook.md"],
+        ),
+        cmd(
+            "a notebook cache at a location with an unsupported scheme",
+            &[
+                "notebook",
+                "run",
+                "answer.md",
+                "--cache",
+                "ftp://host/cache/",
+            ],
+        ),
+        cmd(
+            "a notebook run with no cells at a time",
+            &["notebook", "run", "answer.md", "--concurrent-cells", "0"],
         ),
     ]
 }

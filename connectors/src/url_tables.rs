@@ -16,6 +16,7 @@ use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
+use crate::store::Location;
 use crate::table::{CsvOptions, listing_table};
 
 /// The session's current state, while the session lives.
@@ -25,6 +26,8 @@ type StateSource = Box<dyn Fn() -> Option<SessionState> + Send + Sync>;
 #[derive(Default)]
 pub struct UrlTables {
     state: OnceLock<StateSource>,
+    /// Only locations below this one may be read (`None`: any).
+    root: Option<Location>,
 }
 
 impl std::fmt::Debug for UrlTables {
@@ -35,7 +38,16 @@ impl std::fmt::Debug for UrlTables {
 
 /// `ctx` with file and URL tables enabled.
 pub fn enable_url_tables(ctx: SessionContext) -> SessionContext {
-    let factory = Arc::new(UrlTables::default());
+    enable_url_tables_under(ctx, None)
+}
+
+/// `ctx` with file and URL tables enabled below `root` only (anywhere when
+/// `None`); a location elsewhere is an error that names the root.
+pub fn enable_url_tables_under(ctx: SessionContext, root: Option<Location>) -> SessionContext {
+    let factory = Arc::new(UrlTables {
+        state: OnceLock::new(),
+        root,
+    });
     let state = ctx.state();
     let catalogs = Arc::new(DynamicFileCatalog::new(
         Arc::clone(state.catalog_list()),
@@ -70,6 +82,22 @@ impl UrlTableFactory for UrlTables {
     ) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
         if !looks_like_location(url) {
             return Ok(None);
+        }
+        if let Some(root) = &self.root {
+            // `..` could climb out of the root: a location using it is
+            // refused rather than resolved.
+            let inside = Location::parse(url).is_ok_and(|loc| {
+                !loc.url().path().split('/').any(|segment| segment == "..")
+                    && loc.url().scheme() == root.url().scheme()
+                    && loc.url().host_str() == root.url().host_str()
+                    && (loc.url().path().starts_with(root.url().path())
+                        || format!("{}/", loc.url().path()) == root.url().path())
+            });
+            if !inside {
+                return Err(datafusion::error::DataFusionError::Plan(format!(
+                    "'{url}' is outside {root}: this session reads files by name only below it (declare other tables instead)"
+                )));
+            }
         }
         let Some(state) = self.state.get().and_then(|source| source()) else {
             return Ok(None);
@@ -123,5 +151,30 @@ mod tests {
         let sql = format!("SELECT count(*) AS n FROM '{}/*.csv'", dir.path().display());
         let text = table_text(&ctx, &sql).await;
         assert!(text.contains("| 3 |"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn below_a_root_only_its_files_read_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("in");
+        std::fs::create_dir_all(&inside).unwrap();
+        std::fs::write(inside.join("a.csv"), "x\n1\n").unwrap();
+        std::fs::write(dir.path().join("b.csv"), "x\n2\n").unwrap();
+        let root = Location::parse(&inside.display().to_string())
+            .unwrap()
+            .as_prefix();
+        let ctx = enable_url_tables_under(SessionContext::new(), Some(root));
+        let text = table_text(&ctx, &format!("SELECT x FROM '{}/a.csv'", inside.display())).await;
+        assert!(text.contains("| 1 |"), "{text}");
+        for outside in [
+            dir.path().join("b.csv").display().to_string(),
+            format!("{}/../b.csv", inside.display()),
+            format!("{}x/a.csv", inside.display()),
+        ] {
+            match ctx.sql(&format!("SELECT x FROM '{outside}'")).await {
+                Err(err) => assert!(err.to_string().contains("is outside"), "{outside}: {err}"),
+                Ok(_) => panic!("{outside} was read"),
+            }
+        }
     }
 }

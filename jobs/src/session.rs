@@ -102,6 +102,11 @@ pub struct SessionOptions {
     /// stage in [`crate::analyze::StageMeasures::operators`] (what run
     /// reports show). `EXPLAIN ANALYZE` asks for them whatever this says.
     pub operator_metrics: bool,
+    /// Where SQL may read files and URLs it names (`FROM 'data/x.parquet'`):
+    /// `None` (the default) anywhere the session's credentials reach; a
+    /// location: only below it (a live notebook keeps to its folder).
+    /// Tables registered by name are not restricted.
+    pub url_tables_root: Option<String>,
 }
 
 impl std::fmt::Debug for SessionOptions {
@@ -143,6 +148,7 @@ impl Default for SessionOptions {
             max_result_bytes: None,
             adaptive_stages: false,
             operator_metrics: false,
+            url_tables_root: None,
         }
     }
 }
@@ -185,8 +191,13 @@ impl Session {
             .with_object_store_registry(Arc::new(LazyObjectStoreRegistry::default()))
             .build_arc()?;
         // `FROM 'data/x.parquet'` and `FROM 's3://...'` read locations as tables.
-        let ctx = squall_connectors::url_tables::enable_url_tables(
+        let root = match &options.url_tables_root {
+            Some(root) => Some(Location::parse(root)?.as_prefix()),
+            None => None,
+        };
+        let ctx = squall_connectors::url_tables::enable_url_tables_under(
             SessionContext::new_with_config_rt(config, runtime),
+            root,
         );
         Self::with_context(ctx, options)
     }
@@ -323,6 +334,48 @@ impl Session {
             StatementResult::Rows(s) => Ok(s),
             StatementResult::Done => {
                 Err(JobError::Plan("the last statement returns no rows".into()))
+            }
+        }
+    }
+
+    /// [`Session::query`], telling `observer` too what the last statement's
+    /// query does (the session's own listener hears it as well): how to
+    /// follow one of several queries that run at once on one session.
+    pub async fn query_observed(
+        &self,
+        sql: &str,
+        observer: ProgressListener,
+    ) -> Result<QueryStream> {
+        let mut statements = self.statements(sql)?;
+        let last = statements.pop().expect("at least one statement");
+        for statement in statements {
+            if let StatementResult::Rows(stream) = self.run_statement(statement).await? {
+                stream.collect().await?;
+            }
+        }
+        let plan = self.ctx.state().statement_to_plan(last).await?;
+        match plan {
+            LogicalPlan::Ddl(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Explain(_)
+            | LogicalPlan::DescribeTable(_)
+            | LogicalPlan::Analyze(_) => match self.run_logical(plan).await? {
+                StatementResult::Rows(stream) => Ok(stream),
+                StatementResult::Done => {
+                    Err(JobError::Plan("the last statement returns no rows".into()))
+                }
+            },
+            plan => {
+                let physical = self.ctx.state().create_physical_plan(&plan).await?;
+                Ok(self
+                    .execute_physical_observed(
+                        physical,
+                        Some(observer),
+                        self.options.operator_metrics,
+                        None,
+                    )
+                    .await?
+                    .0)
             }
         }
     }

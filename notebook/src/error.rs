@@ -21,6 +21,9 @@ pub enum NotebookError {
         path: String,
         source: std::io::Error,
     },
+    /// The result cache cannot be opened.
+    #[error("notebook cache {location}: {message}")]
+    Cache { location: String, message: String },
     #[error(transparent)]
     Job(Box<squall_jobs::JobError>),
 }

@@ -42,6 +42,9 @@ pub struct Notebook {
     /// Parameters with their values (defaults, then `--set`).
     pub params: BTreeMap<String, String>,
     pub blocks: Vec<Block>,
+    /// Per block, the lines of `source` it is written on (0-based, end
+    /// excluded; a cell's fences included): what an editor replaces.
+    pub spans: Vec<std::ops::Range<usize>>,
     /// The file's text as read (what `--format md` writes back).
     pub source: String,
 }
@@ -97,6 +100,7 @@ impl Notebook {
             tables: Vec::new(),
             params: BTreeMap::new(),
             blocks: Vec::new(),
+            spans: Vec::new(),
             source: text.to_string(),
         };
         if lines.first().map(|l| l.trim_end()) == Some("+++") {
@@ -140,6 +144,7 @@ impl Notebook {
             })?;
         }
         let mut prose = String::new();
+        let mut prose_lines: Option<std::ops::Range<usize>> = None;
         while at < lines.len() {
             let line = lines[at];
             if line
@@ -168,9 +173,12 @@ impl Notebook {
                     if !prose.trim().is_empty() {
                         notebook
                             .blocks
-                            .push(Block::Prose(std::mem::take(&mut prose)));
+                            .push(Block::Prose(substitute_known(&prose, &notebook.params)));
+                        notebook.spans.extend(prose_lines.clone());
                     }
                     prose.clear();
+                    prose_lines = None;
+                    notebook.spans.push(at..close + 1);
                     if info == "chart" {
                         let spec = crate::chart::ChartSpec::parse(&body)
                             .map_err(|(line, message)| invalid(open + line, message))?;
@@ -205,6 +213,8 @@ impl Notebook {
                 _ => {
                     prose.push_str(line);
                     prose.push('\n');
+                    let start = prose_lines.as_ref().map_or(at, |l| l.start);
+                    prose_lines = Some(start..at + 1);
                     at += 1;
                 }
             }
@@ -213,6 +223,7 @@ impl Notebook {
             notebook
                 .blocks
                 .push(Block::Prose(substitute_known(&prose, &notebook.params)));
+            notebook.spans.extend(prose_lines);
         }
         let mut seen = BTreeMap::new();
         for cell in notebook.sql_cells() {
@@ -379,6 +390,22 @@ mod tests {
         assert_eq!(cells[0].line, 12);
         assert!(matches!(nb.blocks[0], Block::Prose(_)));
         assert!(matches!(nb.blocks[3], Block::Chart(ref c) if c.line == 18));
+        assert_eq!(nb.spans, [7..11, 11..14, 14..17, 17..23, 23..26]);
+    }
+
+    #[test]
+    fn parameters_are_replaced_in_prose_before_and_after_cells() {
+        let text = "+++\n[params]\nmode = \"AIR\"\n+++\n# By {{ mode }}\n```sql\nSELECT 1\n```\nStill {{mode}}.\n";
+        let nb = Notebook::parse("n.md", text, &["mode=RAIL".into()]).unwrap();
+        let prose: Vec<&str> = nb
+            .blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Prose(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(prose, ["# By RAIL\n", "Still RAIL.\n"]);
     }
 
     #[test]

@@ -29,7 +29,7 @@ document.querySelectorAll('svg.chart .mark').forEach(mark => {
 document.body.dataset.rendered = 'true';
 "#;
 
-const STYLE: &str = r#"
+pub const STYLE: &str = r#"
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937; max-width: 980px; margin: 2rem auto; padding: 0 1rem; }
 h1, h2, h3 { line-height: 1.2; }
 .cell { border: 1px solid #e5e7eb; border-radius: 8px; margin: 1rem 0; padding: .5rem .75rem; }
@@ -42,7 +42,9 @@ table.result th, table.result td { border-bottom: 1px solid #f3f4f6; padding: 2p
 table.result th { color: #374151; border-bottom: 1px solid #d1d5db; }
 table.result td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .footer { font-size: 12px; color: #6b7280; }
+.footer .cached { color: #047857; font-weight: 600; }
 .error { color: #b91c1c; background: #fef2f2; padding: .4rem .6rem; border-radius: 4px; font-family: ui-monospace, monospace; font-size: 13px; white-space: pre-wrap; }
+.pending { color: #6b7280; font-size: 13px; font-style: italic; }
 .skipped { color: #92400e; background: #fffbeb; padding: .4rem .6rem; border-radius: 4px; font-size: 13px; }
 figure.chart-cell { margin: 1rem 0; }
 figure.chart-cell figcaption { font-weight: 600; margin-bottom: .25rem; }
@@ -52,7 +54,7 @@ svg.chart .mark:hover { opacity: .7; }
 .legend { font-size: 12px; display: flex; gap: 1rem; } .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; }
 "#;
 
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -98,13 +100,18 @@ fn result_table(result: &CellResult) -> String {
     html.push_str("</tbody></table>");
     let more = result.rows.saturating_sub(shown as u64);
     html.push_str(&format!(
-        r#"<div class="footer">{} row{}{} · {:.2} s · {} task{} · {} read</div>"#,
+        r#"<div class="footer">{} row{}{} · {}{:.2} s · {} task{} · {} read</div>"#,
         result.rows,
         if result.rows == 1 { "" } else { "s" },
         if more > 0 {
             format!(" (first {shown} shown)")
         } else {
             String::new()
+        },
+        if result.cached {
+            r#"<span class="cached" title="unchanged since the run measured here: not run again">from cache</span>, ran in "#
+        } else {
+            ""
         },
         result.elapsed.as_secs_f64(),
         result.tasks,
@@ -114,6 +121,99 @@ fn result_table(result: &CellResult) -> String {
     html
 }
 
+/// Block `index` of `notebook` as HTML, given the outcomes of its SQL
+/// cells so far (by index in `Notebook::sql_cells`; `None`: not ended yet).
+pub fn render_block(
+    notebook: &Notebook,
+    outcomes: &[Option<&CellOutcome>],
+    index: usize,
+) -> String {
+    let mut body = String::new();
+    let cells: Vec<_> = notebook.sql_cells().collect();
+    match &notebook.blocks[index] {
+        Block::Prose(text) => {
+            let parser = pulldown_cmark::Parser::new(text);
+            pulldown_cmark::html::push_html(&mut body, parser);
+        }
+        Block::Sql(cell) => {
+            let sql_index = notebook.blocks[..index]
+                .iter()
+                .filter(|b| matches!(b, Block::Sql(_)))
+                .count();
+            let outcome = outcomes.get(sql_index).copied().flatten();
+            let state = match outcome {
+                Some(CellOutcome::Done(_)) => "done",
+                Some(CellOutcome::Failed(_)) => "failed",
+                Some(CellOutcome::Skipped(_)) => "skipped",
+                None => "pending",
+            };
+            body.push_str(&format!(
+                r#"<section class="cell" data-state="{state}"{}><header>{}<span>line {}</span></header>"#,
+                cell.name
+                    .as_ref()
+                    .map(|n| format!(r#" data-name="{}""#, escape(n)))
+                    .unwrap_or_default(),
+                cell.name
+                    .as_ref()
+                    .map(|n| format!(r#"<span class="name">{}</span>"#, escape(n)))
+                    .unwrap_or_default(),
+                cell.line
+            ));
+            body.push_str(&format!(
+                "<details><summary>SQL</summary><pre><code>{}</code></pre></details>",
+                escape(cell.sql.trim())
+            ));
+            match outcome {
+                Some(CellOutcome::Done(result)) => body.push_str(&result_table(result)),
+                Some(CellOutcome::Failed(message)) => body.push_str(&format!(
+                    r#"<div class="error">error: {}</div>"#,
+                    escape(message)
+                )),
+                Some(CellOutcome::Skipped(why)) => {
+                    body.push_str(&format!(r#"<div class="skipped">{}</div>"#, escape(why)))
+                }
+                None => body.push_str(r#"<div class="pending">waiting to run</div>"#),
+            }
+            body.push_str("</section>");
+        }
+        Block::Chart(chart) => {
+            let drawn = cells.iter().position(|c| {
+                c.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(&chart.spec.cell))
+            });
+            let caption = chart
+                .spec
+                .title
+                .clone()
+                .unwrap_or_else(|| format!("{} of {}", chart.spec.cell, chart.spec.x));
+            let drawing = match drawn.and_then(|i| outcomes.get(i).copied().flatten()) {
+                Some(CellOutcome::Done(result)) => render_svg(&chart.spec, &result.batches)
+                    .unwrap_or_else(|e| {
+                        format!(
+                            r#"<div class="error">error: chart at line {}: {}</div>"#,
+                            chart.line,
+                            escape(&e)
+                        )
+                    }),
+                Some(_) => format!(
+                    r#"<div class="skipped">not drawn: cell '{}' did not run to its end</div>"#,
+                    escape(&chart.spec.cell)
+                ),
+                None => format!(
+                    r#"<div class="pending">waiting for cell '{}'</div>"#,
+                    escape(&chart.spec.cell)
+                ),
+            };
+            body.push_str(&format!(
+                r#"<figure class="chart-cell"><figcaption>{}</figcaption>{drawing}</figure>"#,
+                escape(&caption)
+            ));
+        }
+    }
+    body
+}
+
 /// The page of `notebook` after `run`.
 pub fn render(notebook: &Notebook, run: &NotebookRun) -> String {
     let title = notebook.title.clone().unwrap_or_else(|| {
@@ -121,91 +221,23 @@ pub fn render(notebook: &Notebook, run: &NotebookRun) -> String {
             .file_stem()
             .map_or("notebook".into(), |s| s.to_string_lossy().to_string())
     });
-    let mut body = String::new();
+    let outcomes: Vec<Option<&CellOutcome>> = run.cells.iter().map(Some).collect();
     let cells: Vec<_> = notebook.sql_cells().collect();
-    let mut sql_index = 0usize;
-    for block in &notebook.blocks {
-        match block {
-            Block::Prose(text) => {
-                let parser = pulldown_cmark::Parser::new(text);
-                let mut html = String::new();
-                pulldown_cmark::html::push_html(&mut html, parser);
-                body.push_str(&html);
-            }
-            Block::Sql(cell) => {
-                let outcome = &run.cells[sql_index];
-                let state = match outcome {
-                    CellOutcome::Done(_) => "done",
-                    CellOutcome::Failed(_) => "failed",
-                    CellOutcome::Skipped(_) => "skipped",
-                };
-                body.push_str(&format!(
-                    r#"<section class="cell" data-state="{state}"{}><header>{}<span>line {}</span></header>"#,
-                    cell.name
-                        .as_ref()
-                        .map(|n| format!(r#" data-name="{}""#, escape(n)))
-                        .unwrap_or_default(),
-                    cell.name
-                        .as_ref()
-                        .map(|n| format!(r#"<span class="name">{}</span>"#, escape(n)))
-                        .unwrap_or_default(),
-                    cell.line
-                ));
-                body.push_str(&format!(
-                    "<details><summary>SQL</summary><pre><code>{}</code></pre></details>",
-                    escape(cell.sql.trim())
-                ));
-                match outcome {
-                    CellOutcome::Done(result) => body.push_str(&result_table(result)),
-                    CellOutcome::Failed(message) => body.push_str(&format!(
-                        r#"<div class="error">error: {}</div>"#,
-                        escape(message)
-                    )),
-                    CellOutcome::Skipped(why) => {
-                        body.push_str(&format!(r#"<div class="skipped">{}</div>"#, escape(why)))
-                    }
-                }
-                body.push_str("</section>");
-                sql_index += 1;
-            }
-            Block::Chart(chart) => {
-                let drawn = cells.iter().position(|c| {
-                    c.name
-                        .as_deref()
-                        .is_some_and(|n| n.eq_ignore_ascii_case(&chart.spec.cell))
-                });
-                let caption = chart
-                    .spec
-                    .title
-                    .clone()
-                    .unwrap_or_else(|| format!("{} of {}", chart.spec.cell, chart.spec.x));
-                let drawing = match drawn.map(|i| &run.cells[i]) {
-                    Some(CellOutcome::Done(result)) => render_svg(&chart.spec, &result.batches)
-                        .unwrap_or_else(|e| {
-                            format!(
-                                r#"<div class="error">error: chart at line {}: {}</div>"#,
-                                chart.line,
-                                escape(&e)
-                            )
-                        }),
-                    _ => format!(
-                        r#"<div class="skipped">not drawn: cell '{}' did not run to its end</div>"#,
-                        escape(&chart.spec.cell)
-                    ),
-                };
-                body.push_str(&format!(
-                    r#"<figure class="chart-cell"><figcaption>{}</figcaption>{drawing}</figure>"#,
-                    escape(&caption)
-                ));
-            }
-        }
-    }
+    let body: String = (0..notebook.blocks.len())
+        .map(|i| render_block(notebook, &outcomes, i))
+        .collect();
     let failures = run.failures();
+    let cached = run.cached();
     let summary = format!(
-        "{} cell{} · {:.1} s{}",
+        "{} cell{} · {:.1} s{}{}",
         cells.len(),
         if cells.len() == 1 { "" } else { "s" },
         run.elapsed.as_secs_f64(),
+        if cached > 0 {
+            format!(" · {cached} from cache")
+        } else {
+            String::new()
+        },
         if failures > 0 {
             format!(" · {failures} did not run to their end")
         } else {

@@ -94,17 +94,23 @@ fn result_block(outcome: &CellOutcome) -> String {
 }
 
 /// "3 rows · 0.12 s · 2 tasks" (no bytes or times that change between two
-/// identical runs beyond the elapsed time).
+/// identical runs beyond the elapsed time); "from cache, ran in 0.12 s"
+/// when the cell was not run again.
 fn footer(result: &CellResult) -> String {
     let shown = (result.rows as usize).min(SHOWN_ROWS);
     format!(
-        "{} row{}{} · {:.2} s · {} task{}",
+        "{} row{}{} · {}{:.2} s · {} task{}",
         result.rows,
         if result.rows == 1 { "" } else { "s" },
         if (shown as u64) < result.rows {
             format!(", first {shown} shown")
         } else {
             String::new()
+        },
+        if result.cached {
+            "from cache, ran in "
+        } else {
+            ""
         },
         result.elapsed.as_secs_f64(),
         result.tasks,

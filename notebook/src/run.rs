@@ -1,15 +1,21 @@
-//! Running a notebook's cells on a session, in dependency order.
+//! Running a notebook's cells on a session: each after the cells it reads,
+//! cells that do not read each other at the same time (a bounded number),
+//! unchanged ones from the cache.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use squall_connectors::table::one_line;
-use squall_jobs::{ProgressEvent, ProgressListener, Session};
+use squall_jobs::{ProgressEvent, Session};
 
+use crate::cell_cache::CellCache;
 use crate::cell_graph::CellGraph;
+use crate::cell_key::CellKey;
+use crate::cell_run::run_cell;
 use crate::error::{NotebookError, Result};
 use crate::notebook_file::Notebook;
 
@@ -37,6 +43,8 @@ pub struct CellResult {
     pub elapsed: Duration,
     pub tasks: u64,
     pub bytes_read: u64,
+    /// Read from the cache: the measures are those of the run that made it.
+    pub cached: bool,
 }
 
 impl CellResult {
@@ -74,7 +82,12 @@ impl CellResult {
 #[derive(Debug, Clone)]
 pub struct NotebookRun {
     pub cells: Vec<CellOutcome>,
+    /// Per cell: its cache key, or why it always runs.
+    pub keys: Vec<CellKey>,
     pub elapsed: Duration,
+    /// What went wrong keeping results in the cache (results are right
+    /// regardless; the next run runs those cells again).
+    pub cache_warnings: Vec<String>,
 }
 
 impl NotebookRun {
@@ -85,45 +98,80 @@ impl NotebookRun {
             .filter(|c| !matches!(c, CellOutcome::Done(_)))
             .count()
     }
-}
 
-/// Counts the tasks and input bytes of the queries a session runs, for
-/// each cell's footer; hand [`CellMeter::listener`] to the session.
-#[derive(Debug, Clone, Default)]
-pub struct CellMeter {
-    tasks: Arc<AtomicU64>,
-    bytes_read: Arc<AtomicU64>,
-}
-
-impl CellMeter {
-    pub fn listener(&self) -> ProgressListener {
-        let meter = self.clone();
-        Arc::new(move |event| {
-            if let ProgressEvent::TaskFinished { input_bytes, .. } = event {
-                meter.tasks.fetch_add(1, Ordering::Relaxed);
-                meter.bytes_read.fetch_add(input_bytes, Ordering::Relaxed);
-            }
-        })
-    }
-
-    fn take(&self) -> (u64, u64) {
-        (
-            self.tasks.swap(0, Ordering::Relaxed),
-            self.bytes_read.swap(0, Ordering::Relaxed),
-        )
+    /// How many cells were read from the cache rather than run.
+    pub fn cached(&self) -> usize {
+        self.cells
+            .iter()
+            .filter(|c| matches!(c, CellOutcome::Done(r) if r.cached))
+            .count()
     }
 }
 
-/// Registers the notebook's tables and runs its cells in dependency order.
-/// A failing cell is an outcome, not an error; errors are about the
-/// notebook itself (a table that cannot be registered, a cycle).
+/// Cells that run at once unless told otherwise.
+pub const DEFAULT_CONCURRENT_CELLS: usize = 4;
+
+/// What happens to a notebook's cells while it runs (`cell` indexes
+/// `Notebook::sql_cells`), for a live display.
+#[derive(Debug, Clone)]
+pub enum CellEvent {
+    /// The cell's query started (a cell from the cache does not start).
+    Started { cell: usize },
+    /// What the cell's query does.
+    Progress { cell: usize, event: ProgressEvent },
+    /// The cell ended, whether it ran, came from the cache, failed or was
+    /// not run.
+    Ended { cell: usize, outcome: CellOutcome },
+}
+
+/// Hears [`CellEvent`]s; called from the tasks running the cells.
+pub type CellListener = Arc<dyn Fn(CellEvent) + Send + Sync>;
+
+/// How to run a notebook.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Where unchanged cells' results are found and new ones kept.
+    pub cache: Option<CellCache>,
+    /// Most cells running at once (at least 1); a cell waits for the cells
+    /// it reads whatever this allows.
+    pub concurrent_cells: usize,
+    pub listener: Option<CellListener>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            cache: None,
+            concurrent_cells: DEFAULT_CONCURRENT_CELLS,
+            listener: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("cache", &self.cache)
+            .field("concurrent_cells", &self.concurrent_cells)
+            .field("listener", &self.listener.is_some())
+            .finish()
+    }
+}
+
+/// Registers the notebook's tables and runs its cells: each once the cells
+/// it reads have ended, at most `options.concurrent_cells` at once, those
+/// whose key `options.cache` holds taken from it. A failing cell is an
+/// outcome, not an error; errors are about the notebook itself (a table
+/// that cannot be registered, a cycle).
 pub async fn run_notebook(
     session: &Session,
     notebook: &Notebook,
-    meter: Option<&CellMeter>,
+    options: &RunOptions,
 ) -> Result<NotebookRun> {
     let started = Instant::now();
     for (name, url, line) in &notebook.tables {
+        // Its table, whatever an earlier run of a notebook registered.
+        let _ = session.context().deregister_table(name.as_str());
         session
             .register_table_with(name, url, None, &Default::default())
             .await
@@ -135,78 +183,85 @@ pub async fn run_notebook(
     }
     let graph = CellGraph::of(notebook, session)?;
     let cells: Vec<_> = notebook.sql_cells().collect();
+    let names: Vec<Option<String>> = cells
+        .iter()
+        .map(|c| c.name.as_deref().map(str::to_ascii_lowercase))
+        .collect();
+    let tell = |event: CellEvent| {
+        if let Some(listener) = &options.listener {
+            listener(event);
+        }
+    };
     let mut outcomes: Vec<Option<CellOutcome>> = vec![None; cells.len()];
-    for &i in &graph.order {
-        let cell = cells[i];
-        let blocked = graph.reads[i]
-            .iter()
-            .find(|j| !matches!(outcomes[**j], Some(CellOutcome::Done(_))));
-        if let Some(j) = blocked {
-            let name = cells[*j].name.clone().unwrap_or_default();
-            outcomes[i] = Some(CellOutcome::Skipped(format!(
-                "not run: it reads cell '{name}', which did not run to its end"
-            )));
-            continue;
+    let mut keys: Vec<CellKey> = vec![CellKey::Uncached("it did not run".into()); cells.len()];
+    let mut cache_warnings = Vec::new();
+    let mut launched = vec![false; cells.len()];
+    let mut running = FuturesUnordered::new();
+    loop {
+        // Start what is ready, in file order among the ready.
+        for &i in &graph.order {
+            if launched[i] || graph.reads[i].iter().any(|j| outcomes[*j].is_none()) {
+                continue;
+            }
+            let blocked = graph.reads[i]
+                .iter()
+                .find(|j| !matches!(outcomes[**j], Some(CellOutcome::Done(_))));
+            if let Some(j) = blocked {
+                launched[i] = true;
+                let name = cells[*j].name.clone().unwrap_or_default();
+                let outcome = CellOutcome::Skipped(format!(
+                    "not run: it reads cell '{name}', which did not run to its end"
+                ));
+                tell(CellEvent::Ended {
+                    cell: i,
+                    outcome: outcome.clone(),
+                });
+                outcomes[i] = Some(outcome);
+                continue;
+            }
+            if running.len() >= options.concurrent_cells.max(1) {
+                break;
+            }
+            launched[i] = true;
+            let read_keys: BTreeMap<String, CellKey> = graph.reads[i]
+                .iter()
+                .filter_map(|j| Some((names[*j].clone()?, keys[*j].clone())))
+                .collect();
+            let cell = cells[i];
+            let cache = options.cache.as_ref();
+            let listener = options.listener.clone();
+            running.push(async move {
+                let ran = run_cell(session, i, cell, read_keys, cache, listener).await;
+                (i, ran)
+            });
         }
-        if let Some(meter) = meter {
-            meter.take();
-        }
-        let began = Instant::now();
-        let outcome = run_cell(session, cell).await;
-        let (tasks, bytes_read) = meter.map_or((0, 0), CellMeter::take);
-        outcomes[i] = Some(match outcome {
-            Ok((schema, batches, rows)) => CellOutcome::Done(CellResult {
-                schema,
-                batches,
-                rows,
-                elapsed: began.elapsed(),
-                tasks,
-                bytes_read,
-            }),
-            Err(message) => CellOutcome::Failed(message),
+        let Some((i, ran)) = running.next().await else {
+            break;
+        };
+        keys[i] = ran.key;
+        cache_warnings.extend(ran.cache_warning);
+        tell(CellEvent::Ended {
+            cell: i,
+            outcome: ran.outcome.clone(),
         });
+        outcomes[i] = Some(ran.outcome);
+    }
+    if let Some(cache) = &options.cache
+        && let Err(e) = cache.evict().await
+    {
+        cache_warnings.push(format!(
+            "cannot trim the cache {}: {}",
+            cache.location(),
+            one_line(&e)
+        ));
     }
     Ok(NotebookRun {
         cells: outcomes
             .into_iter()
-            .map(|o| o.expect("every cell is in the order"))
+            .map(|o| o.expect("every cell ends"))
             .collect(),
+        keys,
         elapsed: started.elapsed(),
+        cache_warnings,
     })
-}
-
-type CellRows = (
-    datafusion::arrow::datatypes::SchemaRef,
-    Vec<RecordBatch>,
-    u64,
-);
-
-/// Runs one cell: defines it as a view when named, then runs it, keeping
-/// its first rows.
-async fn run_cell(
-    session: &Session,
-    cell: &crate::notebook_file::SqlCell,
-) -> std::result::Result<CellRows, String> {
-    let message = |e: squall_jobs::JobError| one_line(&e.to_string());
-    if let Some(name) = &cell.name {
-        session
-            .sql(&format!("CREATE OR REPLACE VIEW {name} AS {}", cell.sql))
-            .await
-            .map_err(message)?;
-    }
-    let mut stream = session.query(&cell.sql).await.map_err(message)?;
-    let schema = stream.schema();
-    let mut kept = Vec::new();
-    let mut kept_rows = 0usize;
-    let mut rows = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(message)?;
-        rows += batch.num_rows() as u64;
-        if kept_rows < KEPT_ROWS {
-            let take = batch.num_rows().min(KEPT_ROWS - kept_rows);
-            kept.push(batch.slice(0, take));
-            kept_rows += take;
-        }
-    }
-    Ok((schema, kept, rows))
 }

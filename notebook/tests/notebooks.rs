@@ -4,11 +4,12 @@
 //! `--set`, and a cycle refused at its line.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use squall_jobs::{Session, SessionOptions};
-use squall_notebook::run::CellMeter;
+use squall_notebook::{CellEvent, RunOptions};
 use squall_notebook::{CellOutcome, Notebook, NotebookError, render_html, run_notebook};
 
 fn example(name: &str) -> std::path::PathBuf {
@@ -26,12 +27,8 @@ async fn tpch(dir: &Path) -> String {
     root.display().to_string()
 }
 
-fn session(meter: &CellMeter) -> Session {
-    Session::try_new(SessionOptions {
-        progress: Some(meter.listener()),
-        ..SessionOptions::default()
-    })
-    .unwrap()
+fn session() -> Session {
+    Session::try_new(SessionOptions::default()).unwrap()
 }
 
 fn done(outcome: &CellOutcome) -> &squall_notebook::run::CellResult {
@@ -46,8 +43,7 @@ async fn the_revenue_notebook_gives_datafusion_s_answers_and_draws_every_row() {
     let dir = tempfile::tempdir().unwrap();
     let data = tpch(dir.path()).await;
     let notebook = Notebook::load(&example("revenue.md"), &[format!("data={data}")]).unwrap();
-    let meter = CellMeter::default();
-    let run = run_notebook(&session(&meter), &notebook, Some(&meter))
+    let run = run_notebook(&session(), &notebook, &RunOptions::default())
         .await
         .unwrap();
     assert_eq!(run.failures(), 0);
@@ -100,15 +96,16 @@ async fn the_revenue_notebook_gives_datafusion_s_answers_and_draws_every_row() {
         &[format!("data={data}"), "since=1996".into()],
     )
     .unwrap();
-    let run = run_notebook(&session(&meter), &later, None).await.unwrap();
+    let run = run_notebook(&session(), &later, &RunOptions::default())
+        .await
+        .unwrap();
     assert_eq!(done(&run.cells[1]).rows, 3, "1996, 1997 and 1998");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_cell_shows_where_it_is_and_stops_only_its_readers() {
     let notebook = Notebook::load(&example("errors.md"), &[]).unwrap();
-    let meter = CellMeter::default();
-    let run = run_notebook(&session(&meter), &notebook, None)
+    let run = run_notebook(&session(), &notebook, &RunOptions::default())
         .await
         .unwrap();
     assert!(matches!(run.cells[0], CellOutcome::Done(_)));
@@ -123,16 +120,15 @@ async fn a_failing_cell_shows_where_it_is_and_stops_only_its_readers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cells_read_cells_further_down_but_not_in_a_cycle() {
-    let meter = CellMeter::default();
     let later = "```sql\nSELECT * FROM b\n```\n\n```sql b\nSELECT 1 AS x\n```\n";
     let notebook = Notebook::parse("later.md", later, &[]).unwrap();
-    let run = run_notebook(&session(&meter), &notebook, None)
+    let run = run_notebook(&session(), &notebook, &RunOptions::default())
         .await
         .unwrap();
     assert_eq!(done(&run.cells[0]).rows, 1);
     let cycle = "```sql a\nSELECT * FROM b\n```\n\n```sql b\nSELECT * FROM a\n```\n";
     let notebook = Notebook::parse("cycle.md", cycle, &[]).unwrap();
-    match run_notebook(&session(&meter), &notebook, None).await {
+    match run_notebook(&session(), &notebook, &RunOptions::default()).await {
         Err(NotebookError::Invalid { line, message, .. }) => {
             assert_eq!(line, 1);
             assert_eq!(message, "these cells read each other in a cycle: a, b");
@@ -160,8 +156,7 @@ async fn markdown_output_embeds_results_and_is_written_back_the_same() {
         async move {
             let notebook = Notebook::parse("n.md", &text, &sets).unwrap();
             assert_eq!(notebook.sql_cells().count(), 3, "results read as cells");
-            let meter = CellMeter::default();
-            let run = run_notebook(&session(&meter), &notebook, Some(&meter))
+            let run = run_notebook(&session(), &notebook, &RunOptions::default())
                 .await
                 .unwrap();
             render(&notebook, &run)
@@ -244,4 +239,161 @@ async fn markdown_output_embeds_results_and_is_written_back_the_same() {
             .join("\n")
     };
     assert_eq!(without_times(&second), without_times(&first));
+}
+
+/// The order cells start and end in, as a listener hears it.
+fn listen() -> (squall_notebook::run::CellListener, Arc<Mutex<Vec<String>>>) {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    let listener: squall_notebook::run::CellListener = Arc::new(move |event| {
+        let line = match event {
+            CellEvent::Started { cell } => format!("start {cell}"),
+            CellEvent::Ended { cell, .. } => format!("end {cell}"),
+            CellEvent::Progress { .. } => return,
+        };
+        log.lock().unwrap().push(line);
+    });
+    (listener, heard)
+}
+
+fn position(heard: &[String], line: &str) -> usize {
+    heard
+        .iter()
+        .position(|l| l == line)
+        .unwrap_or_else(|| panic!("no '{line}' in {heard:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_cells_run_at_once_and_each_counts_its_own_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tpch(dir.path()).await;
+    let text = format!(
+        "+++\n[tables]\norders = \"{data}/orders/\"\nlineitem = \"{data}/lineitem/\"\n+++\n\n\
+         ```sql statuses\nSELECT o_orderstatus, count(*) AS n FROM orders GROUP BY o_orderstatus\n```\n\n\
+         ```sql\nSELECT l_returnflag, sum(l_quantity) AS q FROM lineitem GROUP BY l_returnflag\n```\n\n\
+         ```sql\nSELECT sum(n) AS orders FROM statuses\n```\n"
+    );
+    let notebook = Notebook::parse("three.md", &text, &[]).unwrap();
+    let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = total.clone();
+    let session = Session::try_new(SessionOptions {
+        progress: Some(Arc::new(move |event| {
+            if let squall_jobs::ProgressEvent::TaskFinished { .. } = event {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })),
+        ..SessionOptions::default()
+    })
+    .unwrap();
+
+    let (listener, heard) = listen();
+    let options = RunOptions {
+        listener: Some(listener),
+        ..RunOptions::default()
+    };
+    let run = run_notebook(&session, &notebook, &options).await.unwrap();
+    assert_eq!(run.failures(), 0);
+    let heard = heard.lock().unwrap().clone();
+    assert!(
+        position(&heard, "start 1") < position(&heard, "end 0"),
+        "the two independent cells overlap: {heard:?}"
+    );
+    assert!(
+        position(&heard, "end 0") < position(&heard, "start 2"),
+        "a cell starts after the cell it reads: {heard:?}"
+    );
+    let tasks: Vec<u64> = run.cells.iter().map(|c| done(c).tasks).collect();
+    assert!(tasks.iter().all(|t| *t > 0), "{tasks:?}");
+    assert_eq!(
+        tasks.iter().sum::<u64>(),
+        total.load(std::sync::atomic::Ordering::Relaxed),
+        "every task is counted once, in the cell that ran it"
+    );
+
+    // One at a time when told so.
+    let (listener, heard) = listen();
+    let options = RunOptions {
+        listener: Some(listener),
+        concurrent_cells: 1,
+        ..RunOptions::default()
+    };
+    run_notebook(&session, &notebook, &options).await.unwrap();
+    let heard = heard.lock().unwrap().clone();
+    assert_eq!(
+        heard,
+        ["start 0", "end 0", "start 1", "end 1", "start 2", "end 2"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parameterized_notebook_answers_for_the_parameters_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tpch(dir.path()).await;
+    let ctx = SessionContext::new();
+    ctx.register_parquet(
+        "lineitem",
+        format!("{data}/lineitem/"),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    for (mode, year) in [("AIR", "1995"), ("RAIL", "1997")] {
+        let notebook = Notebook::load(
+            &example("shipping.md"),
+            &[
+                format!("data={data}"),
+                format!("ship_mode={mode}"),
+                format!("year={year}"),
+            ],
+        )
+        .unwrap();
+        let run = run_notebook(&session(), &notebook, &RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(run.failures(), 0, "{:?}", run.cells);
+        // Single-node DataFusion on the same SQL, parameters substituted.
+        let cells: Vec<_> = notebook.sql_cells().collect();
+        ctx.sql(&format!(
+            "CREATE OR REPLACE VIEW shipped AS {}",
+            cells[0].sql
+        ))
+        .await
+        .unwrap();
+        for i in [1, 2] {
+            let expected = ctx
+                .sql(&cells[i].sql)
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            assert_eq!(
+                pretty_format_batches(&done(&run.cells[i]).batches)
+                    .unwrap()
+                    .to_string(),
+                pretty_format_batches(&expected).unwrap().to_string(),
+                "{mode} {year}: cell {}",
+                cells[i].name.as_deref().unwrap_or("")
+            );
+        }
+        assert!(done(&run.cells[1]).rows == 12, "every month has lines");
+        let page = render_html::render(&notebook, &run);
+        assert!(page.contains(&format!("Late deliveries: {mode}, {year}")));
+        let marks: Vec<u64> = page
+            .split("<svg class=\"chart\"")
+            .skip(1)
+            .map(|svg| {
+                svg.split("</svg>")
+                    .next()
+                    .unwrap()
+                    .matches(r#"class="mark""#)
+                    .count() as u64
+            })
+            .collect();
+        // A point per month, bins of days late, a point per late line.
+        assert_eq!(marks.len(), 3);
+        assert_eq!(marks[0], 12);
+        assert!(marks[1] >= 2, "{marks:?}");
+        assert_eq!(marks[2], done(&run.cells[2]).rows);
+    }
 }

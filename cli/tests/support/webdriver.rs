@@ -136,6 +136,62 @@ impl Browser {
         self.command("POST", "/actions", Some(&actions));
     }
 
+    /// The WebDriver id of the first element `selector` finds.
+    fn element(&self, selector: &str) -> String {
+        let found = self.command(
+            "POST",
+            "/element",
+            Some(&json!({ "using": "css selector", "value": selector })),
+        );
+        found[ELEMENT_KEY]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {selector}: {found}"))
+            .to_string()
+    }
+
+    /// Clicks the first element `selector` finds.
+    pub fn click(&self, selector: &str) {
+        let element = self.element(selector);
+        self.command(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(&json!({})),
+        );
+    }
+
+    /// Empties the first field `selector` finds and types `text` into it,
+    /// key by key, as a person would.
+    pub fn type_into(&self, selector: &str, text: &str) {
+        let element = self.element(selector);
+        self.command(
+            "POST",
+            &format!("/element/{element}/clear"),
+            Some(&json!({})),
+        );
+        self.command(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(&json!({ "text": text })),
+        );
+    }
+
+    /// Presses Shift+Enter in whatever has the focus.
+    pub fn shift_enter(&self) {
+        const SHIFT: &str = "\u{E008}";
+        const ENTER: &str = "\u{E007}";
+        let actions = json!({"actions": [{
+            "type": "key", "id": "keyboard",
+            "actions": [
+                {"type": "keyDown", "value": SHIFT},
+                {"type": "keyDown", "value": ENTER},
+                {"type": "keyUp", "value": ENTER},
+                {"type": "keyUp", "value": SHIFT},
+            ],
+        }]});
+        self.command("POST", "/actions", Some(&actions));
+        self.command("DELETE", "/actions", None);
+    }
+
     /// A PNG of the window, written to `path`.
     pub fn screenshot(&self, path: &Path) {
         let png = self.command("GET", "/screenshot", None);

@@ -1,0 +1,116 @@
+//! Live progress of `squall notebook run` on stderr, shown only when stderr
+//! is a terminal: one line per running cell (its name or line, tasks done
+//! of those planned so far, elapsed time), gone when the cell ends.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use squall_jobs::ProgressEvent;
+use squall_notebook::run::{CellEvent, CellListener};
+
+/// How often spinners and elapsed times move.
+const TICK: Duration = Duration::from_millis(120);
+
+/// The display of a notebook's running cells.
+#[derive(Debug, Clone)]
+pub struct CellProgress {
+    display: Arc<Mutex<Display>>,
+}
+
+#[derive(Debug)]
+struct Display {
+    multi: MultiProgress,
+    /// Per running cell: its line, its label, tasks planned and done.
+    cells: BTreeMap<usize, (ProgressBar, String, u64, u64)>,
+    /// Label of each SQL cell, by index.
+    labels: Vec<String>,
+    finished: bool,
+}
+
+impl CellProgress {
+    /// A display for cells labelled `labels` (by index), or `None` when
+    /// stderr is not a terminal.
+    pub fn start(labels: Vec<String>) -> Option<Self> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let progress = Self {
+            display: Arc::new(Mutex::new(Display {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
+                cells: BTreeMap::new(),
+                labels,
+                finished: false,
+            })),
+        };
+        // A notebook quicker than a statement's threshold draws nothing.
+        let display = Arc::clone(&progress.display);
+        std::thread::spawn(move || {
+            std::thread::sleep(crate::progress::SHOW_AFTER);
+            let display = display.lock().unwrap_or_else(|e| e.into_inner());
+            if !display.finished {
+                display.multi.set_draw_target(ProgressDrawTarget::stderr());
+            }
+        });
+        Some(progress)
+    }
+
+    pub fn listener(&self) -> CellListener {
+        let display = Arc::clone(&self.display);
+        Arc::new(move |event| {
+            let mut display = display.lock().unwrap_or_else(|e| e.into_inner());
+            display.apply(event);
+        })
+    }
+
+    /// Clears whatever lines are left.
+    pub fn finish(&self) {
+        let mut display = self.display.lock().unwrap_or_else(|e| e.into_inner());
+        display.finished = true;
+        for (_, (bar, ..)) in std::mem::take(&mut display.cells) {
+            bar.finish_and_clear();
+        }
+        let _ = display.multi.clear();
+    }
+}
+
+impl Display {
+    fn apply(&mut self, event: CellEvent) {
+        match event {
+            CellEvent::Started { cell } => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.enable_steady_tick(TICK);
+                let label = self.labels.get(cell).cloned().unwrap_or_default();
+                bar.set_message(format!("{label}: planning"));
+                self.cells.insert(cell, (bar, label, 0, 0));
+            }
+            CellEvent::Progress { cell, event } => {
+                let Some((bar, label, planned, done)) = self.cells.get_mut(&cell) else {
+                    return;
+                };
+                match event {
+                    ProgressEvent::QueryPlanned { tasks, .. } => *planned += tasks as u64,
+                    ProgressEvent::StageStarted {
+                        tasks,
+                        planned_tasks,
+                        ..
+                    } => *planned = planned.saturating_sub(planned_tasks as u64) + tasks as u64,
+                    ProgressEvent::TaskFinished { .. } => *done += 1,
+                    _ => return,
+                }
+                bar.set_message(format!("{label}: {done}/{planned} tasks"));
+            }
+            CellEvent::Ended { cell, .. } => {
+                if let Some((bar, ..)) = self.cells.remove(&cell) {
+                    bar.finish_and_clear();
+                }
+            }
+        }
+    }
+}
