@@ -10,7 +10,9 @@ use squall_notebook::{
     CellCache, Notebook, RunOptions, render_html, render_markdown, run_notebook,
 };
 
-use crate::args::{NotebookCellArgs, NotebookFormat, NotebookRunArgs};
+use clap::ValueEnum;
+
+use crate::args::{BackendKind, ExecArgs, NotebookCellArgs, NotebookFormat, NotebookRunArgs};
 use crate::config::Config;
 use crate::notebook_progress::CellProgress;
 use crate::session_setup;
@@ -45,7 +47,8 @@ pub async fn run(args: NotebookRunArgs, config: &Config) -> Result<()> {
     } else {
         CellProgress::start(labels)
     };
-    let options = session_setup::session_options(&args.exec, config, None).await?;
+    let exec = with_notebook_backend(&args.exec, &notebook)?;
+    let options = session_setup::session_options(&exec, config, None).await?;
     let session = Session::try_new(options)?;
     let cache = match cache_location(&args.cells) {
         Some(location) => Some(CellCache::open(
@@ -59,6 +62,7 @@ pub async fn run(args: NotebookRunArgs, config: &Config) -> Result<()> {
         cache,
         concurrent_cells: args.cells.concurrent_cells,
         listener: live.as_ref().map(CellProgress::listener),
+        ..RunOptions::default()
     };
     let run = run_notebook(&session, &notebook, &options).await;
     if let Some(live) = &live {
@@ -94,6 +98,21 @@ pub async fn run(args: NotebookRunArgs, config: &Config) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `exec` with the backend the notebook's front matter names, unless
+/// `--backend` named one (the config file's comes after both).
+pub fn with_notebook_backend(exec: &ExecArgs, notebook: &Notebook) -> Result<ExecArgs> {
+    let mut exec = exec.clone();
+    if exec.backend.is_none()
+        && let Some(backend) = &notebook.backend
+    {
+        exec.backend = Some(
+            BackendKind::from_str(backend, true)
+                .map_err(|e| anyhow::anyhow!("{}: backend '{backend}': {e}", notebook.file))?,
+        );
+    }
+    Ok(exec)
 }
 
 /// The cache `args` ask for: `--cache`, else the user's cache folder;

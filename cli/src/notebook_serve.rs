@@ -4,11 +4,12 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use squall_notebook::Notebook;
 use squall_notebook_serve::{RunSettings, ServeOptions, serve as start_serving};
 
 use crate::args::NotebookServeArgs;
 use crate::config::Config;
-use crate::notebook_run::cache_location;
+use crate::notebook_run::{cache_location, with_notebook_backend};
 use crate::session_setup;
 
 pub async fn serve(args: NotebookServeArgs, config: &Config) -> Result<()> {
@@ -17,7 +18,11 @@ pub async fn serve(args: NotebookServeArgs, config: &Config) -> Result<()> {
             "squall notebook serve shows each cell's measures on the page; it takes no --stats or --report"
         );
     }
-    let mut session = session_setup::session_options(&args.exec, config, None).await?;
+    // The backend named in the front matter, read once: the server runs
+    // every version of the notebook on it.
+    let notebook = Notebook::load(&args.notebook, &args.set)?;
+    let exec = with_notebook_backend(&args.exec, &notebook)?;
+    let mut session = session_setup::session_options(&exec, config, None).await?;
     // Cells read files by name only in the notebook's folder.
     let folder = match args.notebook.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),

@@ -84,6 +84,11 @@ fn fixtures(dir: &Path) {
     };
     std::fs::write(dir.join("answer.md"), "```sql\nSELECT 42 AS answer\n```\n").unwrap();
     std::fs::write(
+        dir.join("on-lambda.md"),
+        "+++\nbackend = \"lambda\"\n+++\n```sql\nSELECT 42 AS answer\n```\n",
+    )
+    .unwrap();
+    std::fs::write(
         dir.join("job-unknown-key.toml"),
         job("[[steps]]\nname = \"s\"\nsql = \"SELECT * FROM people\"\nquery = \"x\"\n"),
     )
@@ -568,6 +573,10 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
                 "--cache",
                 "ftp://host/cache/",
             ],
+        ),
+        cmd(
+            "a notebook whose front matter runs it on Lambda without a function",
+            &["notebook", "run", "on-lambda.md"],
         ),
         cmd(
             "a notebook run with no cells at a time",

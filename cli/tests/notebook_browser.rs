@@ -4,13 +4,15 @@
 //! mark per row, and show a mark's tooltip on hover; a notebook with a
 //! failing cell still writes its page and exits 1. Screenshots are written
 //! under the target directory as test artifacts (`revenue.png` is the
-//! README's `docs/images/notebook.png`).
+//! README's `docs/images/notebook.png`, `live.png` its
+//! `docs/images/notebook-live.png`).
 //!
 //! The live notebook (`squall notebook serve`) in the same browser: the
 //! test types into a cell and presses Shift+Enter, sees the cell that reads
 //! it change while an independent one comes from the cache, finds the edit
 //! in the Markdown file, sees another editor's change to the file appear,
-//! adds and deletes a cell, and is refused without the token.
+//! adds and deletes a cell, stops a running cell with its Cancel button,
+//! and is refused without the token.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian packages, installed by
 //! `./scripts/install-test-deps.sh`).
@@ -312,4 +314,18 @@ fn a_live_notebook_is_edited_in_the_browser_and_saved_to_its_file() {
         "const p = document.getElementById('problem'); return !p.hidden && p.textContent.includes('not saved');",
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), saved);
+
+    // A cell that would run for hours, stopped from its own Cancel button.
+    browser.type_into(
+        ".block:last-child textarea",
+        "```sql\nSELECT count(*) AS n FROM generate_series(1, 100000) a, generate_series(1, 100000) b\n```",
+    );
+    browser.shift_enter();
+    browser.wait_for(
+        "return document.querySelector('.block:last-child').dataset.state === 'running';",
+    );
+    browser.hover(".block:last-child");
+    browser.click(".block:last-child button.tool[title='Stop this cell']");
+    wait_for_cell(&browser, 2, "cancelled before it ended");
+    wait_for_cell(&browser, 1, "180");
 }

@@ -17,6 +17,8 @@ use std::time::Instant;
 use squall_connectors::table::one_line;
 use squall_jobs::{ProgressEvent, Session, SessionOptions};
 use squall_notebook::cell_cache::CellCache;
+use squall_notebook::cell_cancel::CellCancels;
+use squall_notebook::cell_run::CANCELLED;
 use squall_notebook::notebook_edit::Edit;
 use squall_notebook::render_html::render_block;
 use squall_notebook::run::{CellEvent, CellListener};
@@ -66,6 +68,8 @@ struct State {
     /// Per running SQL cell: tasks done and planned.
     progress: std::collections::BTreeMap<usize, (u64, u64)>,
     run: Option<tokio::task::JoinHandle<()>>,
+    /// The current run's cells to stop.
+    cancels: CellCancels,
 }
 
 /// Why an edit was not made.
@@ -123,6 +127,7 @@ impl LiveNotebook {
                 outcomes: vec![None; cells],
                 progress: Default::default(),
                 run: None,
+                cancels: CellCancels::default(),
             })),
             events,
             settings: Arc::new(settings),
@@ -232,7 +237,7 @@ impl LiveNotebook {
         self.rerun();
     }
 
-    /// Stops the run in progress: its running cells end as cancelled.
+    /// Stops the whole run in progress: its running cells end as cancelled.
     /// Returns whether one was running.
     pub fn cancel(&self) -> bool {
         let mut state = self.lock();
@@ -247,9 +252,7 @@ impl LiveNotebook {
         let generation = state.generation;
         for cell in 0..state.outcomes.len() {
             if state.outcomes[cell].is_none() {
-                state.outcomes[cell] = Some(CellOutcome::Skipped(
-                    "cancelled before it ended: run it again with Shift+Enter".into(),
-                ));
+                state.outcomes[cell] = Some(CellOutcome::Skipped(CANCELLED.into()));
                 self.send_cell_blocks(&state, cell);
             }
         }
@@ -263,6 +266,21 @@ impl LiveNotebook {
         true
     }
 
+    /// Stops the cell at block `block` of generation `generation` (its
+    /// readers are not run; other cells go on). Returns whether the block
+    /// is a SQL cell of the current text.
+    pub fn cancel_cell(&self, generation: u64, block: usize) -> bool {
+        let state = self.lock();
+        if state.generation != generation {
+            return false;
+        }
+        let Some(cell) = cell_of_block(&state.notebook, block) else {
+            return false;
+        };
+        state.cancels.cancel(cell);
+        true
+    }
+
     /// Cancels the run in progress and starts one of `state.notebook`.
     fn start_run(&self, state: &mut State) {
         let run_id = self.current_run.fetch_add(1, Ordering::SeqCst) + 1;
@@ -270,12 +288,14 @@ impl LiveNotebook {
             run.abort();
         }
         state.progress.clear();
+        state.cancels = CellCancels::default();
+        let cancels = state.cancels.clone();
         let generation = state.generation;
         let notebook = state.notebook.clone();
         let live = self.clone();
         state.run = Some(tokio::spawn(async move {
             let started = Instant::now();
-            let outcome = live.run(run_id, &notebook).await;
+            let outcome = live.run(run_id, &notebook, cancels).await;
             if live.current_run.load(Ordering::SeqCst) != run_id {
                 return;
             }
@@ -307,7 +327,12 @@ impl LiveNotebook {
     /// One run of `notebook` on a new session (no view or table of an
     /// earlier text lingers); failures and cached cells, or why the
     /// notebook could not run.
-    async fn run(&self, run_id: u64, notebook: &Notebook) -> Result<(usize, usize), String> {
+    async fn run(
+        &self,
+        run_id: u64,
+        notebook: &Notebook,
+        cancels: CellCancels,
+    ) -> Result<(usize, usize), String> {
         let message = |e: &dyn std::fmt::Display| one_line(&e.to_string());
         let session = Session::try_new(self.settings.session.clone()).map_err(|e| message(&e))?;
         let cache = match &self.settings.cache {
@@ -322,6 +347,7 @@ impl LiveNotebook {
             cache,
             concurrent_cells: self.settings.concurrent_cells,
             listener: Some(listener),
+            cancels,
         };
         let run = run_notebook(&session, notebook, &options)
             .await
@@ -425,6 +451,16 @@ fn progress_of(state: &mut State, cell: usize, event: &ProgressEvent) -> (u64, u
         _ => {}
     }
     (*done, *planned)
+}
+
+/// The SQL cell index of block `block`, if it is a SQL cell.
+fn cell_of_block(notebook: &Notebook, block: usize) -> Option<usize> {
+    matches!(notebook.blocks.get(block)?, Block::Sql(_)).then(|| {
+        notebook.blocks[..block]
+            .iter()
+            .filter(|b| matches!(b, Block::Sql(_)))
+            .count()
+    })
 }
 
 /// The block index of SQL cell `cell`.

@@ -9,6 +9,8 @@
 //!   [`squall_notebook::notebook_edit::Edit`]); saves, then runs.
 //! - `POST /api/run`: runs the notebook again as it is.
 //! - `POST /api/cancel`: stops the running cells.
+//! - `POST /api/cancel-cell`: `{"generation": N, "block": B}` stops one
+//!   running cell (and keeps its readers from running).
 //!
 //! It serves no file: the page is in the binary, and cells read only what
 //! the notebook declares or what lies in the notebook's folder.
@@ -106,6 +108,7 @@ pub async fn serve(options: ServeOptions) -> Result<Serving> {
         .route("/api/edit", post(edit))
         .route("/api/run", post(run))
         .route("/api/cancel", post(cancel))
+        .route("/api/cancel-cell", post(cancel_cell))
         .layer(middleware::from_fn_with_state(app.clone(), admit))
         .with_state(app);
     live.start();
@@ -226,4 +229,18 @@ async fn run(State(app): State<App>) -> impl IntoResponse {
 
 async fn cancel(State(app): State<App>) -> impl IntoResponse {
     axum::Json(json!({ "cancelled": app.live.cancel() }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelCellRequest {
+    generation: u64,
+    block: usize,
+}
+
+async fn cancel_cell(
+    State(app): State<App>,
+    axum::Json(request): axum::Json<CancelCellRequest>,
+) -> impl IntoResponse {
+    axum::Json(json!({ "cancelled": app.live.cancel_cell(request.generation, request.block) }))
 }

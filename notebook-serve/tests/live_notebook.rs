@@ -160,3 +160,53 @@ async fn cancel_stops_a_running_cell() {
     assert!(!live.cancel(), "nothing runs any more");
     assert!(!live.snapshot().running);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_one_cell_stops_it_and_its_readers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("three.md");
+    std::fs::write(
+        &path,
+        "```sql slow\nSELECT count(*) AS n FROM generate_series(1, 100000) a, generate_series(1, 100000) b\n```\n\n\
+         ```sql\nSELECT n FROM slow\n```\n\n\
+         ```sql\nSELECT 6 * 7 AS answer\n```\n",
+    )
+    .unwrap();
+    let live = live(&path, &dir.path().join("cache"));
+    let mut events = live.subscribe();
+    live.start();
+    let generation = live.snapshot().generation;
+    next(&mut events, |e| {
+        matches!(e, LiveEvent::Progress { index: 0, .. }).then_some(())
+    })
+    .await;
+    assert!(
+        !live.cancel_cell(generation + 1, 0),
+        "an older page names no cell"
+    );
+    assert!(!live.cancel_cell(generation, 7), "no such block");
+    assert!(live.cancel_cell(generation, 0));
+    let (failures, cancelled) = next(&mut events, |e| match e {
+        LiveEvent::RunEnded {
+            failures,
+            cancelled,
+            ..
+        } => Some((*failures, *cancelled)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((failures, cancelled), (2, false));
+    let blocks = live.snapshot().blocks;
+    let states: Vec<&str> = blocks.iter().map(|b| b.state.as_str()).collect();
+    assert_eq!(states, ["skipped", "skipped", "done"]);
+    assert!(
+        blocks[0].html.contains("cancelled before it ended"),
+        "{}",
+        blocks[0].html
+    );
+    assert!(
+        blocks[1].html.contains("reads cell 'slow'"),
+        "{}",
+        blocks[1].html
+    );
+}

@@ -32,6 +32,7 @@ const ROWS: &str = "squall.rows";
 const ELAPSED_MS: &str = "squall.elapsed_ms";
 const TASKS: &str = "squall.tasks";
 const BYTES_READ: &str = "squall.bytes_read";
+const COST_USD: &str = "squall.cost_usd";
 
 /// A cache of cell results.
 #[derive(Debug, Clone)]
@@ -133,13 +134,16 @@ fn encode(result: &CellResult) -> datafusion::parquet::errors::Result<Vec<u8>> {
         (TASKS, result.tasks),
         (BYTES_READ, result.bytes_read),
     ];
+    let mut metadata: Vec<KeyValue> = measures
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string()))
+        .collect();
+    metadata.push(KeyValue::new(
+        COST_USD.to_string(),
+        result.cost_usd.to_string(),
+    ));
     let properties = WriterProperties::builder()
-        .set_key_value_metadata(Some(
-            measures
-                .iter()
-                .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string()))
-                .collect(),
-        ))
+        .set_key_value_metadata(Some(metadata))
         .build();
     let mut bytes = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut bytes, result.schema.clone(), Some(properties))?;
@@ -152,7 +156,10 @@ fn encode(result: &CellResult) -> datafusion::parquet::errors::Result<Vec<u8>> {
 
 fn decode(bytes: bytes::Bytes) -> std::result::Result<CellResult, String> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
-    let measure = |name: &str| -> std::result::Result<u64, String> {
+    fn measure<T: std::str::FromStr>(
+        builder: &ParquetRecordBatchReaderBuilder<bytes::Bytes>,
+        name: &str,
+    ) -> std::result::Result<T, String> {
         builder
             .metadata()
             .file_metadata()
@@ -161,13 +168,12 @@ fn decode(bytes: bytes::Bytes) -> std::result::Result<CellResult, String> {
             .and_then(|k| k.value.as_deref())
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| format!("no {name} in the entry"))
-    };
-    let (rows, elapsed_ms, tasks, bytes_read) = (
-        measure(ROWS)?,
-        measure(ELAPSED_MS)?,
-        measure(TASKS)?,
-        measure(BYTES_READ)?,
-    );
+    }
+    let rows = measure(&builder, ROWS)?;
+    let elapsed_ms = measure(&builder, ELAPSED_MS)?;
+    let tasks = measure(&builder, TASKS)?;
+    let bytes_read = measure(&builder, BYTES_READ)?;
+    let cost_usd = measure(&builder, COST_USD)?;
     let schema = builder.schema().clone();
     let batches: Vec<RecordBatch> = builder
         .build()
@@ -181,6 +187,7 @@ fn decode(bytes: bytes::Bytes) -> std::result::Result<CellResult, String> {
         elapsed: Duration::from_millis(elapsed_ms),
         tasks,
         bytes_read,
+        cost_usd,
         cached: true,
     })
 }

@@ -1,17 +1,18 @@
 //! One SQL cell, start to end: its view defined for the cells that read
 //! it, its key computed, its result taken from the cache or its query run
-//! (counting the tasks and bytes of that query alone) and kept.
+//! (measuring the tasks, bytes and estimated cost of that query alone) and
+//! kept.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use squall_connectors::table::one_line;
-use squall_jobs::{ProgressEvent, ProgressListener, Session};
+use squall_jobs::analyze::QueryMeasures;
+use squall_jobs::{ProgressEvent, ProgressListener, Session, cost};
 
 use crate::cell_cache::CellCache;
 use crate::cell_key::{CellKey, cell_key};
@@ -27,33 +28,19 @@ pub(crate) struct CellRan {
     pub cache_warning: Option<String>,
 }
 
-/// Counts the tasks and input bytes of one query: hand
-/// [`CellMeter::listener`] to it.
-#[derive(Debug, Clone, Default)]
-pub struct CellMeter {
-    tasks: Arc<AtomicU64>,
-    bytes_read: Arc<AtomicU64>,
-}
-
-impl CellMeter {
-    pub fn listener(&self) -> ProgressListener {
-        let meter = self.clone();
-        Arc::new(move |event| {
-            if let ProgressEvent::TaskFinished { input_bytes, .. } = event {
-                meter.tasks.fetch_add(1, Ordering::Relaxed);
-                meter.bytes_read.fetch_add(input_bytes, Ordering::Relaxed);
-            }
-        })
-    }
-
-    /// Tasks finished and bytes they read so far.
-    pub fn counts(&self) -> (u64, u64) {
-        (
-            self.tasks.load(Ordering::Relaxed),
-            self.bytes_read.load(Ordering::Relaxed),
-        )
+impl CellRan {
+    /// A cell stopped by a cancel before it ended.
+    pub fn cancelled() -> Self {
+        Self {
+            outcome: CellOutcome::Skipped(CANCELLED.into()),
+            key: CellKey::Uncached("it was cancelled".into()),
+            cache_warning: None,
+        }
     }
 }
+
+/// What a cancelled cell says.
+pub const CANCELLED: &str = "cancelled before it ended: run it again to see its result";
 
 /// Runs cell `index` of the notebook; `read_keys` are the keys of the cells
 /// it reads, by lower-cased name (all of them have ended).
@@ -87,8 +74,8 @@ pub(crate) async fn run_cell(
     if let Some(listener) = &listener {
         listener(CellEvent::Started { cell: index });
     }
-    let meter = CellMeter::default();
-    let counting = meter.listener();
+    let measures = QueryMeasures::default();
+    let counting = measures.listener();
     let observer: ProgressListener = match listener {
         Some(listener) => Arc::new(move |event: ProgressEvent| {
             counting(event.clone());
@@ -98,15 +85,22 @@ pub(crate) async fn run_cell(
     };
     let began = Instant::now();
     let rows = query(session, cell, observer).await;
-    let (tasks, bytes_read) = meter.counts();
+    let (_, totals) = measures.totals();
+    // What its tasks would bill on Lambda: on the functions it ran on, or
+    // on those `squall deploy lambda` makes when it ran elsewhere.
+    let memory = session
+        .backend()
+        .billed_memory_bytes()
+        .unwrap_or(cost::DEFAULT_FUNCTION_MEMORY_BYTES);
     let result = match rows {
         Ok((schema, batches, rows)) => CellResult {
             schema,
             batches,
             rows,
             elapsed: began.elapsed(),
-            tasks,
-            bytes_read,
+            tasks: totals.finished_tasks as u64,
+            bytes_read: totals.input_bytes,
+            cost_usd: cost::estimate(&totals, memory, &cost::CloudPrices::default()).usd,
             cached: false,
         },
         Err(message) => return ran(CellOutcome::Failed(message), key),

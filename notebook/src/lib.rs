@@ -11,7 +11,8 @@
 //! - [`run`] runs the cells on a [`squall_jobs::Session`], each after the
 //!   cells it reads and independent ones at once, keeping each result's
 //!   first rows and its measures ([`cell_run`] runs one); a failed cell
-//!   stops the cells that read it, not the others.
+//!   stops the cells that read it, not the others; [`cell_cancel`] stops one
+//!   running cell.
 //! - [`cell_key`] digests what a cell's result depends on (its SQL, the
 //!   cells it reads, the files of its tables); [`cell_cache`] keeps results
 //!   under those keys, so an unchanged cell is not run again.
@@ -23,6 +24,7 @@
 //! or run queries (`squall-jobs` does).
 
 pub mod cell_cache;
+pub mod cell_cancel;
 pub mod cell_graph;
 pub mod cell_key;
 pub mod cell_run;

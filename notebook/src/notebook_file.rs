@@ -4,6 +4,7 @@
 //! ````markdown
 //! +++
 //! title = "Revenue by year"
+//! backend = "process"               # local, process or lambda; --backend wins
 //! [tables]
 //! orders = "{{ data }}/orders/"       # parameters work here too
 //! [params]
@@ -37,6 +38,9 @@ pub struct Notebook {
     /// What errors call the file.
     pub file: String,
     pub title: Option<String>,
+    /// Where its cells run unless the command says otherwise: one of
+    /// [`BACKENDS`].
+    pub backend: Option<String>,
     /// Tables the cells read: name, URL, line of the declaration.
     pub tables: Vec<(String, String, usize)>,
     /// Parameters with their values (defaults, then `--set`).
@@ -97,6 +101,7 @@ impl Notebook {
         let mut notebook = Notebook {
             file: file.to_string(),
             title: None,
+            backend: None,
             tables: Vec::new(),
             params: BTreeMap::new(),
             blocks: Vec::new(),
@@ -310,6 +315,9 @@ fn substitute_known(text: &str, params: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// The backends a notebook may name (as `squall --backend` does).
+pub const BACKENDS: [&str; 3] = ["local", "process", "lambda"];
+
 /// Reads the front matter's TOML; errors carry a line relative to it.
 fn read_front_matter(
     text: &str,
@@ -326,6 +334,15 @@ fn read_front_matter(
         let find = |needle: &str| text.find(needle).map_or(1, line_of);
         match (key.as_str(), value) {
             ("title", toml::Value::String(title)) => notebook.title = Some(title),
+            ("backend", toml::Value::String(backend)) => {
+                if !BACKENDS.contains(&backend.as_str()) {
+                    return Err((
+                        find("backend"),
+                        format!("backend '{backend}' is not one of {}", BACKENDS.join(", ")),
+                    ));
+                }
+                notebook.backend = Some(backend);
+            }
             ("tables", toml::Value::Table(tables)) => {
                 for (name, url) in tables {
                     let line = find(&name);
@@ -363,7 +380,7 @@ fn read_front_matter(
                 return Err((
                     find(key),
                     format!(
-                        "unknown or mistyped front matter key '{key}' (known: title, tables, params)"
+                        "unknown or mistyped front matter key '{key}' (known: title, backend, tables, params)"
                     ),
                 ));
             }
@@ -431,5 +448,11 @@ mod tests {
             err("+++\ncolour = 1\n+++\n")
                 .starts_with("n.md:2: unknown or mistyped front matter key 'colour'")
         );
+        assert_eq!(
+            err("+++\ntitle = \"x\"\nbackend = \"cloud\"\n+++\n"),
+            "n.md:3: backend 'cloud' is not one of local, process, lambda"
+        );
+        let nb = Notebook::parse("n.md", "+++\nbackend = \"process\"\n+++\n", &[]).unwrap();
+        assert_eq!(nb.backend.as_deref(), Some("process"));
     }
 }

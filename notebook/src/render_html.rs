@@ -100,7 +100,7 @@ fn result_table(result: &CellResult) -> String {
     html.push_str("</tbody></table>");
     let more = result.rows.saturating_sub(shown as u64);
     html.push_str(&format!(
-        r#"<div class="footer">{} row{}{} · {}{:.2} s · {} task{} · {} read</div>"#,
+        r#"<div class="footer">{} row{}{} · {}{:.2} s · {} task{} · {} read · <span class="cost" title="what its tasks would cost on AWS Lambda + S3 at list prices (start-ups not included)">≈ {}</span></div>"#,
         result.rows,
         if result.rows == 1 { "" } else { "s" },
         if more > 0 {
@@ -116,7 +116,8 @@ fn result_table(result: &CellResult) -> String {
         result.elapsed.as_secs_f64(),
         result.tasks,
         if result.tasks == 1 { "" } else { "s" },
-        bytes(result.bytes_read)
+        bytes(result.bytes_read),
+        squall_jobs::cost::dollars(result.cost_usd)
     ));
     html
 }

@@ -13,9 +13,10 @@ use squall_connectors::table::one_line;
 use squall_jobs::{ProgressEvent, Session};
 
 use crate::cell_cache::CellCache;
+use crate::cell_cancel::CellCancels;
 use crate::cell_graph::CellGraph;
 use crate::cell_key::CellKey;
-use crate::cell_run::run_cell;
+use crate::cell_run::{CellRan, run_cell};
 use crate::error::{NotebookError, Result};
 use crate::notebook_file::Notebook;
 
@@ -43,6 +44,9 @@ pub struct CellResult {
     pub elapsed: Duration,
     pub tasks: u64,
     pub bytes_read: u64,
+    /// What its tasks would cost on AWS Lambda + S3 at list prices
+    /// (`squall_jobs::cost::estimate`; start-ups not included).
+    pub cost_usd: f64,
     /// Read from the cache: the measures are those of the run that made it.
     pub cached: bool,
 }
@@ -136,6 +140,8 @@ pub struct RunOptions {
     /// it reads whatever this allows.
     pub concurrent_cells: usize,
     pub listener: Option<CellListener>,
+    /// Cells to stop while the notebook runs.
+    pub cancels: CellCancels,
 }
 
 impl Default for RunOptions {
@@ -144,6 +150,7 @@ impl Default for RunOptions {
             cache: None,
             concurrent_cells: DEFAULT_CONCURRENT_CELLS,
             listener: None,
+            cancels: CellCancels::default(),
         }
     }
 }
@@ -154,6 +161,7 @@ impl std::fmt::Debug for RunOptions {
             .field("cache", &self.cache)
             .field("concurrent_cells", &self.concurrent_cells)
             .field("listener", &self.listener.is_some())
+            .field("cancels", &self.cancels)
             .finish()
     }
 }
@@ -230,8 +238,13 @@ pub async fn run_notebook(
             let cell = cells[i];
             let cache = options.cache.as_ref();
             let listener = options.listener.clone();
+            let cancels = options.cancels.clone();
             running.push(async move {
-                let ran = run_cell(session, i, cell, read_keys, cache, listener).await;
+                let ran = tokio::select! {
+                    ran = run_cell(session, i, cell, read_keys, cache, listener) => ran,
+                    // Its query is dropped: its tasks are cancelled.
+                    () = cancels.cancelled(i) => CellRan::cancelled(),
+                };
                 (i, ran)
             });
         }

@@ -48,7 +48,10 @@ async fn the_revenue_notebook_gives_datafusion_s_answers_and_draws_every_row() {
         .unwrap();
     assert_eq!(run.failures(), 0);
     let by_year = done(&run.cells[1]);
-    assert!(by_year.tasks > 0 && by_year.bytes_read > 0, "{by_year:?}");
+    assert!(
+        by_year.tasks > 0 && by_year.bytes_read > 0 && by_year.cost_usd > 0.0,
+        "{by_year:?}"
+    );
 
     // Single-node DataFusion, the same SQL.
     let ctx = SessionContext::new();
@@ -80,6 +83,7 @@ async fn the_revenue_notebook_gives_datafusion_s_answers_and_draws_every_row() {
     }
     let page = render_html::render(&notebook, &run);
     assert_eq!(page.matches(r#"data-state="done""#).count(), 4);
+    assert_eq!(page.matches(r#"<span class="cost""#).count(), 4);
     assert_eq!(page.matches("<svg class=\"chart\"").count(), 2);
     // One point per year, one bar per year and priority.
     let marks = (done(&run.cells[1]).rows + done(&run.cells[2]).rows) as usize;

@@ -107,6 +107,7 @@ function drawBlock(block, index) {
   tools.append(
     progress,
     button('Run', 'Save and run (Shift+Enter)', submit),
+    button('Cancel', 'Stop this cell', () => post('/api/cancel-cell', { generation, block: index })),
     button('+ SQL', 'Add a SQL cell below', () => edit({ insert: { after: index, text: NEW_SQL } })),
     button('+ Text', 'Add prose below', () => edit({ insert: { after: index, text: NEW_TEXT } })),
     button('Delete', 'Delete this block', () => edit({ delete: { block: index } })),
