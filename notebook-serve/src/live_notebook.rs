@@ -256,10 +256,20 @@ impl LiveNotebook {
                 self.send_cell_blocks(&state, cell);
             }
         }
+        let ended = |cached: bool| {
+            state
+                .outcomes
+                .iter()
+                .filter(|o| match o {
+                    Some(CellOutcome::Done(result)) => cached && result.cached,
+                    _ => !cached,
+                })
+                .count()
+        };
         self.send(LiveEvent::RunEnded {
             generation,
-            failures: state.outcomes.len(),
-            cached: 0,
+            failures: ended(false),
+            cached: ended(true),
             elapsed_ms: 0,
             cancelled: true,
         });

@@ -146,17 +146,16 @@ async fn cancel_stops_a_running_cell() {
     assert!(live.cancel());
     let html = block_html(&mut events, 0).await;
     assert!(html.contains("cancelled before it ended"), "{html}");
-    next(&mut events, |e| {
-        matches!(
-            e,
-            LiveEvent::RunEnded {
-                cancelled: true,
-                ..
-            }
-        )
-        .then_some(())
+    let failures = next(&mut events, |e| match e {
+        LiveEvent::RunEnded {
+            cancelled: true,
+            failures,
+            ..
+        } => Some(*failures),
+        _ => None,
     })
     .await;
+    assert_eq!(failures, 1, "the one cell did not run to its end");
     assert!(!live.cancel(), "nothing runs any more");
     assert!(!live.snapshot().running);
 }
