@@ -2,8 +2,9 @@
 //! queries and whose `chart` cells draw their results, rendered to one
 //! self-contained HTML page.
 //!
-//! - [`notebook_file`] reads the file: TOML front matter between `+++`
-//!   lines (title, tables, parameters), prose, ```` ```sql name ```` cells
+//! - [`notebook_file`] reads the file: front matter, TOML between `+++`
+//!   lines or YAML between `---` lines ([`yaml_front_matter`]): title,
+//!   backend, tables, parameters; prose, ```` ```sql name ```` cells
 //!   (named ones are tables for later cells), ```` ```chart ```` cells.
 //! - [`notebook_edit`] edits the file block by block (for a live editor).
 //! - [`cell_graph`] orders the cells by the names they read; a cycle is an
@@ -35,6 +36,7 @@ pub mod notebook_file;
 pub mod render_html;
 pub mod render_markdown;
 pub mod run;
+pub mod yaml_front_matter;
 
 pub use cell_cache::CellCache;
 pub use error::{NotebookError, Result};

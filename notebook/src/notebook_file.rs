@@ -1,4 +1,5 @@
-//! The notebook file: Markdown with TOML front matter, `sql` cells and
+//! The notebook file: Markdown with front matter (TOML between `+++`
+//! lines, or YAML between `---` lines: the same keys), `sql` cells and
 //! `chart` cells.
 //!
 //! ````markdown
@@ -108,14 +109,24 @@ impl Notebook {
             spans: Vec::new(),
             source: text.to_string(),
         };
-        if lines.first().map(|l| l.trim_end()) == Some("+++") {
+        // TOML between `+++` lines, or YAML between `---` lines (as Hugo,
+        // Jekyll and Evidence write it).
+        let fence = lines.first().map(|l| l.trim_end());
+        if let Some(fence @ ("+++" | "---")) = fence {
             let end = lines
                 .iter()
                 .skip(1)
-                .position(|l| l.trim_end() == "+++")
+                .position(|l| l.trim_end() == fence)
                 .map(|i| i + 1)
-                .ok_or_else(|| invalid(1, "the front matter (+++) is not closed".into()))?;
-            read_front_matter(&lines[1..end].join("\n"), &mut notebook)
+                .ok_or_else(|| invalid(1, format!("the front matter ({fence}) is not closed")))?;
+            let text = lines[1..end].join("\n");
+            let table = if fence == "+++" {
+                toml_front_matter(&text)
+            } else {
+                crate::yaml_front_matter::read(&text)
+            };
+            table
+                .and_then(|table| read_front_matter(&text, table, &mut notebook))
                 .map_err(|(line, message)| invalid(line + 1, message))?;
             at = end + 1;
         }
@@ -318,18 +329,25 @@ fn substitute_known(text: &str, params: &BTreeMap<String, String>) -> String {
 /// The backends a notebook may name (as `squall --backend` does).
 pub const BACKENDS: [&str; 3] = ["local", "process", "lambda"];
 
-/// Reads the front matter's TOML; errors carry a line relative to it.
-fn read_front_matter(
-    text: &str,
-    notebook: &mut Notebook,
-) -> std::result::Result<(), (usize, String)> {
+/// The front matter's TOML as a table; errors carry a line relative to it.
+fn toml_front_matter(text: &str) -> std::result::Result<toml::Table, (usize, String)> {
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-    let table: toml::Table = toml::from_str(text).map_err(|e| {
+    toml::from_str(text).map_err(|e| {
         (
             e.span().map_or(1, |s| line_of(s.start)),
             format!("front matter is not valid TOML: {}", e.message()),
         )
-    })?;
+    })
+}
+
+/// Reads the front matter (as a TOML table, whatever its syntax); errors
+/// carry a line relative to it.
+fn read_front_matter(
+    text: &str,
+    table: toml::Table,
+    notebook: &mut Notebook,
+) -> std::result::Result<(), (usize, String)> {
+    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
     for (key, value) in table {
         let find = |needle: &str| text.find(needle).map_or(1, line_of);
         match (key.as_str(), value) {
@@ -408,6 +426,36 @@ mod tests {
         assert!(matches!(nb.blocks[0], Block::Prose(_)));
         assert!(matches!(nb.blocks[3], Block::Chart(ref c) if c.line == 18));
         assert_eq!(nb.spans, [7..11, 11..14, 14..17, 17..23, 23..26]);
+    }
+
+    #[test]
+    fn yaml_front_matter_reads_as_toml_does() {
+        let yaml = "---\ntitle: T\nbackend: process\ntables:\n  orders: data/orders/\nparams:\n  year: 1995\n  mode: AIR\n---\n```sql\nSELECT {{ year }} AS y, '{{ mode }}' AS m\n```\n";
+        let nb = Notebook::parse("n.md", yaml, &["year=1996".into()]).unwrap();
+        assert_eq!(nb.title.as_deref(), Some("T"));
+        assert_eq!(nb.backend.as_deref(), Some("process"));
+        assert_eq!(nb.tables, vec![("orders".into(), "data/orders/".into(), 4)]);
+        let cells: Vec<_> = nb.sql_cells().collect();
+        assert_eq!(cells[0].sql, "SELECT 1996 AS y, 'AIR' AS m");
+        assert_eq!(cells[0].line, 10);
+        let err = |text: &str| Notebook::parse("n.md", text, &[]).unwrap_err().to_string();
+        assert_eq!(
+            err("---\ntitle: T\n"),
+            "n.md:1: the front matter (---) is not closed"
+        );
+        assert!(
+            err("---\ntitle: T\ncolour: red\n---\n")
+                .starts_with("n.md:3: unknown or mistyped front matter key 'colour'")
+        );
+        let bad = err("---\ntitle: T\ntables: [unclosed\n---\n");
+        assert!(
+            bad.starts_with("n.md:") && bad.contains("front matter is not valid YAML"),
+            "{bad}"
+        );
+        assert_eq!(
+            err("---\nparams:\n  when:\n---\n"),
+            "n.md:3: params.when has no value"
+        );
     }
 
     #[test]
