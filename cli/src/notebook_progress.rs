@@ -37,14 +37,7 @@ impl CellProgress {
         if !std::io::stderr().is_terminal() {
             return None;
         }
-        let progress = Self {
-            display: Arc::new(Mutex::new(Display {
-                multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
-                cells: BTreeMap::new(),
-                labels,
-                finished: false,
-            })),
-        };
+        let progress = Self::with_target(labels, ProgressDrawTarget::hidden());
         // A notebook quicker than a statement's threshold draws nothing.
         let display = Arc::clone(&progress.display);
         std::thread::spawn(move || {
@@ -55,6 +48,28 @@ impl CellProgress {
             }
         });
         Some(progress)
+    }
+
+    fn with_target(labels: Vec<String>, target: ProgressDrawTarget) -> Self {
+        Self {
+            display: Arc::new(Mutex::new(Display {
+                multi: MultiProgress::with_draw_target(target),
+                cells: BTreeMap::new(),
+                labels,
+                finished: false,
+            })),
+        }
+    }
+
+    /// The lines as they would be drawn now (for tests).
+    #[cfg(test)]
+    fn lines(&self) -> Vec<String> {
+        let display = self.display.lock().unwrap();
+        display
+            .cells
+            .values()
+            .map(|(bar, ..)| bar.message())
+            .collect()
     }
 
     pub fn listener(&self) -> CellListener {
@@ -112,5 +127,63 @@ impl Display {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use squall_notebook::CellOutcome;
+
+    fn task_finished() -> ProgressEvent {
+        ProgressEvent::TaskFinished {
+            stage: 0,
+            task: 0,
+            input_bytes: 0,
+            input_rows: 0,
+            output_rows: 0,
+            output_bytes: 0,
+            busy_ms: 1,
+            requests: Default::default(),
+            spilled_bytes: 0,
+            peak_memory_bytes: 0,
+            operator_metrics: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_line_per_running_cell_with_its_tasks() {
+        let progress = CellProgress::with_target(
+            vec!["cell by_year".into(), "cell at line 9".into()],
+            ProgressDrawTarget::hidden(),
+        );
+        let listener = progress.listener();
+        listener(CellEvent::Started { cell: 0 });
+        listener(CellEvent::Started { cell: 1 });
+        assert_eq!(
+            progress.lines(),
+            ["cell by_year: planning", "cell at line 9: planning"]
+        );
+        let progress_of = |event| CellEvent::Progress { cell: 0, event };
+        listener(progress_of(ProgressEvent::QueryPlanned {
+            stages: 2,
+            tasks: 6,
+            graph: crate::stats::tests::empty_graph(),
+        }));
+        // A stage sized from its inputs runs 1 task of the 4 planned.
+        listener(progress_of(ProgressEvent::StageStarted {
+            stage: 0,
+            tasks: 1,
+            planned_tasks: 4,
+        }));
+        listener(progress_of(task_finished()));
+        assert_eq!(progress.lines()[0], "cell by_year: 1/3 tasks");
+        listener(CellEvent::Ended {
+            cell: 0,
+            outcome: CellOutcome::Failed("x".into()),
+        });
+        assert_eq!(progress.lines(), ["cell at line 9: planning"]);
+        progress.finish();
+        assert!(progress.lines().is_empty());
     }
 }

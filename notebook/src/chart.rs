@@ -46,12 +46,16 @@ impl ChartSpec {
     /// Parses a chart cell's TOML body; errors carry a line within it.
     pub fn parse(body: &str) -> Result<Self, (usize, String)> {
         let line_of = |offset: usize| body[..offset.min(body.len())].matches('\n').count() + 1;
-        let table: toml::Table = toml::from_str(body).map_err(|e| {
-            (
-                e.span().map_or(1, |s| line_of(s.start)),
-                format!("chart is not valid TOML: {}", e.message()),
-            )
-        })?;
+        let table: toml::Table = if crate::yaml_table::looks_like_yaml(body) {
+            crate::yaml_table::read(body, "chart")?
+        } else {
+            toml::from_str(body).map_err(|e| {
+                (
+                    e.span().map_or(1, |s| line_of(s.start)),
+                    format!("chart is not valid TOML: {}", e.message()),
+                )
+            })?
+        };
         let find = |key: &str| body.find(key).map_or(1, line_of);
         let text = |key: &str| -> Result<Option<String>, (usize, String)> {
             match table.get(key) {
@@ -396,6 +400,30 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_chart_reads_the_same_in_yaml_and_in_toml() {
+        let toml = "type = \"bar\"\ncell = \"c\"\nx = \"year\"\ny = \"total\"\ntitle = \"T: t\"\n";
+        let yaml = "# a comment\ntype: bar\ncell: c\nx: year\ny: total\ntitle: \"T: t\"\n";
+        let (a, b) = (
+            ChartSpec::parse(toml).unwrap(),
+            ChartSpec::parse(yaml).unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(
+            ChartSpec::parse("type: pie\ncell: c\nx: year\n").unwrap_err(),
+            (
+                1,
+                "unknown chart type 'pie' (expected bar, line, area, scatter or histogram)".into()
+            )
+        );
+        assert!(
+            ChartSpec::parse("type: [bar\n")
+                .unwrap_err()
+                .1
+                .starts_with("chart is not valid YAML")
+        );
     }
 
     #[test]

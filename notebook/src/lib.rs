@@ -3,9 +3,10 @@
 //! self-contained HTML page.
 //!
 //! - [`notebook_file`] reads the file: front matter, TOML between `+++`
-//!   lines or YAML between `---` lines ([`yaml_front_matter`]): title,
+//!   lines or YAML between `---` lines ([`yaml_table`]): title,
 //!   backend, tables, parameters; prose, ```` ```sql name ```` cells
-//!   (named ones are tables for later cells), ```` ```chart ```` cells.
+//!   (named ones are tables for later cells), ```` ```chart ```` cells (TOML
+//!   or YAML).
 //! - [`notebook_edit`] edits the file block by block (for a live editor).
 //! - [`cell_graph`] orders the cells by the names they read; a cycle is an
 //!   error at the line of a cell in it.
@@ -36,7 +37,7 @@ pub mod notebook_file;
 pub mod render_html;
 pub mod render_markdown;
 pub mod run;
-pub mod yaml_front_matter;
+pub mod yaml_table;
 
 pub use cell_cache::CellCache;
 pub use error::{NotebookError, Result};

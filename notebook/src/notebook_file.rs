@@ -123,7 +123,7 @@ impl Notebook {
             let table = if fence == "+++" {
                 toml_front_matter(&text)
             } else {
-                crate::yaml_front_matter::read(&text)
+                crate::yaml_table::read(&text, "front matter")
             };
             table
                 .and_then(|table| read_front_matter(&text, table, &mut notebook))

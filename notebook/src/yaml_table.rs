@@ -1,6 +1,6 @@
-//! YAML front matter (between `---` lines), read into the TOML table that
-//! TOML front matter (between `+++` lines) gives, so that both are checked
-//! by one reader with the same keys, values and messages:
+//! YAML read into the TOML table the same text in TOML would give, so that
+//! front matter (YAML between `---` lines, TOML between `+++` lines) and
+//! chart cells are checked by one reader whichever syntax they are in:
 //!
 //! ```yaml
 //! ---
@@ -16,12 +16,13 @@
 
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// The front matter `text` as a table; errors carry a line relative to it.
-pub fn read(text: &str) -> Result<toml::Table, (usize, String)> {
+/// `text` (called `what` in errors: "front matter", "chart") as a table;
+/// errors carry a line relative to it.
+pub fn read(text: &str, what: &str) -> Result<toml::Table, (usize, String)> {
     let documents = YamlLoader::load_from_str(text).map_err(|e| {
         (
             e.marker().line().max(1),
-            format!("front matter is not valid YAML: {}", e.info()),
+            format!("{what} is not valid YAML: {}", e.info()),
         )
     })?;
     match documents.into_iter().next() {
@@ -35,10 +36,7 @@ pub fn read(text: &str) -> Result<toml::Table, (usize, String)> {
             }
             Ok(table)
         }
-        Some(_) => Err((
-            1,
-            "front matter must be keys and values (`title: ...`)".into(),
-        )),
+        Some(_) => Err((1, format!("{what} must be keys and values (`key: value`)"))),
     }
 }
 
@@ -49,7 +47,7 @@ fn name(key: &Yaml, path: &str, text: &str) -> Result<String, (usize, String)> {
         Yaml::Integer(n) => Ok(n.to_string()),
         _ => Err((
             line_of(text, path),
-            format!("front matter keys{} must be names", in_path(path)),
+            format!("keys{} must be names", in_path(path)),
         )),
     }
 }
@@ -105,4 +103,17 @@ fn to_toml(value: Yaml, path: &str, text: &str) -> Result<toml::Value, (usize, S
             ));
         }
     })
+}
+
+/// Whether `text` reads as YAML keys (`key: value`) rather than TOML
+/// (`key = value`): its first line that is not blank or a comment.
+pub fn looks_like_yaml(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|line| match (line.find(':'), line.find('=')) {
+            (Some(colon), Some(equals)) => colon < equals,
+            (Some(_), None) => true,
+            _ => false,
+        })
 }
