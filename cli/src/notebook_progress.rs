@@ -135,22 +135,6 @@ mod tests {
     use super::*;
     use squall_notebook::CellOutcome;
 
-    fn task_finished() -> ProgressEvent {
-        ProgressEvent::TaskFinished {
-            stage: 0,
-            task: 0,
-            input_bytes: 0,
-            input_rows: 0,
-            output_rows: 0,
-            output_bytes: 0,
-            busy_ms: 1,
-            requests: Default::default(),
-            spilled_bytes: 0,
-            peak_memory_bytes: 0,
-            operator_metrics: Vec::new(),
-        }
-    }
-
     #[test]
     fn a_line_per_running_cell_with_its_tasks() {
         let progress = CellProgress::with_target(
@@ -176,7 +160,7 @@ mod tests {
             tasks: 1,
             planned_tasks: 4,
         }));
-        listener(progress_of(task_finished()));
+        listener(progress_of(crate::progress::tests::finished(0)));
         assert_eq!(progress.lines()[0], "cell by_year: 1/3 tasks");
         listener(CellEvent::Ended {
             cell: 0,

@@ -366,10 +366,11 @@ fn human_count(n: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn finished(stage: usize) -> ProgressEvent {
+    /// A task of `stage` finished (shared with the notebook's progress tests).
+    pub(crate) fn finished(stage: usize) -> ProgressEvent {
         ProgressEvent::TaskFinished {
             stage,
             task: 0,

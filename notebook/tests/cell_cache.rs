@@ -4,30 +4,17 @@
 //! it; cells whose value can change between runs always run; the cache
 //! keeps to its byte budget; a damaged entry is run again, not shown.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use common::{done, example, tpch};
 use squall_jobs::{ProgressEvent, Session, SessionOptions};
 use squall_notebook::RunOptions;
 use squall_notebook::cell_key::CellKey;
-use squall_notebook::run::CellResult;
-use squall_notebook::{CellCache, CellOutcome, Notebook, NotebookRun, run_notebook};
-
-fn example(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/notebooks")
-        .join(name)
-}
-
-async fn tpch(dir: &Path) -> String {
-    let root = dir.join("tpch");
-    let location = squall_connectors::Location::parse(&root.display().to_string()).unwrap();
-    squall_connectors::tpch::generate_tpch(0.01, &location, 2)
-        .await
-        .unwrap();
-    root.display().to_string()
-}
+use squall_notebook::{CellCache, Notebook, NotebookRun, run_notebook};
 
 /// Runs `notebook` on a new session (as a new `squall` process would),
 /// with the cache at `cache_dir` holding at most `cache_bytes`; returns the
@@ -52,13 +39,6 @@ async fn run(notebook: &Notebook, cache_dir: &Path, cache_bytes: u64) -> (Notebo
     let run = run_notebook(&session, notebook, &options).await.unwrap();
     assert!(run.cache_warnings.is_empty(), "{:?}", run.cache_warnings);
     (run, tasks.load(Ordering::Relaxed))
-}
-
-fn done(outcome: &CellOutcome) -> &CellResult {
-    match outcome {
-        CellOutcome::Done(result) => result,
-        other => panic!("not done: {other:?}"),
-    }
 }
 
 /// Per cell: whether it came from the cache.

@@ -3,39 +3,19 @@
 //! where it is with the cells that read it not run, parameters from
 //! `--set`, and a cycle refused at its line.
 
-use std::path::Path;
+mod common;
+
 use std::sync::{Arc, Mutex};
 
+use common::{assert_as_datafusion, done, example, tpch};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use squall_jobs::{Session, SessionOptions};
 use squall_notebook::{CellEvent, RunOptions};
 use squall_notebook::{CellOutcome, Notebook, NotebookError, render_html, run_notebook};
 
-fn example(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/notebooks")
-        .join(name)
-}
-
-async fn tpch(dir: &Path) -> String {
-    let root = dir.join("tpch");
-    let location = squall_connectors::Location::parse(&root.display().to_string()).unwrap();
-    squall_connectors::tpch::generate_tpch(0.01, &location, 2)
-        .await
-        .unwrap();
-    root.display().to_string()
-}
-
 fn session() -> Session {
     Session::try_new(SessionOptions::default()).unwrap()
-}
-
-fn done(outcome: &CellOutcome) -> &squall_notebook::run::CellResult {
-    match outcome {
-        CellOutcome::Done(result) => result,
-        other => panic!("not done: {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,21 +45,7 @@ async fn the_revenue_notebook_gives_datafusion_s_answers_and_draws_every_row() {
         .await
         .unwrap();
     for i in [1, 2] {
-        let expected = ctx
-            .sql(&cells[i].sql)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        assert_eq!(
-            pretty_format_batches(&done(&run.cells[i]).batches)
-                .unwrap()
-                .to_string(),
-            pretty_format_batches(&expected).unwrap().to_string(),
-            "cell {}",
-            cells[i].name.as_deref().unwrap_or("")
-        );
+        assert_as_datafusion(&ctx, &notebook, &run, i).await;
     }
     let page = render_html::render(&notebook, &run);
     assert_eq!(page.matches(r#"data-state="done""#).count(), 4);
@@ -364,21 +330,7 @@ async fn the_parameterized_notebook_answers_for_the_parameters_it_is_given() {
         .await
         .unwrap();
         for i in [1, 2] {
-            let expected = ctx
-                .sql(&cells[i].sql)
-                .await
-                .unwrap()
-                .collect()
-                .await
-                .unwrap();
-            assert_eq!(
-                pretty_format_batches(&done(&run.cells[i]).batches)
-                    .unwrap()
-                    .to_string(),
-                pretty_format_batches(&expected).unwrap().to_string(),
-                "{mode} {year}: cell {}",
-                cells[i].name.as_deref().unwrap_or("")
-            );
+            assert_as_datafusion(&ctx, &notebook, &run, i).await;
         }
         assert!(done(&run.cells[1]).rows == 12, "every month has lines");
         let page = render_html::render(&notebook, &run);
