@@ -325,7 +325,7 @@ impl Session {
         statement: datafusion::sql::parser::Statement,
     ) -> Result<StatementResult> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
-        self.run_logical(plan).await
+        self.run_logical(plan, None).await
     }
 
     /// Runs one query and returns its rows as a stream.
@@ -354,28 +354,10 @@ impl Session {
             }
         }
         let plan = self.ctx.state().statement_to_plan(last).await?;
-        match plan {
-            LogicalPlan::Ddl(_)
-            | LogicalPlan::Statement(_)
-            | LogicalPlan::Explain(_)
-            | LogicalPlan::DescribeTable(_)
-            | LogicalPlan::Analyze(_) => match self.run_logical(plan).await? {
-                StatementResult::Rows(stream) => Ok(stream),
-                StatementResult::Done => {
-                    Err(JobError::Plan("the last statement returns no rows".into()))
-                }
-            },
-            plan => {
-                let physical = self.ctx.state().create_physical_plan(&plan).await?;
-                Ok(self
-                    .execute_physical_observed(
-                        physical,
-                        Some(observer),
-                        self.options.operator_metrics,
-                        None,
-                    )
-                    .await?
-                    .0)
+        match self.run_logical(plan, Some(observer)).await? {
+            StatementResult::Rows(stream) => Ok(stream),
+            StatementResult::Done => {
+                Err(JobError::Plan("the last statement returns no rows".into()))
             }
         }
     }
@@ -536,7 +518,13 @@ impl Session {
             .collect()
     }
 
-    async fn run_logical(&self, plan: LogicalPlan) -> Result<StatementResult> {
+    /// Runs `plan`; a query that runs distributed tells `observer` too what
+    /// it does.
+    async fn run_logical(
+        &self,
+        plan: LogicalPlan,
+        observer: Option<ProgressListener>,
+    ) -> Result<StatementResult> {
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
                 // CREATE TABLE ... AS SELECT: the query runs distributed; the
@@ -562,7 +550,7 @@ impl Session {
                 // EXECUTE of a prepared statement: DataFusion binds the
                 // parameters; the bound query runs distributed.
                 let bound = self.ctx.execute_logical_plan(plan).await?;
-                Box::pin(self.run_logical(bound.logical_plan().clone())).await
+                Box::pin(self.run_logical(bound.logical_plan().clone(), observer)).await
             }
             LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => {
                 // Catalog changes and settings happen on the coordinator.
@@ -602,7 +590,14 @@ impl Session {
             plan => {
                 let physical = self.ctx.state().create_physical_plan(&plan).await?;
                 Ok(StatementResult::Rows(
-                    self.execute_physical(physical).await?,
+                    self.execute_physical_observed(
+                        physical,
+                        observer,
+                        self.options.operator_metrics,
+                        None,
+                    )
+                    .await?
+                    .0,
                 ))
             }
         }

@@ -20,7 +20,7 @@ use squall_notebook::cell_cache::CellCache;
 use squall_notebook::cell_cancel::CellCancels;
 use squall_notebook::cell_run::CANCELLED;
 use squall_notebook::notebook_edit::Edit;
-use squall_notebook::render_html::render_block;
+use squall_notebook::render_html::{cell_state, render_block};
 use squall_notebook::run::{CellEvent, CellListener};
 use squall_notebook::{Block, CellOutcome, Notebook, RunOptions, run_notebook};
 use tokio::sync::broadcast;
@@ -284,7 +284,7 @@ impl LiveNotebook {
         if state.generation != generation {
             return false;
         }
-        let Some(cell) = cell_of_block(&state.notebook, block) else {
+        let Some(cell) = state.notebook.cell_of_block(block) else {
             return false;
         };
         state.cancels.cancel(cell);
@@ -379,7 +379,7 @@ impl LiveNotebook {
         let generation = state.generation;
         match event {
             CellEvent::Started { cell } => {
-                if let Some(index) = block_of_cell(&state.notebook, cell) {
+                if let Some(index) = state.notebook.block_of_cell(cell) {
                     self.send(LiveEvent::Progress {
                         generation,
                         index,
@@ -398,7 +398,7 @@ impl LiveNotebook {
                     return;
                 }
                 let (done, planned) = progress_of(&mut state, cell, &event);
-                if let Some(index) = block_of_cell(&state.notebook, cell) {
+                if let Some(index) = state.notebook.block_of_cell(cell) {
                     self.send(LiveEvent::Progress {
                         generation,
                         index,
@@ -419,7 +419,7 @@ impl LiveNotebook {
     /// Sends the blocks that show cell `cell`: the cell and its charts.
     fn send_cell_blocks(&self, state: &State, cell: usize) {
         let notebook = &state.notebook;
-        let Some(index) = block_of_cell(notebook, cell) else {
+        let Some(index) = notebook.block_of_cell(cell) else {
             return;
         };
         let name = notebook.sql_cells().nth(cell).and_then(|c| c.name.clone());
@@ -463,44 +463,13 @@ fn progress_of(state: &mut State, cell: usize, event: &ProgressEvent) -> (u64, u
     (*done, *planned)
 }
 
-/// The SQL cell index of block `block`, if it is a SQL cell.
-fn cell_of_block(notebook: &Notebook, block: usize) -> Option<usize> {
-    matches!(notebook.blocks.get(block)?, Block::Sql(_)).then(|| {
-        notebook.blocks[..block]
-            .iter()
-            .filter(|b| matches!(b, Block::Sql(_)))
-            .count()
-    })
-}
-
-/// The block index of SQL cell `cell`.
-fn block_of_cell(notebook: &Notebook, cell: usize) -> Option<usize> {
-    notebook
-        .blocks
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| matches!(b, Block::Sql(_)))
-        .nth(cell)
-        .map(|(i, _)| i)
-}
-
 /// `done`, `failed`, `skipped` or `pending` for a SQL cell's block; empty
 /// for the others.
 fn block_state(notebook: &Notebook, outcomes: &[Option<&CellOutcome>], block: usize) -> String {
-    if !matches!(notebook.blocks[block], Block::Sql(_)) {
-        return String::new();
-    }
-    let cell = notebook.blocks[..block]
-        .iter()
-        .filter(|b| matches!(b, Block::Sql(_)))
-        .count();
-    match outcomes.get(cell).copied().flatten() {
-        Some(CellOutcome::Done(_)) => "done",
-        Some(CellOutcome::Failed(_)) => "failed",
-        Some(CellOutcome::Skipped(_)) => "skipped",
-        None => "pending",
-    }
-    .into()
+    notebook
+        .cell_of_block(block)
+        .map_or("", |cell| cell_state(outcomes.get(cell).copied().flatten()))
+        .into()
 }
 
 fn snapshot_of(state: &State) -> Snapshot {

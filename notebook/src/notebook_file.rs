@@ -268,6 +268,27 @@ impl Notebook {
         Ok(notebook)
     }
 
+    /// The index in [`Notebook::sql_cells`] of block `block`, if it is a
+    /// SQL cell.
+    pub fn cell_of_block(&self, block: usize) -> Option<usize> {
+        matches!(self.blocks.get(block)?, Block::Sql(_)).then(|| {
+            self.blocks[..block]
+                .iter()
+                .filter(|b| matches!(b, Block::Sql(_)))
+                .count()
+        })
+    }
+
+    /// The block of SQL cell `cell` (an index in [`Notebook::sql_cells`]).
+    pub fn block_of_cell(&self, cell: usize) -> Option<usize> {
+        self.blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| matches!(b, Block::Sql(_)))
+            .nth(cell)
+            .map(|(i, _)| i)
+    }
+
     /// The SQL cells, in file order.
     pub fn sql_cells(&self) -> impl Iterator<Item = &SqlCell> {
         self.blocks.iter().filter_map(|b| match b {

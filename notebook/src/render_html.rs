@@ -122,6 +122,17 @@ fn result_table(result: &CellResult) -> String {
     html
 }
 
+/// A SQL cell's state as the page marks it (`data-state`): `done`,
+/// `failed`, `skipped`, or `pending` while it has not ended.
+pub fn cell_state(outcome: Option<&CellOutcome>) -> &'static str {
+    match outcome {
+        Some(CellOutcome::Done(_)) => "done",
+        Some(CellOutcome::Failed(_)) => "failed",
+        Some(CellOutcome::Skipped(_)) => "skipped",
+        None => "pending",
+    }
+}
+
 /// Block `index` of `notebook` as HTML, given the outcomes of its SQL
 /// cells so far (by index in `Notebook::sql_cells`; `None`: not ended yet).
 pub fn render_block(
@@ -137,17 +148,10 @@ pub fn render_block(
             pulldown_cmark::html::push_html(&mut body, parser);
         }
         Block::Sql(cell) => {
-            let sql_index = notebook.blocks[..index]
-                .iter()
-                .filter(|b| matches!(b, Block::Sql(_)))
-                .count();
-            let outcome = outcomes.get(sql_index).copied().flatten();
-            let state = match outcome {
-                Some(CellOutcome::Done(_)) => "done",
-                Some(CellOutcome::Failed(_)) => "failed",
-                Some(CellOutcome::Skipped(_)) => "skipped",
-                None => "pending",
-            };
+            let outcome = notebook
+                .cell_of_block(index)
+                .and_then(|i| outcomes.get(i).copied().flatten());
+            let state = cell_state(outcome);
             body.push_str(&format!(
                 r#"<section class="cell" data-state="{state}"{}><header>{}<span>line {}</span></header>"#,
                 cell.name
