@@ -14,6 +14,12 @@ if ! python3 -c "import duckdb" >/dev/null 2>&1; then
   echo "installing duckdb for the ETL tests" >&2
   python3 -m pip install --quiet --disable-pip-version-check 'duckdb>=1.1,<2'
 fi
+# The deltalake package (delta-rs for Python, with pyarrow) reads back the
+# Delta tables ETL jobs write and writes tables Squall reads (delta/tests).
+if ! python3 -c "import deltalake, pyarrow" >/dev/null 2>&1; then
+  echo "installing deltalake and pyarrow for the Delta Lake tests" >&2
+  python3 -m pip install --quiet --disable-pip-version-check 'deltalake>=1.1,<2' 'pyarrow>=15'
+fi
 if ! command -v cargo-lambda >/dev/null 2>&1; then
   echo "installing cargo-lambda for the Lambda tests" >&2
   python3 -m pip install --quiet --disable-pip-version-check 'cargo-lambda==1.9.2'

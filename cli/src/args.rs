@@ -358,7 +358,8 @@ pub struct QueryArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with_all = ["sql", "command"])]
     pub file: Option<PathBuf>,
     /// Register a table: NAME=LOCATION, where LOCATION is a file, a directory,
-    /// a glob or an object-store prefix (s3://bucket/path/). Repeatable.
+    /// a glob or an object-store prefix (s3://bucket/path/), or a Delta Lake
+    /// table: delta+LOCATION, delta+LOCATION@vN for version N. Repeatable.
     #[arg(long = "table", value_name = "NAME=URL")]
     pub tables: Vec<String>,
     /// File format of --table locations when the extension does not tell (parquet, csv, tsv, json).
@@ -672,22 +673,7 @@ pub fn parse_at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size like 128MiB"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit '{other}' (use KiB, MiB or GiB)")),
-    };
-    Ok(n * mult)
-}
+pub use squall_connectors::byte_sizes::parse_bytes;
 
 #[cfg(test)]
 mod tests {
@@ -700,13 +686,6 @@ mod tests {
         assert_eq!(parse_csv_char("\t"), Ok(b'\t'));
         assert!(parse_csv_char(";;").is_err());
         assert!(parse_csv_char("é").is_err());
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_bytes("128MiB"), Ok(128 << 20));
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert!(parse_bytes("12 parsecs").is_err());
     }
 
     #[test]

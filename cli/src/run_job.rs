@@ -103,9 +103,14 @@ fn summary(plan: &JobPlan, outcome: &JobOutcome) -> String {
             sink.files,
             if sink.files == 1 { "" } else { "s" },
             def.step,
-            match sink.replaced {
-                0 => String::new(),
-                n => format!(", replacing {n} file{}", if n == 1 { "" } else { "s" }),
+            match (sink.replaced, sink.delta_version) {
+                (0, None) => String::new(),
+                (n, None) => format!(", replacing {n} file{}", if n == 1 { "" } else { "s" }),
+                (0, Some(v)) => format!(", Delta version {v}"),
+                (n, Some(v)) => format!(
+                    ", removing {n} file{}, Delta version {v}",
+                    if n == 1 { "" } else { "s" }
+                ),
             }
         ));
     }

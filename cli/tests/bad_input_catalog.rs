@@ -98,6 +98,23 @@ fn fixtures(dir: &Path) {
         job("[[steps]]\nname = \"s\"\nsql = \"SELECT age FROM people\"\n"),
     )
     .unwrap();
+    let delta_job = |sql: &str, mode: &str| {
+        format!(
+            "[[steps]]\nname = \"s\"\nsql = \"{sql}\"\n\n[[sinks]]\nstep = \"s\"\nurl = \"{}\"\nformat = \"delta\"\nmode = \"{mode}\"\n",
+            p("delta-table")
+        )
+    };
+    std::fs::write(
+        dir.join("job-delta.toml"),
+        delta_job("SELECT 1 AS id", "error_if_exists"),
+    )
+    .unwrap();
+    squall_ok(&["run", &p("job-delta.toml")]);
+    std::fs::write(
+        dir.join("job-delta-other-columns.toml"),
+        delta_job("SELECT 'x' AS name", "append"),
+    )
+    .unwrap();
 }
 
 /// Two S3 servers (moto): one open to any credentials, one that checks them
@@ -531,6 +548,23 @@ fn cases(dir: &Path, s3: &S3Servers) -> Vec<Case> {
         cmd(
             "an ETL job whose step reads a column that does not exist",
             &["run", "job-bad-sql.toml"],
+        ),
+        sql(
+            "a Delta table whose folder has no _delta_log",
+            &["--table".to_string(), format!("t=delta+{}", p("mixed/"))],
+            "SELECT * FROM t",
+        ),
+        sql(
+            "a Delta table version that does not exist",
+            &[
+                "--table".to_string(),
+                format!("t=delta+{}@v9", p("delta-table")),
+            ],
+            "SELECT * FROM t",
+        ),
+        cmd(
+            "an ETL job appending other columns to a Delta table",
+            &["run", "job-delta-other-columns.toml"],
         ),
         cmd(
             "an ETL job run with a parameter it does not declare",

@@ -9,6 +9,7 @@
 //! from the URLs in its TaskSpec, never from shared objects.
 
 pub mod aws_credentials;
+pub mod byte_sizes;
 pub mod cleanup;
 pub mod error;
 pub mod faulty_store;

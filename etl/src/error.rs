@@ -42,6 +42,14 @@ pub enum EtlError {
         url: String,
         source: Box<squall_jobs::JobError>,
     },
+    /// A Delta sink's commit failed: nothing of the job was published
+    /// (but the Delta sinks committed before it, which `committed` names).
+    #[error("commit failed: {source}{}", committed_note(committed))]
+    DeltaCommit {
+        source: squall_delta::DeltaError,
+        /// Delta tables committed before this one failed.
+        committed: Vec<String>,
+    },
     /// Publishing the sinks failed.
     #[error("commit failed: {source}")]
     Commit {
@@ -50,6 +58,17 @@ pub enum EtlError {
 }
 
 pub type Result<T, E = EtlError> = std::result::Result<T, E>;
+
+fn committed_note(committed: &[String]) -> String {
+    if committed.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (already committed, Delta tables have no joint commit: {})",
+            committed.join(", ")
+        )
+    }
+}
 
 fn render_problems(file: &str, problems: &[Problem]) -> String {
     let mut out = match problems.len() {

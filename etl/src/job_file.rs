@@ -8,7 +8,8 @@
 //!
 //! [sources.orders]                        # a table the steps read
 //! url = "${data}/orders/"
-//! format = "parquet"                      # parquet, csv, tsv, json; default: from the files
+//! format = "parquet"                      # parquet, csv, tsv, json, delta; default: from the files
+//! # version = 3                                  (delta: read this version, time travel)
 //! # header = true, delimiter = ",", quote = '"'   (csv and tsv)
 //! # schema = "id BIGINT, name VARCHAR"           (the files' columns, instead of inferred)
 //! # incremental = true                           (read only objects no successful run consumed)
@@ -20,11 +21,12 @@
 //! [[sinks]]                               # where a step's rows are written
 //! step = "revenue"
 //! url = "out/revenue/"
-//! format = "parquet"                      # parquet, csv, json
+//! format = "parquet"                      # parquet, csv, json, delta (a Delta Lake table)
 //! partition_by = ["year", "month"]        # key=value/ folders
 //! mode = "overwrite"                      # overwrite, append, error_if_exists (default)
 //! compression = "zstd(3)"                 # parquet: snappy, zstd(N), gzip(N), lz4, ...; csv/json: gzip, zstd, ...
 //! rows_per_file = 1000000                 # most rows in one file
+//! # file_size = "128MiB"                  (parquet, delta: files of about this size, instead)
 //! ```
 //!
 //! [`JobFile::parse`] checks everything that can be checked without a
@@ -33,6 +35,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use squall_connectors::{CsvOptions, TableFormat};
+use squall_delta::TimeTravel;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -66,6 +69,9 @@ pub struct SourceDef {
     /// Read, in each run, only the objects no earlier successful run
     /// consumed (see [`crate::incremental`]).
     pub incremental: bool,
+    /// A Delta Lake table (`format = "delta"`, or a `delta+` URL), and the
+    /// snapshot to read (`version = N`; `None`: the newest).
+    pub delta: Option<Option<TimeTravel>>,
     pub line: usize,
 }
 
@@ -83,13 +89,25 @@ pub enum SinkFormat {
     Parquet,
     Csv,
     Json,
+    /// A Delta Lake table: Parquet files committed to its transaction log.
+    Delta,
 }
 
 impl SinkFormat {
-    /// The `STORED AS` name.
+    /// The name a job file gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Parquet => "parquet",
+            Self::Csv => "csv",
+            Self::Json => "json",
+            Self::Delta => "delta",
+        }
+    }
+
+    /// The `STORED AS` name of the files it writes.
     pub fn sql_name(self) -> &'static str {
         match self {
-            Self::Parquet => "PARQUET",
+            Self::Parquet | Self::Delta => "PARQUET",
             Self::Csv => "CSV",
             Self::Json => "JSON",
         }
@@ -99,7 +117,7 @@ impl SinkFormat {
     /// (Parquet's optionally with a level: `zstd(3)`).
     pub fn compressions(self) -> &'static [&'static str] {
         match self {
-            Self::Parquet => &[
+            Self::Parquet | Self::Delta => &[
                 "uncompressed",
                 "snappy",
                 "gzip",
@@ -135,6 +153,10 @@ pub struct SinkDef {
     pub mode: WriteMode,
     pub compression: Option<String>,
     pub rows_per_file: Option<u64>,
+    /// Files of about this many bytes (Parquet and Delta sinks): the step
+    /// is computed once into scratch, and its bytes per row there set the
+    /// rows per file.
+    pub target_file_bytes: Option<u64>,
     pub line: usize,
     /// The line of `partition_by`, for problems with its columns.
     pub partition_by_line: usize,
@@ -323,6 +345,7 @@ impl<'t> Reader<'t> {
             let quote = fields.take("quote");
             let schema = fields.take("schema");
             let incremental = fields.take("incremental");
+            let version = fields.take("version");
             fields.finish(self);
             let incremental = incremental
                 .and_then(|v| self.boolean(v, &format!("{path}.incremental")))
@@ -335,12 +358,56 @@ impl<'t> Reader<'t> {
                     None
                 }
             };
+            let mut delta = url
+                .as_deref()
+                .is_some_and(|u| u.starts_with(squall_delta::DELTA_SCHEME_PREFIX));
             let format = format.and_then(|v| {
                 let text = self.string(v, &format!("{path}.format"))?;
+                if text.eq_ignore_ascii_case("delta") {
+                    delta = true;
+                    return None;
+                }
                 text.parse::<TableFormat>()
-                    .map_err(|e| self.problem(v.span(), &format!("{path}.format"), e))
+                    .map_err(|_| {
+                        self.problem(
+                            v.span(),
+                            &format!("{path}.format"),
+                            format!("unknown format '{text}' (expected parquet, csv, tsv, json or delta)"),
+                        )
+                    })
                     .ok()
             });
+            let version = version.and_then(|v| {
+                let parsed = match v.get_ref() {
+                    DeValue::Integer(n) => TimeTravel::parse_version(n.as_str()),
+                    DeValue::String(text) => TimeTravel::parse_version(text),
+                    _ => Err("must be a commit version: 0, 1, 2, ...".to_string()),
+                };
+                let key = format!("{path}.version");
+                if !delta {
+                    self.problem(
+                        v.span(),
+                        &key,
+                        "only a Delta source (format = \"delta\") has versions",
+                    );
+                    return None;
+                }
+                parsed.map_err(|e| self.problem(v.span(), &key, e)).ok()
+            });
+            if delta && incremental {
+                self.problem(
+                    key.span(),
+                    &format!("{path}.incremental"),
+                    "a Delta source cannot be incremental yet: read a version with `version`, or its folder of files",
+                );
+            }
+            if delta && schema.is_some() {
+                self.problem(
+                    key.span(),
+                    &format!("{path}.schema"),
+                    "a Delta table's columns come from its log: leave out `schema`",
+                );
+            }
             let mut csv = CsvOptions::default();
             if let Some(header) = header.and_then(|v| self.boolean(v, &format!("{path}.header"))) {
                 csv.header = header;
@@ -371,6 +438,7 @@ impl<'t> Reader<'t> {
                     csv,
                     schema,
                     incremental,
+                    delta: delta.then_some(version),
                     line,
                 });
             }
@@ -431,6 +499,7 @@ impl<'t> Reader<'t> {
             let mode = fields.take("mode");
             let compression = fields.take("compression");
             let rows_per_file = fields.take("rows_per_file");
+            let file_size = fields.take("file_size");
             fields.finish(self);
             let step = match step {
                 Some(v) => self.string(v, &format!("{path}.step")).filter(|name| {
@@ -484,11 +553,12 @@ impl<'t> Reader<'t> {
                         "parquet" => Some(SinkFormat::Parquet),
                         "csv" => Some(SinkFormat::Csv),
                         "json" | "ndjson" => Some(SinkFormat::Json),
+                        "delta" => Some(SinkFormat::Delta),
                         other => {
                             self.problem(
                                 v.span(),
                                 &format!("{path}.format"),
-                                format!("unknown format '{other}' (expected parquet, csv or json)"),
+                                format!("unknown format '{other}' (expected parquet, csv, json or delta)"),
                             );
                             None
                         }
@@ -578,6 +648,36 @@ impl<'t> Reader<'t> {
                     None
                 }
             });
+            let key = format!("{path}.file_size");
+            let target_file_bytes = file_size.and_then(|v| {
+                let parsed = match v.get_ref() {
+                    DeValue::Integer(n) => {
+                        n.as_str().replace('_', "").parse::<u64>().map_err(|_| {
+                            "must be a size like \"128MiB\" or a number of bytes".to_string()
+                        })
+                    }
+                    DeValue::String(text) => squall_connectors::byte_sizes::parse_bytes(text),
+                    _ => Err("must be a size like \"128MiB\" or a number of bytes".to_string()),
+                };
+                let bytes = parsed.map_err(|e| self.problem(v.span(), &key, e)).ok()?;
+                if bytes < 1 << 20 {
+                    self.problem(v.span(), &key, "must be at least 1MiB");
+                    return None;
+                }
+                if rows_per_file.is_some() {
+                    self.problem(v.span(), &key, "give rows_per_file or file_size, not both");
+                    return None;
+                }
+                if matches!(format, Some(SinkFormat::Csv | SinkFormat::Json)) {
+                    self.problem(
+                        v.span(),
+                        &key,
+                        "only Parquet and Delta sinks take file_size (use rows_per_file)",
+                    );
+                    return None;
+                }
+                Some(bytes)
+            });
             if let (Some(step), Some(url), Some(format), Some(mode)) = (step, url, format, mode) {
                 out.push(SinkDef {
                     step,
@@ -587,6 +687,7 @@ impl<'t> Reader<'t> {
                     mode,
                     compression,
                     rows_per_file,
+                    target_file_bytes,
                     line,
                     partition_by_line,
                 });

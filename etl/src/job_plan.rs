@@ -108,11 +108,13 @@ impl JobPlan {
             .steps
             .iter()
             .filter(|s| {
-                readers
-                    .get(&s.name.to_ascii_lowercase())
-                    .copied()
-                    .unwrap_or(0)
-                    > 1
+                let name = s.name.to_ascii_lowercase();
+                readers.get(&name).copied().unwrap_or(0) > 1
+                    // Its bytes per row size a sink's files.
+                    || job.sinks.iter().any(|sink| {
+                        sink.target_file_bytes.is_some()
+                            && sink.step.eq_ignore_ascii_case(&name)
+                    })
             })
             .map(|s| s.name.clone())
             .collect();
@@ -169,7 +171,13 @@ impl JobPlan {
                 .get(&s.name.to_ascii_lowercase())
                 .copied()
                 .unwrap_or(0);
-            let how = if self.materialized.contains(&s.name) {
+            let sized = job
+                .sinks
+                .iter()
+                .any(|k| k.target_file_bytes.is_some() && k.step == s.name);
+            let how = if self.materialized.contains(&s.name) && readers == 1 && sized {
+                "computed once into scratch, its bytes per row sizing its sink's files".to_string()
+            } else if self.materialized.contains(&s.name) {
                 format!("computed once into scratch, read by {readers}")
             } else if readers == 0 {
                 "read by nothing".to_string()
@@ -180,37 +188,65 @@ impl JobPlan {
         }
         out.push_str("\nSinks, published together when every one is written:\n");
         for (i, sink) in job.sinks.iter().enumerate() {
-            let existing = sink_staging::visible_files(&destination(sink)?)
-                .await
-                .map_err(|source| EtlError::Commit { source })?
-                .len();
+            let sink_error = |source| EtlError::Sink {
+                index: i,
+                url: sink.url.clone(),
+                source: Box::new(source),
+            };
+            let existing = if sink.format == SinkFormat::Delta {
+                0
+            } else {
+                sink_staging::visible_files(&destination(sink)?)
+                    .await
+                    .map_err(|source| EtlError::Commit { source })?
+                    .len()
+            };
+            let delta_version = if sink.format == SinkFormat::Delta {
+                let write = delta_write(session, sink, None).await.map_err(sink_error)?;
+                Some(
+                    squall_delta::read_version(&write.table)
+                        .await
+                        .map_err(|e| sink_error(e.into()))?,
+                )
+            } else {
+                None
+            };
+            let what = match (delta_version, sink.mode, existing) {
+                (Some(None), _, _) => "creates the Delta table".to_string(),
+                (Some(Some(v)), WriteMode::Overwrite, _) => {
+                    format!("overwrite: one commit after Delta version {v} removes its files")
+                }
+                (Some(Some(v)), _, _) => {
+                    format!("append: one commit after Delta version {v}")
+                }
+                (None, WriteMode::Overwrite, 0) => {
+                    "overwrite (the destination is empty)".to_string()
+                }
+                (None, WriteMode::Overwrite, n) => {
+                    format!("overwrite: replaces its {n} file{}", plural(n))
+                }
+                (None, WriteMode::Append, n) => format!("append: joins its {n} file{}", plural(n)),
+                (None, WriteMode::ErrorIfExists, _) => {
+                    "error_if_exists: the destination is empty".to_string()
+                }
+            };
             out.push_str(&format!(
                 "  [{i}] step {} -> {} as {}{}; {}\n",
                 sink.step,
                 sink.url,
-                sink.format.sql_name().to_ascii_lowercase(),
+                sink.format.name(),
                 if sink.partition_by.is_empty() {
                     String::new()
                 } else {
                     format!(", partitioned by {}", sink.partition_by.join(", "))
                 },
-                match (sink.mode, existing) {
-                    (WriteMode::Overwrite, 0) => "overwrite (the destination is empty)".to_string(),
-                    (WriteMode::Overwrite, n) =>
-                        format!("overwrite: replaces its {n} file{}", plural(n)),
-                    (WriteMode::Append, n) => format!("append: joins its {n} file{}", plural(n)),
-                    (WriteMode::ErrorIfExists, _) =>
-                        "error_if_exists: the destination is empty".to_string(),
-                }
+                what
             ));
+            let input = sink_input(session, sink).await.map_err(sink_error)?;
             let explain = session
-                .explain(&copy_sql(sink, &sink.step))
+                .explain(&copy_sql(sink, &input))
                 .await
-                .map_err(|source| EtlError::Sink {
-                    index: i,
-                    url: sink.url.clone(),
-                    source: Box::new(source),
-                })?;
+                .map_err(sink_error)?;
             for line in explain.lines() {
                 out.push_str(&format!("      {line}\n"));
             }
@@ -259,6 +295,21 @@ async fn register_source(
     session: &Session,
     source: &crate::job_file::SourceDef,
 ) -> std::result::Result<(), (&'static str, String)> {
+    if let Some(time_travel) = source.delta {
+        let url = source
+            .url
+            .strip_prefix(squall_delta::DELTA_SCHEME_PREFIX)
+            .unwrap_or(&source.url);
+        let mut location = squall_delta::DeltaLocation::parse_with_version(url)
+            .map_err(|e| ("", one_line(&e.to_string())))?;
+        if time_travel.is_some() {
+            location.time_travel = time_travel;
+        }
+        return session
+            .register_delta_table(&source.name, &location)
+            .await
+            .map_err(|e| ("", one_line(&e.to_string())));
+    }
     let schema = match &source.schema {
         Some(text) => Some(
             file_schema(session, text)
@@ -390,7 +441,18 @@ async fn check_sink(session: &Session, index: usize, sink: &SinkDef) -> Vec<Prob
             )];
         }
     };
-    if sink.mode == WriteMode::ErrorIfExists {
+    if sink.format == SinkFormat::Delta {
+        let checked = match delta_write(session, sink, None).await {
+            Ok(write) => squall_delta::check_target(&write)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(message) = checked {
+            problems.push(problem(sink.line, format!("{key}.url"), one_line(&message)));
+        }
+    } else if sink.mode == WriteMode::ErrorIfExists {
         match sink_staging::visible_files(&destination).await {
             Ok(files) if !files.is_empty() => problems.push(problem(
                 sink.line,
@@ -406,10 +468,82 @@ async fn check_sink(session: &Session, index: usize, sink: &SinkDef) -> Vec<Prob
             Err(e) => problems.push(problem(sink.line, format!("{key}.url"), one_line(&e.to_string()))),
         }
     }
-    if let Err(e) = session.plan_stages(&copy_sql(sink, &sink.step)).await {
+    let planned = match sink_input(session, sink).await {
+        Ok(input) => session
+            .plan_stages(&copy_sql(sink, &input))
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = planned {
         problems.push(problem(sink.line, key, one_line(&e.to_string())));
     }
     problems
+}
+
+/// What `sink`'s `COPY` reads: its step, or for a Delta sink the step's
+/// columns cast to types Delta holds ([`squall_delta::delta_compatible_type`]).
+pub(crate) async fn sink_input(session: &Session, sink: &SinkDef) -> squall_jobs::Result<String> {
+    if sink.format != SinkFormat::Delta {
+        return Ok(sink.step.clone());
+    }
+    let schema = session
+        .schema_of(&format!("SELECT * FROM {}", sink.step))
+        .await?;
+    if schema
+        .fields()
+        .iter()
+        .all(|f| squall_delta::delta_compatible_type(f.data_type()).is_none())
+    {
+        return Ok(sink.step.clone());
+    }
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = format!("\"{}\"", f.name().replace('"', "\"\""));
+            match squall_delta::delta_compatible_type(f.data_type()) {
+                Some(target) => format!("arrow_cast({name}, '{target}') AS {name}"),
+                None => name,
+            }
+        })
+        .collect();
+    Ok(format!(
+        "(SELECT {} FROM {}) AS delta_rows",
+        columns.join(", "),
+        sink.step
+    ))
+}
+
+/// The Delta write of `sink`: its table, the columns written (after the
+/// casts of [`sink_input`]), partitioning and mode; `read_version` is the
+/// table's version the job read.
+pub(crate) async fn delta_write(
+    session: &Session,
+    sink: &SinkDef,
+    read_version: Option<u64>,
+) -> squall_jobs::Result<squall_delta::DeltaWrite> {
+    let url = sink
+        .url
+        .strip_prefix(squall_delta::DELTA_SCHEME_PREFIX)
+        .unwrap_or(&sink.url);
+    let schema = session
+        .schema_of(&format!(
+            "SELECT * FROM {}",
+            sink_input(session, sink).await?
+        ))
+        .await?;
+    Ok(squall_delta::DeltaWrite {
+        table: squall_delta::DeltaLocation::new(url)?,
+        schema,
+        partition_by: sink.partition_by.clone(),
+        mode: match sink.mode {
+            WriteMode::Overwrite => squall_delta::DeltaWriteMode::Overwrite,
+            WriteMode::Append => squall_delta::DeltaWriteMode::Append,
+            WriteMode::ErrorIfExists => squall_delta::DeltaWriteMode::ErrorIfExists,
+        },
+        read_version,
+    })
 }
 
 /// Where `sink` publishes.
@@ -420,7 +554,8 @@ pub(crate) fn destination(sink: &SinkDef) -> Result<SinkDestination, EtlError> {
     Ok(SinkDestination {
         dir,
         file_name: None,
-        success_marker: sink.partition_by.is_empty(),
+        // A Delta table's files become visible through its log, not a marker.
+        success_marker: sink.partition_by.is_empty() && sink.format != SinkFormat::Delta,
     })
 }
 

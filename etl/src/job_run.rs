@@ -11,8 +11,8 @@ use squall_jobs::{Session, StagedSinks};
 
 use crate::error::{EtlError, Result};
 use crate::incremental::{self, JobState, StatePlace};
-use crate::job_file::WriteMode;
-use crate::job_plan::{JobPlan, copy_sql, define_view, destination};
+use crate::job_file::{SinkFormat, WriteMode};
+use crate::job_plan::{JobPlan, copy_sql, define_view, delta_write, destination, sink_input};
 
 /// The DataFusion setting that bounds the rows of one output file.
 const ROWS_PER_FILE_SETTING: &str = "datafusion.execution.soft_max_rows_per_output_file";
@@ -36,6 +36,8 @@ pub struct SinkOutcome {
     pub files: usize,
     /// Files of the destination the overwrite replaced.
     pub replaced: usize,
+    /// The version a Delta sink's commit made.
+    pub delta_version: Option<u64>,
 }
 
 /// How a run reads and writes.
@@ -95,48 +97,96 @@ pub async fn run_job(
     let mut guard = DiscardOnDrop(Some((staged.clone(), scratch.as_ref().ok().cloned())));
     let outcome = async {
         let incremental = read_incremental(session, plan, options, &run_id).await?;
-        let (rows, replaced) = write_all(session, plan, options, &run_id, &staged).await?;
+        let written = write_all(session, plan, options, &run_id, &staged).await?;
         if let Some((place, state, _)) = &incremental {
             // The state last: what was consumed is recorded with what it made.
             staged.hand_over(place.stage(state, &run_id).await?);
         }
-        Ok((rows, replaced, incremental.map(|(_, _, reads)| reads)))
+        Ok((written, incremental.map(|(_, _, reads)| reads)))
     }
     .await;
     let result = match outcome {
-        Ok((rows, replaced, reads)) => {
+        Ok((written, reads)) => {
             let sink_count = plan.job.sinks.len();
-            let commits: Vec<SinkCommit> = staged
-                .list()
-                .into_iter()
-                .enumerate()
-                .map(|(i, sink)| SinkCommit {
-                    sink,
-                    replace_existing: plan
-                        .job
-                        .sinks
-                        .get(i)
-                        .is_some_and(|def| replaces(def.mode, options)),
-                })
-                .collect();
-            let committed = job_commit::commit_together(&commits, &run_id).await;
+            // The sinks' staged outputs, in order, then the incremental state.
+            let mut plain: Vec<(Option<usize>, SinkCommit)> = Vec::new();
+            let mut deltas = Vec::new();
+            for (i, sink) in staged.list().into_iter().enumerate() {
+                match written.delta_writes.get(i).cloned().flatten() {
+                    Some(write) => deltas.push((i, write, sink)),
+                    None => plain.push((
+                        (i < sink_count).then_some(i),
+                        SinkCommit {
+                            sink,
+                            replace_existing: plan
+                                .job
+                                .sinks
+                                .get(i)
+                                .is_some_and(|def| replaces(def.mode, options)),
+                        },
+                    )),
+                }
+            }
+            let mut files = vec![0; sink_count];
+            let mut replaced = written.replaced.clone();
+            let mut delta_versions = vec![None; sink_count];
+            // Delta tables first: each commits on its own, and a refused
+            // commit (another writer) must stop the job before anything
+            // else is published.
+            let mut delta_failed = None;
+            let mut committed_tables = Vec::new();
+            for (i, write, sink) in &deltas {
+                if delta_failed.is_some() {
+                    let _ = sink_staging::discard(&sink.destination, &sink.query_id).await;
+                    continue;
+                }
+                match squall_delta::commit_staged(write, sink).await {
+                    Ok(outcome) => {
+                        files[*i] = outcome.files_added;
+                        replaced[*i] = outcome.files_removed;
+                        delta_versions[*i] = Some(outcome.version);
+                        committed_tables.push(write.table.root.to_string());
+                    }
+                    Err(source) => {
+                        delta_failed = Some(EtlError::DeltaCommit {
+                            source,
+                            committed: committed_tables.clone(),
+                        });
+                    }
+                }
+            }
+            let plain_commits: Vec<SinkCommit> = plain.iter().map(|(_, c)| c.clone()).collect();
+            let committed = match delta_failed {
+                Some(e) => {
+                    job_commit::discard_all(plain_commits.iter().map(|c| &c.sink)).await;
+                    Err(e)
+                }
+                None => job_commit::commit_together(&plain_commits, &run_id)
+                    .await
+                    .map_err(|source| EtlError::Commit { source }),
+            };
             guard.0 = None;
             match committed {
-                Ok(files) => Ok(JobOutcome {
-                    sinks: plan
-                        .job
-                        .sinks
-                        .iter()
-                        .zip(rows)
-                        .zip(files.into_iter().take(sink_count))
-                        .zip(replaced)
-                        .map(|(((def, rows), files), replaced)| SinkOutcome {
-                            url: def.url.clone(),
-                            rows,
-                            files,
-                            replaced,
-                        })
-                        .collect(),
+                Ok(published) => Ok(JobOutcome {
+                    sinks: {
+                        for ((index, _), count) in plain.iter().zip(published) {
+                            if let Some(i) = index {
+                                files[*i] = count;
+                            }
+                        }
+                        plan.job
+                            .sinks
+                            .iter()
+                            .enumerate()
+                            .map(|(i, def)| SinkOutcome {
+                                url: def.url.clone(),
+                                rows: written.rows[i],
+                                files: files[i],
+                                replaced: replaced[i],
+                                delta_version: delta_versions[i],
+                            })
+                            .collect()
+                    },
                     materialized: plan
                         .job
                         .steps
@@ -147,7 +197,7 @@ pub async fn run_job(
                     incremental: reads.unwrap_or_default(),
                     elapsed: started.elapsed(),
                 }),
-                Err(source) => Err(EtlError::Commit { source }),
+                Err(e) => Err(e),
             }
         }
         Err(e) => {
@@ -282,6 +332,15 @@ impl Drop for DiscardOnDrop {
     }
 }
 
+/// What [`write_all`] staged, per sink.
+struct Written {
+    rows: Vec<u64>,
+    /// Destination files an overwrite will replace (plain sinks).
+    replaced: Vec<usize>,
+    /// The Delta commit each Delta sink will make.
+    delta_writes: Vec<Option<squall_delta::DeltaWrite>>,
+}
+
 /// Computes the steps and writes every sink, staged; returns each sink's
 /// rows and the destination files an overwrite will replace.
 async fn write_all(
@@ -290,9 +349,10 @@ async fn write_all(
     options: &RunOptions,
     run_id: &str,
     staged: &StagedSinks,
-) -> Result<(Vec<u64>, Vec<usize>)> {
+) -> Result<Written> {
     // Steps again in order, now each in its final form: a view, or a table
-    // of its rows computed once.
+    // of its rows computed once (whose rows and bytes are kept).
+    let mut step_sizes: std::collections::HashMap<String, (u64, u64)> = Default::default();
     for step in &plan.job.steps {
         let failed = |source| EtlError::Step {
             step: step.name.clone(),
@@ -311,7 +371,7 @@ async fn write_all(
         define_view(session, &step.name, &step.sql)
             .await
             .map_err(failed)?;
-        session
+        let counted = session
             .query(&format!(
                 "COPY (SELECT * FROM {}) TO '{}' STORED AS PARQUET",
                 step.name,
@@ -322,6 +382,10 @@ async fn write_all(
             .collect()
             .await
             .map_err(failed)?;
+        let bytes = stored_bytes(&location)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        step_sizes.insert(step.name.clone(), (copied_rows(&counted), bytes));
         session
             .context()
             .deregister_table(step.name.as_str())
@@ -338,12 +402,40 @@ async fn write_all(
     }
     let mut rows = Vec::with_capacity(plan.job.sinks.len());
     let mut replaced = Vec::with_capacity(plan.job.sinks.len());
+    let mut delta_writes = Vec::with_capacity(plan.job.sinks.len());
     for (index, sink) in plan.job.sinks.iter().enumerate() {
         let failed = |source| EtlError::Sink {
             index,
             url: sink.url.clone(),
             source: Box::new(source),
         };
+        let input = sink_input(session, sink).await.map_err(failed)?;
+        let rows_per_file = sink.rows_per_file.or_else(|| {
+            let target = sink.target_file_bytes?;
+            let (rows, bytes) = step_sizes.get(&sink.step).copied()?;
+            rows_for_bytes(target, rows, bytes)
+        });
+        if sink.format == SinkFormat::Delta {
+            // The version read now is the one the commit must follow.
+            let mut write = delta_write(session, sink, None).await.map_err(failed)?;
+            write.read_version = squall_delta::check_target(&write)
+                .await
+                .map_err(|e| failed(e.into()))?;
+            if options.full_refresh && sink.mode == WriteMode::Append {
+                write.mode = squall_delta::DeltaWriteMode::Overwrite;
+            }
+            replaced.push(0);
+            delta_writes.push(Some(write));
+            let written = with_rows_per_file(session, rows_per_file, async {
+                session.write_staged(&copy_sql(sink, &input), staged).await
+            })
+            .await
+            .map_err(failed)?;
+            check_one_output(staged, index).map_err(failed)?;
+            rows.push(written);
+            continue;
+        }
+        delta_writes.push(None);
         let existing = sink_staging::visible_files(&destination(sink)?)
             .await
             .map_err(|source| EtlError::Commit { source })?
@@ -359,22 +451,67 @@ async fn write_all(
         } else {
             0
         });
-        let written = with_rows_per_file(session, sink.rows_per_file, async {
-            session
-                .write_staged(&copy_sql(sink, &sink.step), staged)
-                .await
+        let written = with_rows_per_file(session, rows_per_file, async {
+            session.write_staged(&copy_sql(sink, &input), staged).await
         })
         .await
         .map_err(failed)?;
-        if staged.len() != index + 1 {
-            return Err(failed(squall_jobs::JobError::Internal(format!(
-                "the sink's write staged {} outputs, not one",
-                staged.len() - index
-            ))));
-        }
+        check_one_output(staged, index).map_err(failed)?;
         rows.push(written);
     }
-    Ok((rows, replaced))
+    Ok(Written {
+        rows,
+        replaced,
+        delta_writes,
+    })
+}
+
+/// The rows in a `COPY`'s result (its one `count` value).
+fn copied_rows(batches: &[datafusion::arrow::array::RecordBatch]) -> u64 {
+    use datafusion::arrow::array::{Array, UInt64Array};
+    batches
+        .iter()
+        .filter_map(|b| b.columns().first())
+        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .filter(|c| !c.is_empty())
+        .map(|c| c.value(0))
+        .sum()
+}
+
+/// The bytes of the objects below `prefix`.
+async fn stored_bytes(prefix: &Location) -> squall_connectors::Result<u64> {
+    use futures::TryStreamExt;
+    let store = prefix.build_store()?;
+    store
+        .list(Some(&prefix.path()))
+        .try_fold(0u64, |sum, meta| async move { Ok(sum + meta.size) })
+        .await
+        .map_err(|source| squall_connectors::ConnectorError::ObjectStore {
+            url: prefix.to_string(),
+            source,
+        })
+}
+
+/// Rows per file for files of about `target_bytes`, from a step whose
+/// `rows` took `bytes` as Parquet.
+/// `None` for a step of no rows (nothing to size).
+fn rows_for_bytes(target_bytes: u64, rows: u64, bytes: u64) -> Option<u64> {
+    if rows == 0 || bytes == 0 {
+        return None;
+    }
+    let bytes_per_row = bytes as f64 / rows as f64;
+    Some(((target_bytes as f64 / bytes_per_row).round() as u64).max(1))
+}
+
+/// Sink `index`'s write staged exactly one output.
+fn check_one_output(staged: &StagedSinks, index: usize) -> squall_jobs::Result<()> {
+    if staged.len() != index + 1 {
+        return Err(squall_jobs::JobError::Internal(format!(
+            "the sink's write staged {} outputs, not one",
+            staged.len() - index
+        )));
+    }
+    Ok(())
 }
 
 /// Runs `write` with the session's rows-per-file bound set to `rows`, if
@@ -401,4 +538,18 @@ async fn with_rows_per_file<T>(
         .sql(&format!("SET {ROWS_PER_FILE_SETTING} = {before}"))
         .await?;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_sizes_become_rows_per_file() {
+        // 1,000 rows in 100 KiB: 128 MiB is about 1.3 million rows.
+        assert_eq!(rows_for_bytes(128 << 20, 1_000, 100 << 10), Some(1_310_720));
+        // Wide rows: never fewer than one row per file.
+        assert_eq!(rows_for_bytes(1 << 20, 2, 10 << 20), Some(1));
+        assert_eq!(rows_for_bytes(1 << 20, 0, 0), None);
+    }
 }

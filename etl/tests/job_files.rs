@@ -215,3 +215,79 @@ url = "{dir}/out3"
     assert_eq!(found.len(), 4, "{found:#?}");
     assert!(!dir.path().join("out").exists(), "nothing ran");
 }
+
+#[test]
+fn file_sizes_and_delta_keys_are_checked_with_the_shape() {
+    let text = r#"
+[sources.events]
+url = "lake/events/"
+format = "delta"
+version = "latest"
+incremental = true
+
+[sources.plain]
+url = "lake/plain/"
+version = 3
+
+[[steps]]
+name = "s"
+sql = "SELECT 1 AS x"
+
+[[sinks]]
+step = "s"
+url = "out/a/"
+rows_per_file = 10
+file_size = "128MiB"
+
+[[sinks]]
+step = "s"
+url = "out/b/"
+format = "csv"
+file_size = "128MiB"
+
+[[sinks]]
+step = "s"
+url = "out/c/"
+file_size = "12 parsecs"
+
+[[sinks]]
+step = "s"
+url = "out/d/"
+format = "delta"
+file_size = 1024
+"#;
+    let found = problems(JobFile::parse("job.toml", text, &[]));
+    has(
+        &found,
+        5,
+        "sources.events.version",
+        "'latest' is not a commit version",
+    );
+    has(
+        &found,
+        2,
+        "sources.events.incremental",
+        "a Delta source cannot be incremental",
+    );
+    has(&found, 10, "sources.plain.version", "only a Delta source");
+    has(
+        &found,
+        20,
+        "sinks[0].file_size",
+        "rows_per_file or file_size, not both",
+    );
+    has(
+        &found,
+        26,
+        "sinks[1].file_size",
+        "only Parquet and Delta sinks",
+    );
+    has(
+        &found,
+        31,
+        "sinks[2].file_size",
+        "unknown size unit 'parsecs'",
+    );
+    has(&found, 37, "sinks[3].file_size", "at least 1MiB");
+    assert_eq!(found.len(), 7, "{found:#?}");
+}

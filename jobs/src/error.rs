@@ -13,6 +13,9 @@ pub enum JobError {
     /// A table or location problem.
     #[error(transparent)]
     Connector(#[from] squall_connectors::ConnectorError),
+    /// A Delta table could not be read or committed to.
+    #[error(transparent)]
+    Delta(#[from] squall_delta::DeltaError),
     /// The planner failed.
     #[error(transparent)]
     Planner(#[from] squall_planner::PlannerError),

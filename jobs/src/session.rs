@@ -244,6 +244,11 @@ impl Session {
             for (key, value) in DISTRIBUTION_SETTINGS {
                 options.set(key, value)?;
             }
+            // `CREATE EXTERNAL TABLE ... STORED AS DELTA`.
+            state.table_factories_mut().insert(
+                squall_delta::DeltaTableFactory::FORMAT.to_string(),
+                Arc::new(squall_delta::DeltaTableFactory),
+            );
         }
         Ok(Self {
             ctx,
@@ -275,8 +280,8 @@ impl Session {
         location: &str,
         format: Option<TableFormat>,
     ) -> Result<()> {
-        squall_connectors::register_table(&self.ctx, name, location, format).await?;
-        Ok(())
+        self.register_table_with(name, location, format, &Default::default())
+            .await
     }
 
     /// Registers `location` as table `name`, its CSV and TSV files read as
@@ -288,7 +293,26 @@ impl Session {
         format: Option<TableFormat>,
         csv: &squall_connectors::CsvOptions,
     ) -> Result<()> {
+        if let Some(delta) = squall_delta::DeltaLocation::parse_prefixed(location) {
+            return self.register_delta_table(name, &delta?).await;
+        }
         squall_connectors::register_table_with(&self.ctx, name, location, format, csv).await?;
+        Ok(())
+    }
+
+    /// Registers the Delta table snapshot `location` names as table `name`.
+    pub async fn register_delta_table(
+        &self,
+        name: &str,
+        location: &squall_delta::DeltaLocation,
+    ) -> Result<()> {
+        let table = squall_delta::delta_table(self.ctx.runtime_env().as_ref(), location).await?;
+        self.ctx
+            .register_table(name, Arc::new(table))
+            .map_err(|e| squall_connectors::ConnectorError::Table {
+                table: name.to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(())
     }
 

@@ -1,0 +1,479 @@
+//! Committing a distributed write to a Delta table: the files the write's
+//! tasks staged become the table's in one transaction-log commit.
+//!
+//! The sink's tasks write Parquet files below a staging folder beside the
+//! table, as every Squall file sink does
+//! ([`squall_connectors::sink_staging`]). [`commit_staged`] then moves the
+//! winning attempts' files into the table's folder (still invisible: a
+//! Delta reader sees only files the log names), reads each file's row
+//! count from its footer, and commits one log entry: `Add` actions for the
+//! new files and, for an overwrite, `Remove` actions for every file of the
+//! snapshot it replaces. A table that does not exist yet is created by
+//! that same commit (version 0). A crash before the commit leaves files no
+//! log names, which every Delta reader ignores and `VACUUM` deletes; a
+//! failed commit deletes the files it moved.
+//!
+//! Concurrency is Delta's optimistic kind: the commit file is written with
+//! a create-only PUT, so two writers never both get one version. An append
+//! is ordered after whatever committed meanwhile (appends do not
+//! conflict); an overwrite is refused if anything committed after the
+//! version the job read, since its result would otherwise silently mix
+//! with the other writer's.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::datatypes::SchemaRef;
+#[allow(deprecated)]
+use datafusion::parquet::arrow::async_reader::{AsyncFileReader, ParquetObjectReader};
+use deltalake::kernel::transaction::{CommitBuilder, TransactionError};
+use deltalake::kernel::{Action, Add, StructType};
+use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use squall_connectors::sink_staging::{self, StagedSink};
+
+use crate::delta_location::DeltaLocation;
+use crate::delta_open::{log_error, one_line, open_if_exists, table_handle};
+use crate::delta_schema::{describe_columns, kernel_schema};
+use crate::error::{DeltaError, Result};
+
+/// What a write does with the table's current rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaWriteMode {
+    /// The new files join the table's.
+    Append,
+    /// The new files replace the table's (the old ones stay in the log's
+    /// history, for time travel, until vacuumed).
+    Overwrite,
+    /// Only into a table that does not exist yet.
+    ErrorIfExists,
+}
+
+/// One write to one Delta table.
+#[derive(Debug, Clone)]
+pub struct DeltaWrite {
+    /// The table's root folder.
+    pub table: DeltaLocation,
+    /// The columns written, partition columns included (after
+    /// [`crate::delta_compatible_type`]'s casts).
+    pub schema: SchemaRef,
+    pub partition_by: Vec<String>,
+    pub mode: DeltaWriteMode,
+    /// The table's version when the job read it ([`read_version`]);
+    /// `None`: it did not exist.
+    pub read_version: Option<u64>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaWriteOutcome {
+    /// The version the commit made.
+    pub version: u64,
+    pub files_added: usize,
+    /// Files an overwrite removed from the table.
+    pub files_removed: usize,
+    /// Rows in the added files.
+    pub rows: u64,
+}
+
+/// The table's newest version, `None` if `table` holds no Delta table:
+/// what a write records before it runs, to detect other writers.
+pub async fn read_version(table: &DeltaLocation) -> Result<Option<u64>> {
+    Ok(open_if_exists(table).await?.and_then(|t| t.version()))
+}
+
+/// Checks, before anything is written, that `write` can commit to its
+/// table as it is now (the mode, the columns, the partitioning); returns
+/// the table's version (`None`: it does not exist), the one to put in
+/// [`DeltaWrite::read_version`].
+pub async fn check_target(write: &DeltaWrite) -> Result<Option<u64>> {
+    let current = open_if_exists(&write.table).await?;
+    let version = current.as_ref().and_then(|t| t.version());
+    if let (DeltaWriteMode::ErrorIfExists, Some(v)) = (write.mode, version) {
+        return Err(DeltaError::Mismatch {
+            url: write.table.root.to_string(),
+            reason: format!(
+                "it exists (version {v}) and the mode is error_if_exists: set mode = \"overwrite\" or \"append\" to write there"
+            ),
+        });
+    }
+    let written = written_schema(write)?;
+    if let Some(table) = &current {
+        check_fits(write, table, &written)?;
+    }
+    Ok(version)
+}
+
+/// The Delta schema of what `write` writes.
+fn written_schema(write: &DeltaWrite) -> Result<StructType> {
+    kernel_schema(&write.schema).map_err(|reason| DeltaError::Mismatch {
+        url: write.table.root.to_string(),
+        reason: format!("the rows cannot be written to Delta: {reason}"),
+    })
+}
+
+/// One staged data file.
+struct StagedFile {
+    /// Where the task wrote it.
+    staged: Path,
+    /// Its path below the table's root (`year=1995/x.parquet`).
+    relative: String,
+    size_bytes: u64,
+}
+
+/// Commits the files `staged` holds (one sink's winning deliveries) to
+/// the table `write` names; see the module docs. The staging folder is
+/// deleted whatever the outcome.
+pub async fn commit_staged(write: &DeltaWrite, staged: &StagedSink) -> Result<DeltaWriteOutcome> {
+    let outcome = commit_files(write, staged).await;
+    let _ = sink_staging::discard(&staged.destination, &staged.query_id).await;
+    outcome
+}
+
+async fn commit_files(write: &DeltaWrite, staged: &StagedSink) -> Result<DeltaWriteOutcome> {
+    let location = &write.table;
+    let url = location.root.to_string();
+    let current = open_if_exists(location).await?;
+    let current_version = current.as_ref().and_then(|t| t.version());
+    check_writers(write, current_version)?;
+    let written = written_schema(write)?;
+    if let Some(table) = &current {
+        check_fits(write, table, &written)?;
+    }
+
+    let store = location.root.build_store()?;
+    let files = list_staged(&*store, staged).await?;
+    let mut adds = Vec::with_capacity(files.len());
+    let mut rows = 0u64;
+    let root = location.root.path();
+    let mut moved = Vec::with_capacity(files.len());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for file in &files {
+        let file_rows = footer_rows(&store, &file.staged, file.size_bytes, &url).await?;
+        rows += file_rows;
+        let target = child(&root, &file.relative);
+        if let Err(e) = store.rename(&file.staged, &target).await {
+            delete_all(&*store, &moved).await;
+            return Err(squall_connectors::ConnectorError::ObjectStore {
+                url: location.root.with_path(&target).to_string(),
+                source: e,
+            }
+            .into());
+        }
+        moved.push(target);
+        adds.push(Action::Add(Add {
+            path: file.relative.clone(),
+            partition_values: partition_values(&file.relative, &write.partition_by),
+            size: file.size_bytes as i64,
+            modification_time: now_ms,
+            data_change: true,
+            stats: Some(format!("{{\"numRecords\":{file_rows}}}")),
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        }));
+    }
+    let files_added = adds.len();
+    let committed = match current {
+        None => create(location, &written, write, adds).await,
+        Some(table) => commit_to(location, &table, write, adds).await,
+    };
+    match committed {
+        Ok((version, files_removed)) => Ok(DeltaWriteOutcome {
+            version,
+            files_added,
+            files_removed,
+            rows,
+        }),
+        Err(e) => {
+            delete_all(&*store, &moved).await;
+            Err(e)
+        }
+    }
+}
+
+/// Refuses a write that another writer's commit since the job read the
+/// table would make wrong.
+fn check_writers(write: &DeltaWrite, current: Option<u64>) -> Result<()> {
+    let conflict = |reason: String| DeltaError::Conflict {
+        url: write.table.root.to_string(),
+        reason,
+    };
+    match (write.mode, write.read_version, current) {
+        (DeltaWriteMode::ErrorIfExists, _, Some(v)) => Err(DeltaError::Mismatch {
+            url: write.table.root.to_string(),
+            reason: format!("it exists (version {v}) and the mode is error_if_exists"),
+        }),
+        (_, None, Some(v)) => Err(conflict(format!("it was created, now at version {v}"))),
+        (DeltaWriteMode::Overwrite, Some(read), Some(now)) if now != read => Err(conflict(
+            format!("the job read version {read}; it is at version {now} now"),
+        )),
+        (_, Some(read), None) => Err(conflict(format!(
+            "the job read version {read}; now the table is gone"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses rows whose columns or partitioning are not the table's.
+fn check_fits(write: &DeltaWrite, table: &DeltaTable, written: &StructType) -> Result<()> {
+    let url = write.table.root.to_string();
+    let snapshot = table.snapshot().map_err(|e| log_error(&write.table, e))?;
+    let existing = snapshot.schema();
+    let same_columns = existing.fields().len() == written.fields().len()
+        && existing
+            .fields()
+            .zip(written.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    if !same_columns {
+        return Err(DeltaError::Mismatch {
+            url,
+            reason: format!(
+                "the rows have columns ({}) but the table has ({}); write to a new table or overwrite it from a step with the table's columns",
+                describe_columns(written),
+                describe_columns(existing.as_ref())
+            ),
+        });
+    }
+    let partitioned_by = snapshot.metadata().partition_columns();
+    if partitioned_by != write.partition_by {
+        return Err(DeltaError::Mismatch {
+            url,
+            reason: format!(
+                "the sink partitions by [{}] but the table by [{}]",
+                write.partition_by.join(", "),
+                partitioned_by.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The files below each of the staged folders.
+async fn list_staged(store: &dyn ObjectStore, staged: &StagedSink) -> Result<Vec<StagedFile>> {
+    let mut files = Vec::new();
+    for folder in &staged.staged {
+        let folder = folder.as_prefix();
+        let prefix = folder.path();
+        let metas: Vec<_> = store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|source| squall_connectors::ConnectorError::ObjectStore {
+                url: folder.to_string(),
+                source,
+            })?;
+        for meta in metas {
+            let relative = match meta.location.prefix_match(&prefix) {
+                Some(parts) => parts
+                    .map(|p| p.as_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                None => continue,
+            };
+            files.push(StagedFile {
+                staged: meta.location,
+                relative,
+                size_bytes: meta.size,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Rows in a Parquet file, from its footer.
+#[allow(deprecated)]
+async fn footer_rows(
+    store: &std::sync::Arc<dyn ObjectStore>,
+    path: &Path,
+    size_bytes: u64,
+    table_url: &str,
+) -> Result<u64> {
+    let mut reader = ParquetObjectReader::new(std::sync::Arc::clone(store), path.clone())
+        .with_file_size(size_bytes);
+    let metadata = reader
+        .get_metadata(None)
+        .await
+        .map_err(|e| DeltaError::Log {
+            url: table_url.to_string(),
+            reason: format!(
+                "cannot read the footer of staged file {path}: {}",
+                one_line(&e.to_string())
+            ),
+        })?;
+    Ok(metadata.file_metadata().num_rows().max(0) as u64)
+}
+
+/// The partition values of a file at `relative` (`year=1995/month=3/x`),
+/// as Delta logs them: text, `None` for a null. DataFusion's writer
+/// percent-encodes values in folder names.
+fn partition_values(relative: &str, partition_by: &[String]) -> HashMap<String, Option<String>> {
+    let mut values: HashMap<String, Option<String>> =
+        partition_by.iter().map(|c| (c.clone(), None)).collect();
+    for segment in relative.split('/') {
+        if let Some((key, value)) = segment.split_once('=')
+            && let Some(slot) = values.get_mut(key)
+        {
+            let decoded = percent_decode(value);
+            *slot = (decoded != "__HIVE_DEFAULT_PARTITION__").then_some(decoded);
+        }
+    }
+    values
+}
+
+fn percent_decode(text: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(high * 16 + low);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn child(root: &Path, relative: &str) -> Path {
+    relative
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .fold(root.clone(), |path, part| path.join(part))
+}
+
+async fn delete_all(store: &dyn ObjectStore, paths: &[Path]) {
+    for path in paths {
+        let _ = store.delete(path).await;
+    }
+}
+
+/// Creates the table with its first files (version 0).
+async fn create(
+    location: &DeltaLocation,
+    schema: &StructType,
+    write: &DeltaWrite,
+    adds: Vec<Action>,
+) -> Result<(u64, usize)> {
+    let log_store = table_handle(location)?.log_store();
+    let table = CreateBuilder::new()
+        .with_log_store(log_store)
+        .with_columns(schema.fields().cloned())
+        .with_partition_columns(write.partition_by.clone())
+        .with_save_mode(SaveMode::ErrorIfExists)
+        .with_actions(adds)
+        .await
+        .map_err(|e| commit_error(location, e))?;
+    Ok((table.version().unwrap_or(0), 0))
+}
+
+/// Commits `adds` (and, to overwrite, removes) after `table`'s snapshot.
+async fn commit_to(
+    location: &DeltaLocation,
+    table: &DeltaTable,
+    write: &DeltaWrite,
+    adds: Vec<Action>,
+) -> Result<(u64, usize)> {
+    let snapshot = table.snapshot().map_err(|e| log_error(location, e))?;
+    let mut actions = adds;
+    let mut removed = 0;
+    if write.mode == DeltaWriteMode::Overwrite {
+        let current: Vec<_> = table
+            .get_active_add_actions_by_predicate(None)
+            .try_collect()
+            .await
+            .map_err(|e| log_error(location, e))?;
+        removed = current.len();
+        actions.extend(
+            current
+                .iter()
+                .map(|f| Action::Remove(f.remove_action(true))),
+        );
+    }
+    if actions.is_empty() {
+        // An append of no rows changes nothing.
+        return Ok((snapshot.version(), 0));
+    }
+    let operation = DeltaOperation::Write {
+        mode: match write.mode {
+            DeltaWriteMode::Overwrite => SaveMode::Overwrite,
+            _ => SaveMode::Append,
+        },
+        partition_by: (!write.partition_by.is_empty()).then(|| write.partition_by.clone()),
+        predicate: None,
+    };
+    let finalized = CommitBuilder::default()
+        .with_actions(actions)
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(|e| commit_error(location, e))?;
+    Ok((finalized.version(), removed))
+}
+
+fn commit_error(location: &DeltaLocation, e: DeltaTableError) -> DeltaError {
+    match e {
+        DeltaTableError::VersionAlreadyExists(v) => DeltaError::Conflict {
+            url: location.root.to_string(),
+            reason: format!("version {v} was taken"),
+        },
+        DeltaTableError::Transaction {
+            source:
+                source @ (TransactionError::CommitConflict(_) | TransactionError::MaxCommitAttempts(_)),
+        } => DeltaError::Conflict {
+            url: location.root.to_string(),
+            reason: one_line(&source.to_string()),
+        },
+        other => log_error(location, other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_partition_values_from_folder_names() {
+        let cols = vec!["year".to_string(), "mode".to_string()];
+        let values = partition_values("year=1995/mode=AIR%20REG/part-0.parquet", &cols);
+        assert_eq!(values["year"].as_deref(), Some("1995"));
+        assert_eq!(values["mode"].as_deref(), Some("AIR REG"));
+        let nulls = partition_values("year=__HIVE_DEFAULT_PARTITION__/x.parquet", &cols);
+        assert_eq!(nulls["year"], None);
+        assert_eq!(nulls["mode"], None);
+    }
+
+    #[test]
+    fn refuses_what_another_writer_invalidated() {
+        let write = |mode, read_version| DeltaWrite {
+            table: DeltaLocation::new("/tmp/t/").unwrap(),
+            schema: std::sync::Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+            partition_by: vec![],
+            mode,
+            read_version,
+        };
+        assert!(check_writers(&write(DeltaWriteMode::Append, Some(3)), Some(5)).is_ok());
+        assert!(check_writers(&write(DeltaWriteMode::Append, None), None).is_ok());
+        let overwrite = check_writers(&write(DeltaWriteMode::Overwrite, Some(3)), Some(4));
+        assert!(
+            overwrite
+                .unwrap_err()
+                .to_string()
+                .contains("read version 3; it is at version 4")
+        );
+        let created = check_writers(&write(DeltaWriteMode::Append, None), Some(0));
+        assert!(created.unwrap_err().to_string().contains("another writer"));
+        let exists = check_writers(&write(DeltaWriteMode::ErrorIfExists, Some(2)), Some(2));
+        assert!(exists.unwrap_err().to_string().contains("error_if_exists"));
+    }
+}

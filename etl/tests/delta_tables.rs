@@ -1,0 +1,480 @@
+//! Delta Lake tables, checked against independent engines: a job's Delta
+//! sink holds what DuckDB computes from the same source files, and the
+//! `deltalake` Python package (delta-rs, a separate implementation of the
+//! log) reads it so; a table the Python package wrote, appended to and
+//! deleted from reads in Squall as it reads in Python, at every version;
+//! a commit that another writer's commit invalidated is refused and
+//! changes nothing.
+
+use std::path::Path;
+use std::process::Command;
+
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use squall_connectors::Location;
+use squall_etl::{EtlError, JobFile, JobOutcome, JobPlan, RunOptions, run_job};
+use squall_jobs::{Session, SessionOptions};
+
+/// Runs `script` with Python (the `deltalake`, `pyarrow` and `duckdb`
+/// packages), `args` as `sys.argv[1:]`; returns its standard output.
+fn python(script: &str, args: &[&str]) -> String {
+    let prelude = r#"
+import sys
+try:
+    import deltalake, pyarrow, duckdb
+except ImportError as e:
+    sys.exit(f"{e}: run scripts/install-test-deps.sh (pip install deltalake pyarrow duckdb)")
+import decimal
+def cell(v):
+    if isinstance(v, (float, decimal.Decimal)):
+        return "%.2f" % float(v)
+    return "NULL" if v is None else str(v)
+def show(rows):
+    for row in sorted("\t".join(cell(v) for v in r) for r in rows):
+        print(row)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(format!("{prelude}\n{script}"))
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "Python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The rows of `sql` over the Delta table at `table` (as `t`), version
+/// `version` or the newest, as the `deltalake` package reads it and
+/// DuckDB computes over what it read.
+fn python_rows(table: &Path, version: Option<i64>, sql: &str) -> Vec<String> {
+    let script = r#"
+path, version, sql = sys.argv[1], sys.argv[2], sys.argv[3]
+dt = deltalake.DeltaTable(path, version=None if version == "" else int(version))
+t = dt.to_pyarrow_table()
+show(duckdb.sql(sql).fetchall())
+"#;
+    let version = version.map(|v| v.to_string()).unwrap_or_default();
+    lines(python(
+        script,
+        &[&table.display().to_string(), &version, sql],
+    ))
+}
+
+/// The rows of `sql` run by DuckDB alone.
+fn duckdb_rows(sql: &str) -> Vec<String> {
+    lines(python("show(duckdb.sql(sys.argv[1]).fetchall())", &[sql]))
+}
+
+fn lines(text: String) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
+}
+
+/// Rows as the Python side prints them: tab-joined, numbers with
+/// fractions to two decimals, NULL for nulls, sorted.
+fn squall_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default();
+    let mut rows = Vec::new();
+    for batch in batches {
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) => {
+                    cast(c, &DataType::Float64).unwrap()
+                }
+                _ => c.clone(),
+            })
+            .collect();
+        for r in 0..batch.num_rows() {
+            let row: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    if c.is_null(r) {
+                        "NULL".to_string()
+                    } else if c.data_type() == &DataType::Float64 {
+                        let f = c
+                            .as_any()
+                            .downcast_ref::<datafusion::arrow::array::Float64Array>()
+                            .unwrap();
+                        format!("{:.2}", f.value(r))
+                    } else {
+                        ArrayFormatter::try_new(c.as_ref(), &options)
+                            .unwrap()
+                            .value(r)
+                            .to_string()
+                    }
+                })
+                .collect();
+            rows.push(row.join("\t"));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+async fn squall_query(session: &Session, sql: &str) -> Vec<String> {
+    let batches = session.query(sql).await.unwrap().collect().await.unwrap();
+    squall_rows(&batches)
+}
+
+/// TPC-H at scale 0.01 below `dir`, three files per large table.
+async fn tpch(dir: &Path) -> String {
+    let data = dir.join("tpch");
+    let location = Location::parse(&format!("{}/", data.display())).unwrap();
+    squall_connectors::tpch::generate_tpch(0.01, &location, 3)
+        .await
+        .unwrap();
+    data.display().to_string()
+}
+
+/// The example job: monthly revenue into a Delta table.
+fn monthly_job() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/jobs/monthly_revenue_delta.toml"
+    );
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// The monthly revenue, computed by DuckDB from the TPC-H files.
+fn monthly_by_duckdb(data: &str) -> Vec<String> {
+    duckdb_rows(&format!(
+        "SELECT year(o_orderdate) AS year, month(o_orderdate) AS month, o_orderstatus, COUNT(*), \
+         SUM(l_extendedprice * (1 - l_discount)) \
+         FROM '{data}/orders/*.parquet' JOIN '{data}/lineitem/*.parquet' ON l_orderkey = o_orderkey \
+         GROUP BY ALL"
+    ))
+}
+
+const MONTHLY_COLUMNS: &str = "SELECT year, month, status, lines, revenue FROM t";
+
+async fn run_monthly(data: &str, out: &Path, mode: &str) -> squall_etl::Result<JobOutcome> {
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    let sets = vec![
+        format!("data={data}"),
+        format!("out={}", out.display()),
+        format!("mode={mode}"),
+    ];
+    let job = JobFile::parse("monthly_revenue_delta.toml", &monthly_job(), &sets)?;
+    let plan = JobPlan::check(&session, job).await?;
+    run_job(&session, &plan, &RunOptions::default()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_sink_holds_what_duckdb_computes_and_python_reads_every_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tpch(dir.path()).await;
+    let table = dir.path().join("lake/monthly");
+    let expected = monthly_by_duckdb(&data);
+    assert!(expected.len() > 50, "{expected:?}");
+
+    // Version 0: the table is created by the job's one commit.
+    let first = run_monthly(&data, &table, "error_if_exists").await.unwrap();
+    assert_eq!(first.sinks[0].delta_version, Some(0));
+    assert_eq!(first.sinks[0].rows, expected.len() as u64);
+    assert_eq!(python_rows(&table, None, MONTHLY_COLUMNS), expected);
+    assert!(table.join("_delta_log/00000000000000000000.json").exists());
+    assert!(
+        table.join("year=1995").is_dir(),
+        "hive-style partition folders"
+    );
+    // No staging left beside the table, nothing but the table's own folders in it.
+    let beside: Vec<_> = std::fs::read_dir(dir.path().join("lake"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(beside, vec!["monthly".to_string()]);
+
+    // Squall reads its own table as DuckDB computed it, and prunes by partition.
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    let url = format!("delta+{}", table.display());
+    session.register_table("t", &url, None).await.unwrap();
+    assert_eq!(squall_query(&session, MONTHLY_COLUMNS).await, expected);
+    let in_1995: Vec<String> = expected
+        .iter()
+        .filter(|r| r.starts_with("1995\t"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        squall_query(&session, &format!("{MONTHLY_COLUMNS} WHERE year = 1995")).await,
+        in_1995
+    );
+
+    // error_if_exists now refuses before anything runs.
+    let refused = run_monthly(&data, &table, "error_if_exists")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, EtlError::Invalid { problems, .. }
+            if problems[0].message.contains("exists (version 0)")),
+        "{refused}"
+    );
+
+    // Version 1: an append doubles every row; version 0 is still there.
+    let second = run_monthly(&data, &table, "append").await.unwrap();
+    assert_eq!(second.sinks[0].delta_version, Some(1));
+    let mut doubled: Vec<String> = expected.iter().chain(&expected).cloned().collect();
+    doubled.sort();
+    assert_eq!(python_rows(&table, None, MONTHLY_COLUMNS), doubled);
+    assert_eq!(python_rows(&table, Some(0), MONTHLY_COLUMNS), expected);
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    session.register_table("t", &url, None).await.unwrap();
+    assert_eq!(squall_query(&session, MONTHLY_COLUMNS).await, doubled);
+    session
+        .register_table("t0", &format!("{url}@v0"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        squall_query(
+            &session,
+            "SELECT year, month, status, lines, revenue FROM t0"
+        )
+        .await,
+        expected
+    );
+
+    // Version 2: an overwrite removes both earlier commits' files.
+    let third = run_monthly(&data, &table, "overwrite").await.unwrap();
+    assert_eq!(third.sinks[0].delta_version, Some(2));
+    assert_eq!(
+        third.sinks[0].replaced,
+        first.sinks[0].files + second.sinks[0].files
+    );
+    assert_eq!(python_rows(&table, None, MONTHLY_COLUMNS), expected);
+    assert_eq!(python_rows(&table, Some(1), MONTHLY_COLUMNS), doubled);
+}
+
+/// Writes a partitioned table with the `deltalake` package: version 0
+/// (200 rows, some of them of no region), 1 (50 more), 2 (every tenth
+/// row deleted).
+fn python_writes_a_table(path: &Path) {
+    let script = r#"
+import datetime
+import pyarrow as pa
+from deltalake import write_deltalake, DeltaTable
+path = sys.argv[1]
+def rows(start, n):
+    ids = list(range(start, start + n))
+    return pa.table({
+        "id": pa.array(ids, pa.int64()),
+        "name": pa.array([f"item {i}" for i in ids]),
+        "price": pa.array([decimal.Decimal(i * 7 % 1000) / 100 for i in ids], pa.decimal128(10, 2)),
+        "day": pa.array([datetime.date(2026, 1, 1) + datetime.timedelta(days=i % 40) for i in ids]),
+        "region": pa.array([None if i % 9 == 0 else ["east", "west", "north"][i % 3] for i in ids]),
+    })
+write_deltalake(path, rows(0, 200), partition_by=["region"])
+write_deltalake(path, rows(200, 50), partition_by=["region"], mode="append")
+DeltaTable(path).delete("id % 10 = 0")
+print(DeltaTable(path).version())
+"#;
+    let version = python(script, &[&path.display().to_string()]);
+    assert_eq!(version.trim(), "2");
+}
+
+const ITEM_COLUMNS: &str = "SELECT id, name, price, CAST(day AS VARCHAR), region FROM t";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_python_wrote_reads_in_squall_as_in_python_at_every_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("items");
+    python_writes_a_table(&table);
+    let url = format!("delta+{}", table.display());
+
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    session.register_table("t", &url, None).await.unwrap();
+    let newest = python_rows(&table, None, ITEM_COLUMNS);
+    assert_eq!(newest.len(), 250 - 25);
+    assert_eq!(squall_query(&session, ITEM_COLUMNS).await, newest);
+
+    // Partition filters, a null partition and data filters.
+    for filter in [
+        "region = 'east'",
+        "region IS NULL",
+        "region <> 'west' AND id > 100",
+        "day >= DATE '2026-01-20' AND price < 5",
+    ] {
+        let sql = format!("{ITEM_COLUMNS} WHERE {filter}");
+        let expected = python_rows(&table, None, &sql);
+        assert!(!expected.is_empty(), "{filter}");
+        assert_eq!(squall_query(&session, &sql).await, expected, "{filter}");
+    }
+    let grouped = "SELECT region, COUNT(*), SUM(price), MIN(day) FROM t GROUP BY region";
+    let expected = python_rows(&table, None, grouped);
+    assert_eq!(expected.len(), 4);
+    let batches = session
+        .query(grouped)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut got = squall_rows(&batches);
+    // Python prints dates as dates, Squall too; only the order differs.
+    got.sort();
+    assert_eq!(got, expected);
+
+    // Time travel: `@vN`, and CREATE EXTERNAL TABLE with a version option.
+    for version in [0, 1] {
+        let expected = python_rows(&table, Some(version), ITEM_COLUMNS);
+        let session = Session::try_new(SessionOptions::default()).unwrap();
+        session
+            .register_table("t", &format!("{url}@v{version}"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            squall_query(&session, ITEM_COLUMNS).await,
+            expected,
+            "@v{version}"
+        );
+        let session = Session::try_new(SessionOptions::default()).unwrap();
+        session
+            .sql(&format!(
+                "CREATE EXTERNAL TABLE t STORED AS DELTA LOCATION '{}' OPTIONS ('version' '{version}')",
+                table.display()
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            squall_query(&session, ITEM_COLUMNS).await,
+            expected,
+            "OPTIONS version {version}"
+        );
+    }
+    assert_eq!(python_rows(&table, Some(0), ITEM_COLUMNS).len(), 200);
+
+    // Versions and places that are not there say so.
+    let missing = session
+        .register_table("old", &format!("{url}@v7"), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("no version 7") || missing.contains("version 7"),
+        "{missing}"
+    );
+    let not_delta = session
+        .register_table("nothing", &format!("delta+{}", dir.path().display()), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(not_delta.contains("no _delta_log/"), "{not_delta}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_after_another_writer_s_commit_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tpch(dir.path()).await;
+    let table = dir.path().join("lake/monthly");
+    run_monthly(&data, &table, "error_if_exists").await.unwrap();
+    let before = python_rows(&table, None, MONTHLY_COLUMNS);
+
+    // A job that read version 0 commits an overwrite after another writer
+    // appended version 1: refused.
+    let location = squall_delta::DeltaLocation::new(&table.display().to_string()).unwrap();
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    session
+        .register_table("t", &format!("delta+{}", table.display()), None)
+        .await
+        .unwrap();
+    let schema = session.schema_of("SELECT * FROM t").await.unwrap();
+    python(
+        r#"
+from deltalake import DeltaTable, write_deltalake
+dt = DeltaTable(sys.argv[1])
+write_deltalake(sys.argv[1], dt.to_pyarrow_table().slice(0, 3), partition_by=["year"], mode="append")
+"#,
+        &[&table.display().to_string()],
+    );
+    let after_other_writer = python_rows(&table, None, MONTHLY_COLUMNS);
+    assert_eq!(after_other_writer.len(), before.len() + 3);
+
+    // What the refused job staged: one data file, beside the table.
+    let staging = dir
+        .path()
+        .join("lake/_squall_staging/monthly/q-test/s0-t0-a0/d0");
+    std::fs::create_dir_all(staging.join("year=1995")).unwrap();
+    let some_file = std::fs::read_dir(table.join("year=1995"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(&some_file, staging.join("year=1995/new.parquet")).unwrap();
+    let staged = squall_connectors::sink_staging::StagedSink {
+        destination: squall_connectors::sink_staging::SinkDestination {
+            dir: Location::parse(&format!("{}/", table.display())).unwrap(),
+            file_name: None,
+            success_marker: false,
+        },
+        query_id: "q-test".into(),
+        staged: vec![Location::parse(&format!("{}/", staging.display())).unwrap()],
+    };
+    let write = squall_delta::DeltaWrite {
+        table: location,
+        schema,
+        partition_by: vec!["year".into()],
+        mode: squall_delta::DeltaWriteMode::Overwrite,
+        read_version: Some(0),
+    };
+    let refused = squall_delta::commit_staged(&write, &staged)
+        .await
+        .unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        message.contains("another writer committed") && message.contains("read version 0"),
+        "{message}"
+    );
+    assert_eq!(
+        python_rows(&table, None, MONTHLY_COLUMNS),
+        after_other_writer
+    );
+    assert!(!table.join("year=1995/new.parquet").exists());
+    assert!(
+        !dir.path().join("lake/_squall_staging").exists(),
+        "staging deleted"
+    );
+
+    // Columns that are not the table's are refused before anything runs.
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    let job = JobFile::parse(
+        "other.toml",
+        &format!(
+            r#"
+[[steps]]
+name = "other"
+sql = "SELECT 1995 AS year, 'x' AS label"
+
+[[sinks]]
+step = "other"
+url = "{}"
+format = "delta"
+partition_by = ["year"]
+mode = "append"
+"#,
+            table.display()
+        ),
+        &[],
+    )
+    .unwrap();
+    let problems = match JobPlan::check(&session, job).await {
+        Err(EtlError::Invalid { problems, .. }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    };
+    assert!(
+        problems[0].key == "sinks[0].url"
+            && problems[0]
+                .message
+                .contains("the rows have columns (year long, label string)"),
+        "{problems:?}"
+    );
+    assert_eq!(
+        python_rows(&table, None, MONTHLY_COLUMNS),
+        after_other_writer
+    );
+}
