@@ -165,3 +165,118 @@ mode = "append"
         "{state}"
     );
 }
+
+/// The rows of `sql` over the Delta table at `url` (as `t`), as the
+/// `deltalake` Python package reads it from the S3 server and DuckDB
+/// computes over what it read: tab-joined, sorted.
+fn python_delta_rows(url: &str, sql: &str, envs: &[(&'static str, String)]) -> String {
+    let script = r#"
+import sys, os
+try:
+    import deltalake, duckdb
+except ImportError as e:
+    sys.exit(f"{e}: run scripts/install-test-deps.sh (pip install deltalake pyarrow duckdb)")
+options = {k: os.environ[k] for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP"] if k in os.environ}
+t = deltalake.DeltaTable(sys.argv[1], storage_options=options).to_pyarrow_table()
+for row in sorted("\t".join(str(v) for v in r) for r in duckdb.sql(sys.argv[2]).fetchall()):
+    print(row)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, url, sql])
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "Python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn delta_sinks_commit_on_s3_from_worker_processes_and_delta_rs_reads_them() {
+    let s3 = S3Server::start();
+    let envs = s3.envs();
+    for bucket in ["lake", "scratch"] {
+        let reply = s3.http("PUT", &format!("/{bucket}"));
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "bucket {bucket}: {reply}"
+        );
+    }
+    generate("s3://lake/tpch", &envs);
+    let job = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/jobs/monthly_revenue_delta.toml")
+        .display()
+        .to_string();
+    let run = |mode: &str| {
+        squall(
+            &s(&[
+                "run",
+                &job,
+                "--set",
+                "data=s3://lake/tpch",
+                "--set",
+                "out=s3://lake/delta/monthly",
+                "--set",
+                &format!("mode={mode}"),
+                "--scratch",
+                "s3://scratch/squall/",
+                "--backend",
+                "process",
+                "--target-task-bytes",
+                "1MiB",
+            ]),
+            &envs,
+        )
+    };
+    let first = run("error_if_exists");
+    assert!(first.contains("Delta version 0"), "{first}");
+    let second = run("append");
+    assert!(second.contains("Delta version 1"), "{second}");
+
+    let per_year =
+        "SELECT year, count(*), CAST(round(sum(revenue)) AS BIGINT) FROM t GROUP BY year";
+    let by_delta_rs = python_delta_rows("s3://lake/delta/monthly", per_year, &envs);
+    assert!(by_delta_rs.lines().count() >= 7, "{by_delta_rs}");
+    let by_squall = squall(
+        &s(&[
+            "sql",
+            "--table",
+            "t=delta+s3://lake/delta/monthly",
+            "--format",
+            "csv",
+            "-c",
+            per_year,
+        ]),
+        &envs,
+    );
+    let mut squall_rows: Vec<String> = by_squall
+        .lines()
+        .skip(1)
+        .map(|l| l.replace(',', "\t"))
+        .collect();
+    squall_rows.sort();
+    assert_eq!(squall_rows.join("\n") + "\n", by_delta_rs);
+    // Version 0 holds half of every count.
+    let first_version = squall(
+        &s(&[
+            "sql",
+            "--table",
+            "t=delta+s3://lake/delta/monthly@v0",
+            "--table",
+            "n=delta+s3://lake/delta/monthly",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT (SELECT count(*) FROM n) = 2 * (SELECT count(*) FROM t) AS doubled",
+        ]),
+        &envs,
+    );
+    assert_eq!(first_version, "doubled\ntrue\n");
+    let staging = s3.http("GET", "/lake?list-type=2&prefix=delta/_squall_staging/");
+    assert!(!staging.contains("<Key>"), "staging left behind: {staging}");
+    let scratch = s3.http("GET", "/scratch?list-type=2");
+    assert!(!scratch.contains("<Key>"), "scratch left behind: {scratch}");
+}

@@ -67,6 +67,7 @@ fn every_command_of_the_guide_runs() {
         "run.json",
         "again.html",
         "revenue/year=1995",
+        "lake/revenue/_delta_log/00000000000000000000.json",
     ] {
         assert!(
             dir.path().join(made).exists(),

@@ -407,6 +407,65 @@ fn queries_and_jobs_on_the_lambda_backend_match_the_local_backend() {
         assert!(local.lines().count() > 12, "{local}");
         assert_eq!(read("s3://lake/out-lambda"), local, "{sink}");
     }
+
+    // A Delta sink on Lambda: one commit of what the functions wrote.
+    let delta_job = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/jobs/monthly_revenue_delta.toml")
+        .display()
+        .to_string();
+    let lambda_flags = [
+        "--backend",
+        "lambda",
+        "--function",
+        "_",
+        "--lambda-endpoint",
+        endpoint.as_str(),
+        "--workers",
+        "4",
+    ];
+    for (out, backend) in [
+        ("s3://lake/delta-local", &[][..]),
+        ("s3://lake/delta-lambda", &lambda_flags[..]),
+    ] {
+        let out_param = format!("out={out}");
+        let mut args = vec![
+            "run",
+            delta_job.as_str(),
+            "--set",
+            "data=s3://lake/tpch",
+            "--set",
+            out_param.as_str(),
+            "--scratch",
+            "s3://scratch/squall/",
+            "--target-task-bytes",
+            "64KiB",
+        ];
+        args.extend_from_slice(backend);
+        let run = squall(&args, &cloud.env);
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success() && stdout.contains("Delta version 0"),
+            "squall run {out}: {stdout} {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let read_delta = |out: &str| {
+        let table = format!("t=delta+{out}");
+        let sql = "SELECT year, month, status, lines, revenue FROM t ORDER BY 1, 2, 3";
+        let result = squall(
+            &["sql", "--table", &table, "--format", "csv", "-c", sql],
+            &cloud.env,
+        );
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        String::from_utf8(result.stdout).unwrap()
+    };
+    let local = read_delta("s3://lake/delta-local");
+    assert!(local.lines().count() > 50, "{local}");
+    assert_eq!(read_delta("s3://lake/delta-lambda"), local, "Delta sink");
 }
 
 #[test]

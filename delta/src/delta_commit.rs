@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use datafusion::arrow::datatypes::SchemaRef;
 #[allow(deprecated)]
 use datafusion::parquet::arrow::async_reader::{AsyncFileReader, ParquetObjectReader};
-use deltalake::kernel::transaction::{CommitBuilder, TransactionError};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Add, StructType};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -179,11 +179,7 @@ async fn commit_files(write: &DeltaWrite, staged: &StagedSink) -> Result<DeltaWr
         }));
     }
     let files_added = adds.len();
-    let committed = match current {
-        None => create(location, &written, write, adds).await,
-        Some(table) => commit_to(location, &table, write, adds).await,
-    };
-    match committed {
+    match commit_with_retries(write, &written, current, adds).await {
         Ok((version, files_removed)) => Ok(DeltaWriteOutcome {
             version,
             files_added,
@@ -195,6 +191,120 @@ async fn commit_files(write: &DeltaWrite, staged: &StagedSink) -> Result<DeltaWr
             Err(e)
         }
     }
+}
+
+/// How many times a commit is tried when other writers take the version
+/// it tried (each time after their commits).
+const COMMIT_ATTEMPTS: usize = 8;
+
+/// The commit-info key under which a commit carries its write's token.
+const WRITE_TOKEN_KEY: &str = "squallWriteId";
+
+/// Commits `adds` (with removes, to overwrite) after the table's newest
+/// version, retrying when another writer took that version. A failed
+/// attempt may still have landed (its create-only PUT succeeded but the
+/// reply was lost, and a retried PUT was refused): every attempt carries
+/// one token in its commit info, and before trying again the commits made
+/// since are searched for it, so a write never lands twice.
+async fn commit_with_retries(
+    write: &DeltaWrite,
+    written: &StructType,
+    mut current: Option<DeltaTable>,
+    adds: Vec<Action>,
+) -> Result<(u64, usize)> {
+    let location = &write.table;
+    let token = uuid_token();
+    let mut last_error = None;
+    for _ in 0..COMMIT_ATTEMPTS {
+        let base = current.as_ref().and_then(|t| t.version());
+        check_writers(write, base)?;
+        let attempt = match &current {
+            None => create(location, written, write, adds.clone(), &token).await,
+            Some(table) => commit_to(location, table, write, adds.clone(), &token).await,
+        };
+        let error = match attempt {
+            Ok(done) => return Ok(done),
+            Err(e) => e,
+        };
+        // Did it land after all, or did another writer take the version?
+        let handle = table_handle(location)?;
+        if let Some(version) = landed(location, &handle, base, &token).await? {
+            return Ok((version, removed_count(write, current.as_ref()).await?));
+        }
+        current = open_if_exists(location).await?;
+        if current.as_ref().and_then(|t| t.version()) == base {
+            // Nothing new: the commit failed for a reason of its own.
+            return Err(error);
+        }
+        last_error = Some(error);
+    }
+    Err(DeltaError::Conflict {
+        url: location.root.to_string(),
+        reason: format!(
+            "{COMMIT_ATTEMPTS} attempts lost the race for the next version{}",
+            last_error
+                .map(|e| format!(" (last: {e})"))
+                .unwrap_or_default()
+        ),
+    })
+}
+
+/// A token no other write carries.
+fn uuid_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The version, after `base`, whose commit carries `token`, if any.
+async fn landed(
+    location: &DeltaLocation,
+    table: &DeltaTable,
+    base: Option<u64>,
+    token: &str,
+) -> Result<Option<u64>> {
+    let log_store = table.log_store();
+    let first = base.map_or(0, |b| b + 1);
+    let latest = match log_store.get_latest_version(first).await {
+        Ok(v) => v,
+        // No commit at or after `first`.
+        Err(_) => return Ok(None),
+    };
+    let needle = format!("\"{WRITE_TOKEN_KEY}\":\"{token}\"");
+    for version in first..=latest {
+        let entry = log_store
+            .read_commit_entry(version)
+            .await
+            .map_err(|e| log_error(location, e))?;
+        if let Some(bytes) = entry
+            && String::from_utf8_lossy(&bytes).contains(&needle)
+        {
+            return Ok(Some(version));
+        }
+    }
+    Ok(None)
+}
+
+/// Files an overwrite of `table` removes.
+async fn removed_count(write: &DeltaWrite, table: Option<&DeltaTable>) -> Result<usize> {
+    match (write.mode, table) {
+        (DeltaWriteMode::Overwrite, Some(table)) => Ok(table
+            .get_active_add_actions_by_predicate(None)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|e| log_error(&write.table, e))?
+            .len()),
+        _ => Ok(0),
+    }
+}
+
+/// Commit properties of one attempt: no retry of delta-rs's own (the
+/// loop above retries), and the write's token.
+fn commit_properties(token: &str) -> CommitProperties {
+    CommitProperties::default()
+        .with_max_retries(0)
+        .with_metadata([(
+            WRITE_TOKEN_KEY.to_string(),
+            serde_json::Value::String(token.to_string()),
+        )])
 }
 
 /// Refuses a write that another writer's commit since the job read the
@@ -365,6 +475,7 @@ async fn create(
     schema: &StructType,
     write: &DeltaWrite,
     adds: Vec<Action>,
+    token: &str,
 ) -> Result<(u64, usize)> {
     let log_store = table_handle(location)?.log_store();
     let table = CreateBuilder::new()
@@ -372,6 +483,7 @@ async fn create(
         .with_columns(schema.fields().cloned())
         .with_partition_columns(write.partition_by.clone())
         .with_save_mode(SaveMode::ErrorIfExists)
+        .with_commit_properties(commit_properties(token))
         .with_actions(adds)
         .await
         .map_err(|e| commit_error(location, e))?;
@@ -384,6 +496,7 @@ async fn commit_to(
     table: &DeltaTable,
     write: &DeltaWrite,
     adds: Vec<Action>,
+    token: &str,
 ) -> Result<(u64, usize)> {
     let snapshot = table.snapshot().map_err(|e| log_error(location, e))?;
     let mut actions = adds;
@@ -413,11 +526,18 @@ async fn commit_to(
         partition_by: (!write.partition_by.is_empty()).then(|| write.partition_by.clone()),
         predicate: None,
     };
-    let finalized = CommitBuilder::default()
+    let finalized = CommitBuilder::from(commit_properties(token))
         .with_actions(actions)
         .build(Some(snapshot), table.log_store(), operation)
         .await
         .map_err(|e| commit_error(location, e))?;
+    #[cfg(test)]
+    if tests::lose_reply(location) {
+        return Err(DeltaError::Log {
+            url: location.root.to_string(),
+            reason: "the reply to the commit's PUT was lost (injected)".into(),
+        });
+    }
     Ok((finalized.version(), removed))
 }
 
@@ -441,6 +561,128 @@ fn commit_error(location: &DeltaLocation, e: DeltaTableError) -> DeltaError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use squall_connectors::Location;
+    use squall_connectors::sink_staging::SinkDestination;
+
+    /// The table whose next commit's reply is lost.
+    static LOSE_REPLY_OF: Mutex<Option<String>> = Mutex::new(None);
+
+    pub(super) fn lose_reply(location: &DeltaLocation) -> bool {
+        let mut slot = LOSE_REPLY_OF.lock().unwrap();
+        if slot.as_deref() == Some(location.root.to_string().as_str()) {
+            *slot = None;
+            return true;
+        }
+        false
+    }
+
+    /// Stages one Parquet file of `ids` for `table`, as a sink's task would.
+    fn stage(dir: &std::path::Path, table: &DeltaLocation, query: &str, ids: &[i64]) -> StagedSink {
+        let folder = dir.join(format!("_squall_staging/t/{query}/s0-t0-a0/d0"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from(ids.to_vec()))],
+        )
+        .unwrap();
+        let file = std::fs::File::create(folder.join(format!("{query}.parquet"))).unwrap();
+        let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        StagedSink {
+            destination: SinkDestination {
+                dir: table.root.clone(),
+                file_name: None,
+                success_marker: false,
+            },
+            query_id: query.to_string(),
+            staged: vec![Location::parse(&format!("{}/", folder.display())).unwrap()],
+        }
+    }
+
+    fn append(table: &DeltaLocation, read_version: Option<u64>) -> DeltaWrite {
+        DeltaWrite {
+            table: table.clone(),
+            schema: Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)])),
+            partition_by: vec![],
+            mode: DeltaWriteMode::Append,
+            read_version,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commit_whose_reply_was_lost_lands_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = DeltaLocation::new(&format!("{}/t/", dir.path().display())).unwrap();
+        let first = commit_staged(
+            &append(&table, None),
+            &stage(dir.path(), &table, "q1", &[1, 2]),
+        )
+        .await
+        .unwrap();
+        assert_eq!((first.version, first.files_added, first.rows), (0, 1, 2));
+
+        *LOSE_REPLY_OF.lock().unwrap() = Some(table.root.to_string());
+        let second = commit_staged(
+            &append(&table, Some(0)),
+            &stage(dir.path(), &table, "q2", &[3]),
+        )
+        .await
+        .unwrap();
+        assert!(
+            LOSE_REPLY_OF.lock().unwrap().is_none(),
+            "the reply was lost"
+        );
+        // Found in the log, not committed again.
+        assert_eq!(second.version, 1);
+        assert_eq!(read_version(&table).await.unwrap(), Some(1));
+        let log = dir.path().join("t/_delta_log");
+        assert!(log.join("00000000000000000001.json").exists());
+        assert!(!log.join("00000000000000000002.json").exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_racing_for_one_version_both_land_one_after_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = DeltaLocation::new(&format!("{}/t/", dir.path().display())).unwrap();
+        commit_staged(
+            &append(&table, None),
+            &stage(dir.path(), &table, "q1", &[1]),
+        )
+        .await
+        .unwrap();
+        // Both read version 0 and try for version 1: one gets it, the
+        // other finds it taken and commits version 2 (appends do not conflict).
+        let (write_a, staged_a) = (
+            append(&table, Some(0)),
+            stage(dir.path(), &table, "q2", &[2]),
+        );
+        let (write_b, staged_b) = (
+            append(&table, Some(0)),
+            stage(dir.path(), &table, "q3", &[3]),
+        );
+        let (a, b) = tokio::join!(
+            commit_staged(&write_a, &staged_a),
+            commit_staged(&write_b, &staged_b)
+        );
+        let mut versions = vec![a.unwrap().version, b.unwrap().version];
+        versions.sort();
+        assert_eq!(versions, vec![1, 2]);
+        let snapshot = crate::delta_table::delta_table(
+            &datafusion::execution::runtime_env::RuntimeEnv::default(),
+            &table,
+        )
+        .await
+        .unwrap();
+        assert_eq!(snapshot.file_count(), 3);
+        assert!(!dir.path().join("_squall_staging").exists());
+    }
 
     #[test]
     fn reads_partition_values_from_folder_names() {
