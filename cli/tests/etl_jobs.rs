@@ -244,11 +244,11 @@ fn a_job_with_problems_reports_every_one_and_runs_nothing() {
     let file = job.display().to_string();
     for line in [
         format!(
-            "{file}:3: sources.t.formt: unknown key (known here: delimiter, format, header, incremental, quote, schema, url)"
+            "{file}:3: sources.t.formt: unknown key (known here: delimiter, format, header, incremental, quote, schema, timestamp, url, version)"
         ),
         format!("{file}:10: sinks[0].step: no step is named 'z' (steps: s)"),
         format!(
-            "{file}:12: sinks[0].mode: unknown mode 'sometimes' (expected overwrite, append or error_if_exists)"
+            "{file}:12: sinks[0].mode: unknown mode 'sometimes' (expected overwrite, append, merge or error_if_exists)"
         ),
         format!("error: {file} has 3 problems; nothing ran"),
     ] {

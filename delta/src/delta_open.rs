@@ -116,6 +116,23 @@ pub(crate) async fn open_snapshot(location: &DeltaLocation) -> Result<DeltaTable
         }
         return Err(open_error(location, e));
     }
+    // delta-rs falls back to the first version for a time before it.
+    if let Some(TimeTravel::Timestamp(t)) = location.time_travel
+        && let Ok(snapshot) = table.snapshot()
+        && let Some(committed_ms) = snapshot.version_timestamp(snapshot.version())
+        && committed_ms > t.timestamp_millis()
+    {
+        let committed = chrono::DateTime::from_timestamp_millis(committed_ms)
+            .map(|c| c.to_rfc3339())
+            .unwrap_or_else(|| format!("{committed_ms} ms"));
+        return Err(DeltaError::NotATable {
+            url: location.root.to_string(),
+            reason: format!(
+                "it has no version as of {}: its first version was committed at {committed}",
+                t.to_rfc3339()
+            ),
+        });
+    }
     Ok(table)
 }
 

@@ -10,6 +10,7 @@
 //! url = "${data}/orders/"
 //! format = "parquet"                      # parquet, csv, tsv, json, delta; default: from the files
 //! # version = 3                                  (delta: read this version, time travel)
+//! # timestamp = "2026-12-01T10:00:00Z"           (delta: the newest version at or before it)
 //! # header = true, delimiter = ",", quote = '"'   (csv and tsv)
 //! # schema = "id BIGINT, name VARCHAR"           (the files' columns, instead of inferred)
 //! # incremental = true                           (read only objects no successful run consumed)
@@ -23,7 +24,8 @@
 //! url = "out/revenue/"
 //! format = "parquet"                      # parquet, csv, json, delta (a Delta Lake table)
 //! partition_by = ["year", "month"]        # key=value/ folders
-//! mode = "overwrite"                      # overwrite, append, error_if_exists (default)
+//! mode = "overwrite"                      # overwrite, append, merge, error_if_exists (default)
+//! # merge_on = ["id"]                     (merge: the key; the step's rows replace those with its keys)
 //! compression = "zstd(3)"                 # parquet: snappy, zstd(N), gzip(N), lz4, ...; csv/json: gzip, zstd, ...
 //! rows_per_file = 1000000                 # most rows in one file
 //! # file_size = "128MiB"                  (parquet, delta: files of about this size, instead)
@@ -140,6 +142,9 @@ pub enum WriteMode {
     Append,
     /// The job does not run if the destination holds files (the default).
     ErrorIfExists,
+    /// The destination is rewritten with the step's rows and those of its
+    /// rows whose `merge_on` key the step does not have (an upsert).
+    Merge,
 }
 
 /// Where a step's rows are written.
@@ -153,6 +158,8 @@ pub struct SinkDef {
     pub mode: WriteMode,
     pub compression: Option<String>,
     pub rows_per_file: Option<u64>,
+    /// The key of a `merge` (columns of the step).
+    pub merge_on: Vec<String>,
     /// Files of about this many bytes (Parquet and Delta sinks): the step
     /// is computed once into scratch, and its bytes per row there set the
     /// rows per file.
@@ -346,6 +353,7 @@ impl<'t> Reader<'t> {
             let schema = fields.take("schema");
             let incremental = fields.take("incremental");
             let version = fields.take("version");
+            let timestamp = fields.take("timestamp");
             fields.finish(self);
             let incremental = incremental
                 .and_then(|v| self.boolean(v, &format!("{path}.incremental")))
@@ -394,6 +402,26 @@ impl<'t> Reader<'t> {
                 }
                 parsed.map_err(|e| self.problem(v.span(), &key, e)).ok()
             });
+            let timestamp = timestamp.and_then(|v| {
+                let key = format!("{path}.timestamp");
+                let text = self.string(v, &key)?;
+                if !delta {
+                    self.problem(
+                        v.span(),
+                        &key,
+                        "only a Delta source (format = \"delta\") has versions",
+                    );
+                    return None;
+                }
+                if version.is_some() {
+                    self.problem(v.span(), &key, "give version or timestamp, not both");
+                    return None;
+                }
+                TimeTravel::parse_timestamp(&text)
+                    .map_err(|e| self.problem(v.span(), &key, e))
+                    .ok()
+            });
+            let version = version.or(timestamp);
             if delta && incremental {
                 self.problem(
                     key.span(),
@@ -500,6 +528,7 @@ impl<'t> Reader<'t> {
             let compression = fields.take("compression");
             let rows_per_file = fields.take("rows_per_file");
             let file_size = fields.take("file_size");
+            let merge_on = fields.take("merge_on");
             fields.finish(self);
             let step = match step {
                 Some(v) => self.string(v, &format!("{path}.step")).filter(|name| {
@@ -591,12 +620,13 @@ impl<'t> Reader<'t> {
                         "overwrite" => Some(WriteMode::Overwrite),
                         "append" => Some(WriteMode::Append),
                         "error_if_exists" | "error-if-exists" => Some(WriteMode::ErrorIfExists),
+                        "merge" => Some(WriteMode::Merge),
                         other => {
                             self.problem(
                                 v.span(),
                                 &format!("{path}.mode"),
                                 format!(
-                                    "unknown mode '{other}' (expected overwrite, append or error_if_exists)"
+                                    "unknown mode '{other}' (expected overwrite, append, merge or error_if_exists)"
                                 ),
                             );
                             None
@@ -678,6 +708,45 @@ impl<'t> Reader<'t> {
                 }
                 Some(bytes)
             });
+            let merge_key = format!("{path}.merge_on");
+            let merge_on = match &merge_on {
+                Some(v) => self
+                    .strings(v, &merge_key)
+                    .into_iter()
+                    .filter(|column| {
+                        let plain = is_plain_name(column);
+                        if !plain {
+                            self.problem(
+                                v.span(),
+                                &merge_key,
+                                format!("'{column}' is not a plain column name (letters, digits and _): rename it in the step"),
+                            );
+                        }
+                        plain
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            match (mode, merge_on.is_empty()) {
+                (Some(WriteMode::Merge), true) => self.problem(
+                    span.clone(),
+                    &merge_key,
+                    "mode = \"merge\" needs merge_on: the columns that identify a row",
+                ),
+                (Some(m), false) if m != WriteMode::Merge => {
+                    self.problem(span.clone(), &merge_key, "merge_on is for mode = \"merge\"")
+                }
+                _ => {}
+            }
+            if mode == Some(WriteMode::Merge)
+                && matches!(format, Some(SinkFormat::Csv | SinkFormat::Json))
+            {
+                self.problem(
+                    span.clone(),
+                    &format!("{path}.mode"),
+                    "only Parquet and Delta sinks merge (their files keep the columns' types)",
+                );
+            }
             if let (Some(step), Some(url), Some(format), Some(mode)) = (step, url, format, mode) {
                 out.push(SinkDef {
                     step,
@@ -687,6 +756,7 @@ impl<'t> Reader<'t> {
                     mode,
                     compression,
                     rows_per_file,
+                    merge_on,
                     target_file_bytes,
                     line,
                     partition_by_line,

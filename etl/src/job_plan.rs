@@ -110,9 +110,9 @@ impl JobPlan {
             .filter(|s| {
                 let name = s.name.to_ascii_lowercase();
                 readers.get(&name).copied().unwrap_or(0) > 1
-                    // Its bytes per row size a sink's files.
+                    // Its bytes per row size a sink's files, or a merge reads it twice.
                     || job.sinks.iter().any(|sink| {
-                        sink.target_file_bytes.is_some()
+                        (sink.target_file_bytes.is_some() || sink.mode == WriteMode::Merge)
                             && sink.step.eq_ignore_ascii_case(&name)
                     })
             })
@@ -175,8 +175,14 @@ impl JobPlan {
                 .sinks
                 .iter()
                 .any(|k| k.target_file_bytes.is_some() && k.step == s.name);
+            let merged = job
+                .sinks
+                .iter()
+                .any(|k| k.mode == WriteMode::Merge && k.step == s.name);
             let how = if self.materialized.contains(&s.name) && readers == 1 && sized {
                 "computed once into scratch, its bytes per row sizing its sink's files".to_string()
+            } else if self.materialized.contains(&s.name) && readers == 1 && merged {
+                "computed once into scratch, read twice by its merge".to_string()
             } else if self.materialized.contains(&s.name) {
                 format!("computed once into scratch, read by {readers}")
             } else if readers == 0 {
@@ -213,6 +219,15 @@ impl JobPlan {
             };
             let what = match (delta_version, sink.mode, existing) {
                 (Some(None), _, _) => "creates the Delta table".to_string(),
+                (Some(Some(v)), WriteMode::Merge, _) => format!(
+                    "merge on {}: one commit after Delta version {v} rewrites the table with the step's rows and its rows of other keys",
+                    sink.merge_on.join(", ")
+                ),
+                (None, WriteMode::Merge, n) => format!(
+                    "merge on {}: rewrites the destination with the step's rows and the rows of its {n} file{} with other keys",
+                    sink.merge_on.join(", "),
+                    plural(n)
+                ),
                 (Some(Some(v)), WriteMode::Overwrite, _) => {
                     format!("overwrite: one commit after Delta version {v} removes its files")
                 }
@@ -408,6 +423,19 @@ async fn check_sink(session: &Session, index: usize, sink: &SinkDef) -> Vec<Prob
         }
     };
     let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    for column in &sink.merge_on {
+        if !columns.contains(&column.as_str()) {
+            problems.push(problem(
+                sink.line,
+                format!("{key}.merge_on"),
+                format!(
+                    "step '{}' produces no column '{column}' (it produces: {})",
+                    sink.step,
+                    columns.join(", ")
+                ),
+            ));
+        }
+    }
     for column in &sink.partition_by {
         if !columns.contains(&column.as_str()) {
             problems.push(problem(
@@ -515,6 +543,40 @@ pub(crate) async fn sink_input(session: &Session, sink: &SinkDef) -> squall_jobs
     ))
 }
 
+/// What a merge sink writes: the rows of `input` (the step, as
+/// [`sink_input`] gives it) and those rows of `target` (a table of the
+/// destination's rows now) whose `merge_on` key no row of the step has,
+/// cast to the columns of `input`. Keys match by `=`: rows with a null key
+/// never match, so they are kept from both sides.
+pub(crate) async fn merge_input(
+    session: &Session,
+    sink: &SinkDef,
+    input: &str,
+    target: &str,
+) -> squall_jobs::Result<String> {
+    let schema = session.schema_of(&format!("SELECT * FROM {input}")).await?;
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let kept: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = quote(f.name());
+            format!("arrow_cast(old.{name}, '{}') AS {name}", f.data_type())
+        })
+        .collect();
+    let same_key: Vec<String> = sink
+        .merge_on
+        .iter()
+        .map(|k| format!("new.{0} = old.{0}", quote(k)))
+        .collect();
+    Ok(format!(
+        "(SELECT * FROM {input} UNION ALL SELECT {} FROM {target} AS old WHERE NOT EXISTS (SELECT 1 FROM {} AS new WHERE {})) AS merged_rows",
+        kept.join(", "),
+        sink.step,
+        same_key.join(" AND ")
+    ))
+}
+
 /// The Delta write of `sink`: its table, the columns written (after the
 /// casts of [`sink_input`]), partitioning and mode; `read_version` is the
 /// table's version the job read.
@@ -538,7 +600,8 @@ pub(crate) async fn delta_write(
         schema,
         partition_by: sink.partition_by.clone(),
         mode: match sink.mode {
-            WriteMode::Overwrite => squall_delta::DeltaWriteMode::Overwrite,
+            // A merge rewrites the table.
+            WriteMode::Overwrite | WriteMode::Merge => squall_delta::DeltaWriteMode::Overwrite,
             WriteMode::Append => squall_delta::DeltaWriteMode::Append,
             WriteMode::ErrorIfExists => squall_delta::DeltaWriteMode::ErrorIfExists,
         },

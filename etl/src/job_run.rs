@@ -12,7 +12,9 @@ use squall_jobs::{Session, StagedSinks};
 use crate::error::{EtlError, Result};
 use crate::incremental::{self, JobState, StatePlace};
 use crate::job_file::{SinkFormat, WriteMode};
-use crate::job_plan::{JobPlan, copy_sql, define_view, delta_write, destination, sink_input};
+use crate::job_plan::{
+    JobPlan, copy_sql, define_view, delta_write, destination, merge_input, sink_input,
+};
 
 /// The DataFusion setting that bounds the rows of one output file.
 const ROWS_PER_FILE_SETTING: &str = "datafusion.execution.soft_max_rows_per_output_file";
@@ -214,7 +216,8 @@ pub async fn run_job(
 
 /// Whether a sink of `mode` replaces its destination's files.
 fn replaces(mode: WriteMode, options: &RunOptions) -> bool {
-    mode == WriteMode::Overwrite || (options.full_refresh && mode == WriteMode::Append)
+    matches!(mode, WriteMode::Overwrite | WriteMode::Merge)
+        || (options.full_refresh && mode == WriteMode::Append)
 }
 
 /// Registers each incremental source as a table of the objects this run
@@ -424,6 +427,24 @@ async fn write_all(
             if options.full_refresh && sink.mode == WriteMode::Append {
                 write.mode = squall_delta::DeltaWriteMode::Overwrite;
             }
+            let input = match (sink.mode, write.read_version) {
+                (WriteMode::Merge, Some(version)) => {
+                    // The rows it merges into: the version the commit follows.
+                    let target = merge_target_name(index);
+                    let at = write
+                        .table
+                        .clone()
+                        .at(Some(squall_delta::TimeTravel::Version(version)));
+                    session
+                        .register_delta_table(&target, &at)
+                        .await
+                        .map_err(failed)?;
+                    merge_input(session, sink, &input, &target)
+                        .await
+                        .map_err(failed)?
+                }
+                _ => input,
+            };
             replaced.push(0);
             delta_writes.push(Some(write));
             let written = with_rows_per_file(session, rows_per_file, async {
@@ -436,10 +457,27 @@ async fn write_all(
             continue;
         }
         delta_writes.push(None);
-        let existing = sink_staging::visible_files(&destination(sink)?)
+        let destination_files = sink_staging::visible_files(&destination(sink)?)
             .await
-            .map_err(|source| EtlError::Commit { source })?
-            .len();
+            .map_err(|source| EtlError::Commit { source })?;
+        let input = if sink.mode == WriteMode::Merge && !destination_files.is_empty() {
+            let target = merge_target_name(index);
+            session
+                .register_table_with(
+                    &target,
+                    &sink.url,
+                    Some(squall_connectors::TableFormat::Parquet),
+                    &Default::default(),
+                )
+                .await
+                .map_err(failed)?;
+            merge_input(session, sink, &input, &target)
+                .await
+                .map_err(failed)?
+        } else {
+            input
+        };
+        let existing = destination_files.len();
         if sink.mode == WriteMode::ErrorIfExists && existing > 0 {
             return Err(failed(squall_jobs::JobError::Plan(format!(
                 "{} now holds {existing} files (mode is error_if_exists); another writer got there first",
@@ -464,6 +502,11 @@ async fn write_all(
         replaced,
         delta_writes,
     })
+}
+
+/// The table a merge sink reads its destination's rows from.
+fn merge_target_name(index: usize) -> String {
+    format!("__squall_merge_target_{index}")
 }
 
 /// The rows in a `COPY`'s result (its one `count` value).

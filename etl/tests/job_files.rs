@@ -229,6 +229,11 @@ incremental = true
 url = "lake/plain/"
 version = 3
 
+[sources.both]
+url = "delta+lake/both/"
+version = 3
+timestamp = "2026-01-01"
+
 [[steps]]
 name = "s"
 sql = "SELECT 1 AS x"
@@ -255,6 +260,23 @@ step = "s"
 url = "out/d/"
 format = "delta"
 file_size = 1024
+
+[[sinks]]
+step = "s"
+url = "out/e/"
+mode = "merge"
+
+[[sinks]]
+step = "s"
+url = "out/f/"
+format = "csv"
+mode = "merge"
+merge_on = ["x"]
+
+[[sinks]]
+step = "s"
+url = "out/g/"
+merge_on = ["x"]
 "#;
     let found = problems(JobFile::parse("job.toml", text, &[]));
     has(
@@ -272,22 +294,41 @@ file_size = 1024
     has(&found, 10, "sources.plain.version", "only a Delta source");
     has(
         &found,
-        20,
+        15,
+        "sources.both.timestamp",
+        "give version or timestamp, not both",
+    );
+    has(
+        &found,
+        25,
         "sinks[0].file_size",
         "rows_per_file or file_size, not both",
     );
     has(
         &found,
-        26,
+        31,
         "sinks[1].file_size",
         "only Parquet and Delta sinks",
     );
     has(
         &found,
-        31,
+        36,
         "sinks[2].file_size",
         "unknown size unit 'parsecs'",
     );
-    has(&found, 37, "sinks[3].file_size", "at least 1MiB");
-    assert_eq!(found.len(), 7, "{found:#?}");
+    has(&found, 42, "sinks[3].file_size", "at least 1MiB");
+    has(&found, 44, "sinks[4].merge_on", "needs merge_on");
+    has(
+        &found,
+        49,
+        "sinks[5].mode",
+        "only Parquet and Delta sinks merge",
+    );
+    has(
+        &found,
+        56,
+        "sinks[6].merge_on",
+        "merge_on is for mode = \"merge\"",
+    );
+    assert_eq!(found.len(), 11, "{found:#?}");
 }
