@@ -35,6 +35,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use squall_connectors::sink_staging::{self, StagedSink};
 
+use crate::delta_file_stats::footer_stats;
 use crate::delta_location::DeltaLocation;
 use crate::delta_open::{log_error, one_line, open_if_exists, table_handle};
 use crate::delta_schema::{describe_columns, kernel_schema};
@@ -152,7 +153,7 @@ async fn commit_files(write: &DeltaWrite, staged: &StagedSink) -> Result<DeltaWr
     let mut moved = Vec::with_capacity(files.len());
     let now_ms = chrono::Utc::now().timestamp_millis();
     for file in &files {
-        let file_rows = footer_rows(&store, &file.staged, file.size_bytes, &url).await?;
+        let (file_rows, stats) = footer(&store, &file.staged, file.size_bytes, &url).await?;
         rows += file_rows;
         let target = child(&root, &file.relative);
         if let Err(e) = store.rename(&file.staged, &target).await {
@@ -170,7 +171,7 @@ async fn commit_files(write: &DeltaWrite, staged: &StagedSink) -> Result<DeltaWr
             size: file.size_bytes as i64,
             modification_time: now_ms,
             data_change: true,
-            stats: Some(format!("{{\"numRecords\":{file_rows}}}")),
+            stats: Some(stats),
             tags: None,
             deletion_vector: None,
             base_row_id: None,
@@ -396,14 +397,14 @@ async fn list_staged(store: &dyn ObjectStore, staged: &StagedSink) -> Result<Vec
     Ok(files)
 }
 
-/// Rows in a Parquet file, from its footer.
+/// Rows in a Parquet file and its `stats` for the log, from its footer.
 #[allow(deprecated)]
-async fn footer_rows(
+async fn footer(
     store: &std::sync::Arc<dyn ObjectStore>,
     path: &Path,
     size_bytes: u64,
     table_url: &str,
-) -> Result<u64> {
+) -> Result<(u64, String)> {
     let mut reader = ParquetObjectReader::new(std::sync::Arc::clone(store), path.clone())
         .with_file_size(size_bytes);
     let metadata = reader
@@ -416,7 +417,11 @@ async fn footer_rows(
                 one_line(&e.to_string())
             ),
         })?;
-    Ok(metadata.file_metadata().num_rows().max(0) as u64)
+    let stats = footer_stats(&metadata).map_err(|reason| DeltaError::Log {
+        url: table_url.to_string(),
+        reason: format!("cannot read the statistics of staged file {path}: {reason}"),
+    })?;
+    Ok((metadata.file_metadata().num_rows().max(0) as u64, stats))
 }
 
 /// The partition values of a file at `relative` (`year=1995/month=3/x`),
@@ -627,6 +632,15 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((first.version, first.files_added, first.rows), (0, 1, 2));
+        // The log holds the file's statistics, from its footer.
+        let log =
+            std::fs::read_to_string(dir.path().join("t/_delta_log/00000000000000000000.json"))
+                .unwrap();
+        assert!(
+            log.contains(r#"\"minValues\":{\"id\":1}"#)
+                && log.contains(r#"\"maxValues\":{\"id\":2}"#),
+            "{log}"
+        );
 
         *LOSE_REPLY_OF.lock().unwrap() = Some(table.root.to_string());
         let second = commit_staged(

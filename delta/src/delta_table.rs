@@ -5,9 +5,10 @@
 //! same node a Parquet listing table plans, so the planner cuts it into
 //! splits and workers read it without knowing it came from Delta. Files
 //! whose partition values fail the query's filters are left out here
-//! (Delta stores partition values in the log, not only in paths); the
-//! other filters reach the Parquet reader, which skips row groups by their
-//! statistics.
+//! (Delta stores partition values in the log, not only in paths), and so
+//! are files whose logged statistics rule out every row
+//! ([`crate::delta_file_stats`]); the filters also reach the Parquet
+//! reader, which skips row groups by their footers' statistics.
 //!
 //! Refused, because reading the files alone would return wrong rows:
 //! tables with column mapping (physical column names differ from the
@@ -35,12 +36,14 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use squall_connectors::Location;
 
+use crate::delta_file_stats::{LoggedFileStatistics, LoggedStats};
 use crate::delta_location::DeltaLocation;
 use crate::delta_open::{log_error, open_snapshot};
 use crate::delta_schema::arrow_schema;
@@ -56,6 +59,8 @@ struct DeltaFile {
     partition_values: Vec<ScalarValue>,
     /// From the file's statistics in the log, when it has them.
     rows: Option<u64>,
+    /// The file's logged statistics, for skipping it.
+    stats: Option<LoggedStats>,
 }
 
 /// A Delta table as of one version: what [`delta_table`] opens.
@@ -164,11 +169,16 @@ pub async fn delta_table(
                     view.path()
                 ))
             })?;
+        let stats = view.stats().and_then(|json| LoggedStats::parse(&json));
         files.push(DeltaFile {
             path,
             size_bytes: view.size().max(0) as u64,
             partition_values,
-            rows: view.num_records().map(|n| n as u64),
+            rows: view
+                .num_records()
+                .map(|n| n as u64)
+                .or_else(|| stats.as_ref().and_then(|s| s.rows)),
+            stats,
         });
     }
     Ok(DeltaSnapshotTable {
@@ -248,6 +258,44 @@ impl DeltaSnapshotTable {
             .collect())
     }
 
+    /// For each file, whether its logged statistics allow a row that
+    /// passes `filters` (those on data columns only); all true when they
+    /// say nothing.
+    fn files_by_statistics(&self, state: &dyn Session, filters: &[Expr]) -> Vec<bool> {
+        let all = vec![true; self.files.len()];
+        let columns: Vec<&str> = self
+            .file_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let on_data = filters
+            .iter()
+            .filter(|f| expr_applicable_for_cols(&columns, f))
+            .cloned();
+        let Some(filter) = conjunction(on_data) else {
+            return all;
+        };
+        let Ok(df_schema) = DFSchema::try_from(Arc::clone(&self.file_schema)) else {
+            return all;
+        };
+        let Ok(expr) = state.create_physical_expr(filter, &df_schema) else {
+            return all;
+        };
+        // `None`: the filter says nothing about the files' bounds.
+        let Some(predicate) = PruningPredicateBuilder::new()
+            .with_file_schema(Arc::clone(&self.file_schema))
+            .build(expr)
+        else {
+            return all;
+        };
+        let statistics = LoggedFileStatistics {
+            files: self.files.iter().map(|f| f.stats.as_ref()).collect(),
+            schema: Arc::clone(&self.file_schema),
+        };
+        predicate.prune(&statistics).unwrap_or(all)
+    }
+
     fn partition_names(&self) -> Vec<&str> {
         self.partition_fields
             .iter()
@@ -297,7 +345,13 @@ impl TableProvider for DeltaSnapshotTable {
             .filter(|f| !partitions.is_empty() && expr_applicable_for_cols(&partitions, f))
             .cloned()
             .collect();
-        let keep = self.files_matching(state, &partition_filters)?;
+        let mut keep = self.files_matching(state, &partition_filters)?;
+        for (keep, may_match) in keep
+            .iter_mut()
+            .zip(self.files_by_statistics(state, filters))
+        {
+            *keep &= may_match;
+        }
         let mut files = Vec::with_capacity(self.files.len());
         let mut rows = Some(0u64);
         let mut bytes = 0u64;

@@ -19,6 +19,7 @@
 
 mod delta_commit;
 mod delta_factory;
+mod delta_file_stats;
 mod delta_location;
 mod delta_open;
 mod delta_schema;

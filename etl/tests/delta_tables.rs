@@ -76,6 +76,16 @@ async fn a_delta_sink_holds_what_duckdb_computes_and_python_reads_every_version(
         table.join("year=1995").is_dir(),
         "hive-style partition folders"
     );
+    // delta-rs reads the statistics Squall logged for every file.
+    let with_bounds = python(
+        r#"
+actions = pyarrow.table(deltalake.DeltaTable(sys.argv[1]).get_add_actions(flatten=True)).to_pydict()
+print(len(actions["path"]), sum(1 for v in actions["min.month"] if v is not None), min(actions["min.month"]), max(actions["max.month"]))
+"#,
+        &[&table.display().to_string()],
+    );
+    let files = first.sinks[0].files;
+    assert_eq!(with_bounds.trim(), format!("{files} {files} 1 12"));
     // No staging left beside the table, nothing but the table's own folders in it.
     let beside: Vec<_> = std::fs::read_dir(dir.path().join("lake"))
         .unwrap()
