@@ -37,7 +37,7 @@ use squall_connectors::sink_staging::{self, StagedSink};
 
 use crate::delta_file_stats::footer_stats;
 use crate::delta_location::DeltaLocation;
-use crate::delta_open::{log_error, one_line, open_if_exists, table_handle};
+use crate::delta_open::{has_log, log_error, one_line, open_if_exists, table_handle};
 use crate::delta_schema::{describe_columns, kernel_schema};
 use crate::error::{DeltaError, Result};
 
@@ -152,6 +152,12 @@ async fn commit_files(write: &DeltaWrite, staged: &StagedSink) -> Result<DeltaWr
     let root = location.root.path();
     let mut moved = Vec::with_capacity(files.len());
     let now_ms = chrono::Utc::now().timestamp_millis();
+    // Before anything moves: values whose folder names the layers of
+    // escaping (DataFusion's writer, object_store, the log's URIs) would
+    // not give back as they are.
+    for file in &files {
+        check_partition_path(location, &file.relative, &write.partition_by)?;
+    }
     for file in &files {
         let (file_rows, stats) = footer(&store, &file.staged, file.size_bytes, &url).await?;
         rows += file_rows;
@@ -166,6 +172,8 @@ async fn commit_files(write: &DeltaWrite, staged: &StagedSink) -> Result<DeltaWr
         }
         moved.push(target);
         adds.push(Action::Add(Add {
+            // The key as object_store spells it: what delta-rs resolves
+            // (decoding it once) to the same object.
             path: file.relative.clone(),
             partition_values: partition_values(&file.relative, &write.partition_by),
             size: file.size_bytes as i64,
@@ -187,11 +195,21 @@ async fn commit_files(write: &DeltaWrite, staged: &StagedSink) -> Result<DeltaWr
             files_removed,
             rows,
         }),
-        Err(e) => {
-            delete_all(&*store, &moved).await;
-            Err(e)
+        Err(failure) => {
+            // Files a commit that may have landed names must stay.
+            if !failure.outcome_unknown {
+                delete_all(&*store, &moved).await;
+            }
+            Err(failure.error)
         }
     }
+}
+
+/// Why a commit did not succeed, and whether it may have landed anyway.
+struct CommitFailure {
+    error: DeltaError,
+    /// The last attempt's outcome could not be learned from the log.
+    outcome_unknown: bool,
 }
 
 /// How many times a commit is tried when other writers take the version
@@ -212,34 +230,58 @@ async fn commit_with_retries(
     written: &StructType,
     mut current: Option<DeltaTable>,
     adds: Vec<Action>,
-) -> Result<(u64, usize)> {
+) -> std::result::Result<(u64, usize), CommitFailure> {
     let location = &write.table;
+    let definite = |error| CommitFailure {
+        error,
+        outcome_unknown: false,
+    };
+    let unknown = |error: DeltaError| CommitFailure {
+        error: DeltaError::Log {
+            url: location.root.to_string(),
+            reason: format!(
+                "the commit may or may not have landed ({error}); its files stay in the table's folder: look at the table's newest version before running the job again"
+            ),
+        },
+        outcome_unknown: true,
+    };
     let token = uuid_token();
     let mut last_error = None;
     for _ in 0..COMMIT_ATTEMPTS {
         let base = current.as_ref().and_then(|t| t.version());
-        check_writers(write, base)?;
+        check_writers(write, base).map_err(definite)?;
+        // Another writer's commit may have changed the columns or the
+        // partitioning since the last attempt.
+        if let Some(table) = &current {
+            check_fits(write, table, written).map_err(definite)?;
+        }
+        let removed = removed_count(write, current.as_ref())
+            .await
+            .map_err(definite)?;
         let attempt = match &current {
             None => create(location, written, write, adds.clone(), &token).await,
             Some(table) => commit_to(location, table, write, adds.clone(), &token).await,
         };
         let error = match attempt {
-            Ok(done) => return Ok(done),
+            Ok((version, _)) => return Ok((version, removed)),
             Err(e) => e,
         };
         // Did it land after all, or did another writer take the version?
-        let handle = table_handle(location)?;
-        if let Some(version) = landed(location, &handle, base, &token).await? {
-            return Ok((version, removed_count(write, current.as_ref()).await?));
+        // Until the log says, the outcome is unknown.
+        let handle = table_handle(location).map_err(unknown)?;
+        match landed(location, &handle, base, &token).await {
+            Ok(Some(version)) => return Ok((version, removed)),
+            Ok(None) => {}
+            Err(e) => return Err(unknown(e)),
         }
-        current = open_if_exists(location).await?;
+        current = open_if_exists(location).await.map_err(definite)?;
         if current.as_ref().and_then(|t| t.version()) == base {
             // Nothing new: the commit failed for a reason of its own.
-            return Err(error);
+            return Err(definite(error));
         }
         last_error = Some(error);
     }
-    Err(DeltaError::Conflict {
+    Err(definite(DeltaError::Conflict {
         url: location.root.to_string(),
         reason: format!(
             "{COMMIT_ATTEMPTS} attempts lost the race for the next version{}",
@@ -247,7 +289,7 @@ async fn commit_with_retries(
                 .map(|e| format!(" (last: {e})"))
                 .unwrap_or_default()
         ),
-    })
+    }))
 }
 
 /// A token no other write carries.
@@ -266,8 +308,9 @@ async fn landed(
     let first = base.map_or(0, |b| b + 1);
     let latest = match log_store.get_latest_version(first).await {
         Ok(v) => v,
-        // No commit at or after `first`.
-        Err(_) => return Ok(None),
+        // A table that does not exist has no commit of ours.
+        Err(_) if !has_log(location).await? => return Ok(None),
+        Err(e) => return Err(log_error(location, e)),
     };
     let needle = format!("\"{WRITE_TOKEN_KEY}\":\"{token}\"");
     for version in first..=latest {
@@ -310,7 +353,7 @@ fn commit_properties(token: &str) -> CommitProperties {
 
 /// Refuses a write that another writer's commit since the job read the
 /// table would make wrong.
-fn check_writers(write: &DeltaWrite, current: Option<u64>) -> Result<()> {
+pub fn check_writers(write: &DeltaWrite, current: Option<u64>) -> Result<()> {
     let conflict = |reason: String| DeltaError::Conflict {
         url: write.table.root.to_string(),
         reason,
@@ -348,6 +391,19 @@ fn check_fits(write: &DeltaWrite, table: &DeltaTable, written: &StructType) -> R
                 "the rows have columns ({}) but the table has ({}); write to a new table or overwrite it from a step with the table's columns",
                 describe_columns(written),
                 describe_columns(existing.as_ref())
+            ),
+        });
+    }
+    if let Some(column) = existing
+        .fields()
+        .zip(written.fields())
+        .find(|(a, b)| !a.is_nullable() && b.is_nullable())
+        .map(|(a, _)| a.name().clone())
+    {
+        return Err(DeltaError::Mismatch {
+            url,
+            reason: format!(
+                "column '{column}' is NOT NULL in the table and the rows may hold nulls: COALESCE it in the step"
             ),
         });
     }
@@ -424,9 +480,10 @@ async fn footer(
     Ok((metadata.file_metadata().num_rows().max(0) as u64, stats))
 }
 
-/// The partition values of a file at `relative` (`year=1995/month=3/x`),
-/// as Delta logs them: text, `None` for a null. DataFusion's writer
-/// percent-encodes values in folder names.
+/// The partition values of a file at `relative` (`year=1995/month=3/x`,
+/// an object key as object_store spells it), as Delta logs them: text,
+/// `None` for a null. A folder name is decoded twice: object_store's
+/// encoding of the key, then DataFusion's writer's escaping of the value.
 fn partition_values(relative: &str, partition_by: &[String]) -> HashMap<String, Option<String>> {
     let mut values: HashMap<String, Option<String>> =
         partition_by.iter().map(|c| (c.clone(), None)).collect();
@@ -434,11 +491,39 @@ fn partition_values(relative: &str, partition_by: &[String]) -> HashMap<String, 
         if let Some((key, value)) = segment.split_once('=')
             && let Some(slot) = values.get_mut(key)
         {
-            let decoded = percent_decode(value);
+            let decoded = percent_decode(&percent_decode(value));
             *slot = (decoded != "__HIVE_DEFAULT_PARTITION__").then_some(decoded);
         }
     }
     values
+}
+
+/// The characters a partition value of a Delta sink may not hold yet.
+const UNSAFE_IN_PARTITION_VALUES: &[char] = &[
+    '%', '/', '\\', ':', '#', '?', '*', '[', ']', '{', '}', '^', '|', '<', '>', '"', '\'', '`', '~',
+];
+
+/// Refuses a partition value with a character whose escaping in folder
+/// names differs between writers and readers.
+fn check_partition_path(
+    location: &DeltaLocation,
+    relative: &str,
+    partition_by: &[String],
+) -> Result<()> {
+    for (column, value) in partition_values(relative, partition_by) {
+        if let Some(value) = value
+            && (value.contains(UNSAFE_IN_PARTITION_VALUES) || value.chars().any(char::is_control))
+        {
+            return Err(DeltaError::Mismatch {
+                url: location.root.to_string(),
+                reason: format!(
+                    "partition column '{column}' has the value '{value}', whose characters ({}) Squall cannot write into a Delta table's folder names yet: replace them in the step",
+                    UNSAFE_IN_PARTITION_VALUES.iter().collect::<String>()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn percent_decode(text: &str) -> String {
@@ -461,11 +546,14 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The store path of `relative` (an object key below `root`, as listed:
+/// already in object_store's encoding) below `root`.
 fn child(root: &Path, relative: &str) -> Path {
-    relative
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .fold(root.clone(), |path, part| path.join(part))
+    let joined = match root.as_ref().trim_end_matches('/') {
+        "" => relative.to_string(),
+        root => format!("{root}/{relative}"),
+    };
+    Path::parse(&joined).unwrap_or_else(|_| Path::from(joined.as_str()))
 }
 
 async fn delete_all(store: &dyn ObjectStore, paths: &[Path]) {
@@ -485,7 +573,12 @@ async fn create(
     let log_store = table_handle(location)?.log_store();
     let table = CreateBuilder::new()
         .with_log_store(log_store)
-        .with_columns(schema.fields().cloned())
+        // Nullable, so that later writes of the same step may hold nulls.
+        .with_columns(schema.fields().map(|f| {
+            let mut field = f.clone();
+            field.nullable = true;
+            field
+        }))
         .with_partition_columns(write.partition_by.clone())
         .with_save_mode(SaveMode::ErrorIfExists)
         .with_commit_properties(commit_properties(token))
@@ -699,11 +792,27 @@ mod tests {
     }
 
     #[test]
+    fn staged_keys_join_the_root_as_they_are() {
+        let root = Path::from("lake/t");
+        assert_eq!(
+            child(&root, "k=50%2525/x.parquet").as_ref(),
+            "lake/t/k=50%2525/x.parquet"
+        );
+        assert_eq!(
+            child(&Path::from(""), "k=1/x.parquet").as_ref(),
+            "k=1/x.parquet"
+        );
+    }
+
+    #[test]
     fn reads_partition_values_from_folder_names() {
         let cols = vec!["year".to_string(), "mode".to_string()];
         let values = partition_values("year=1995/mode=AIR%20REG/part-0.parquet", &cols);
         assert_eq!(values["year"].as_deref(), Some("1995"));
         assert_eq!(values["mode"].as_deref(), Some("AIR REG"));
+        // `50%` escaped by DataFusion's writer (`50%25`), then by object_store.
+        let percent = partition_values("year=1/mode=50%2525/x.parquet", &cols);
+        assert_eq!(percent["mode"].as_deref(), Some("50%"));
         let nulls = partition_values("year=__HIVE_DEFAULT_PARTITION__/x.parquet", &cols);
         assert_eq!(nulls["year"], None);
         assert_eq!(nulls["mode"], None);

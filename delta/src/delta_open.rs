@@ -70,7 +70,7 @@ pub(crate) fn table_handle(location: &DeltaLocation) -> Result<DeltaTable> {
 /// Whether `location` has a transaction log: at least one object below
 /// `_delta_log/` (delta-rs's own test differs between stores: a missing
 /// local folder is an error there, a missing S3 prefix a missing table).
-async fn has_log(location: &DeltaLocation) -> Result<bool> {
+pub(crate) async fn has_log(location: &DeltaLocation) -> Result<bool> {
     let store = location.root.build_store()?;
     let log = location.root.join("_delta_log/")?;
     let first = store.list(Some(&log.path())).next().await;

@@ -39,8 +39,9 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use deltalake::kernel::LogicalFileView;
 use futures::TryStreamExt;
-use object_store::path::Path;
+use object_store::path::{Path, PathPart};
 use squall_connectors::Location;
 
 use crate::delta_file_stats::{LoggedFileStatistics, LoggedStats};
@@ -149,7 +150,7 @@ pub async fn delta_table(
                 view.path()
             )));
         }
-        let path = file_path(&location.root, &root_path, &view.path())?;
+        let path = file_path(&location.root, &root_path, &view)?;
         let raw_values = view.partition_values_map();
         let partition_values = partition_fields
             .iter()
@@ -195,9 +196,10 @@ pub async fn delta_table(
 
 /// The store path of a data file the log names (relative to the table's
 /// root, as writers put it, or an absolute URL in the same store).
-fn file_path(root: &Location, root_path: &Path, logged: &str) -> Result<Path> {
+fn file_path(root: &Location, root_path: &Path, view: &LogicalFileView) -> Result<Path> {
+    let logged = view.path();
     if logged.contains("://") {
-        let url = Location::parse(logged)?;
+        let url = Location::parse(&logged)?;
         if url.store_url() != root.store_url() {
             return Err(DeltaError::Unsupported {
                 url: root.to_string(),
@@ -206,11 +208,16 @@ fn file_path(root: &Location, root_path: &Path, logged: &str) -> Result<Path> {
         }
         return Ok(url.path());
     }
-    let mut path = root_path.clone();
-    for part in logged.split('/').filter(|p| !p.is_empty()) {
-        path = path.join(part);
-    }
-    Ok(path)
+    // The key below the root as delta-rs resolves it (the log's path
+    // decoded once, in object_store's encoding), so that Squall reads the
+    // files every delta-rs reader reads.
+    Ok(Path::from_iter(
+        root_path
+            .parts()
+            .chain(view.object_store_path().parts())
+            .map(|part| part.as_ref().to_string())
+            .map(PathPart::from),
+    ))
 }
 
 impl DeltaSnapshotTable {

@@ -27,7 +27,8 @@ mod delta_table;
 pub mod error;
 
 pub use delta_commit::{
-    DeltaWrite, DeltaWriteMode, DeltaWriteOutcome, check_target, commit_staged, read_version,
+    DeltaWrite, DeltaWriteMode, DeltaWriteOutcome, check_target, check_writers, commit_staged,
+    read_version,
 };
 pub use delta_factory::DeltaTableFactory;
 pub use delta_location::{DELTA_SCHEME_PREFIX, DeltaLocation, TimeTravel};

@@ -22,6 +22,9 @@ pub struct JobPlan {
     pub materialized: BTreeSet<String>,
     /// How many sinks and later steps read each step.
     pub readers: BTreeMap<String, usize>,
+    /// Each Delta sink's table version before the job read anything (its
+    /// sources included): what its commit must follow. `None`: no table.
+    pub delta_read_versions: BTreeMap<usize, Option<u64>>,
 }
 
 impl JobPlan {
@@ -29,6 +32,39 @@ impl JobPlan {
     /// checks every sink; every problem found is reported at once.
     pub async fn check(session: &Session, job: JobFile) -> Result<Self> {
         let mut problems = Vec::new();
+        // Before any source is read: a source that is the sink's own table
+        // is then read at this version or later, and a commit after
+        // another writer's is refused.
+        let mut delta_read_versions = BTreeMap::new();
+        for (i, sink) in job.sinks.iter().enumerate() {
+            if sink.format != SinkFormat::Delta {
+                continue;
+            }
+            let version = match squall_delta::DeltaLocation::new(&sink.url) {
+                Ok(table) => squall_delta::read_version(&table).await,
+                Err(e) => Err(e),
+            };
+            match version {
+                Ok(version) => {
+                    delta_read_versions.insert(i, version);
+                }
+                Err(e) => problems.push(Problem {
+                    line: sink.line,
+                    key: format!("{}.url", SinkDef::key(i)),
+                    message: one_line(&e.to_string()),
+                }),
+            }
+            if let Some(source) = job.sources.iter().find(|s| s.incremental) {
+                problems.push(Problem {
+                    line: sink.line,
+                    key: format!("{}.format", SinkDef::key(i)),
+                    message: format!(
+                        "a Delta sink cannot be written by a job with an incremental source ('{}') yet: the Delta commit and the record of what was read would be two commits",
+                        source.name
+                    ),
+                });
+            }
+        }
         for source in &job.sources {
             if let Err((key, message)) = register_source(session, source).await {
                 problems.push(Problem {
@@ -122,6 +158,7 @@ impl JobPlan {
             job,
             materialized,
             readers,
+            delta_read_versions,
         })
     }
 
@@ -561,7 +598,14 @@ pub(crate) async fn merge_input(
         .iter()
         .map(|f| {
             let name = quote(f.name());
-            format!("arrow_cast(old.{name}, '{}') AS {name}", f.data_type())
+            // A Parquet folder's partition values are text; a null one is
+            // the folder `k=__HIVE_DEFAULT_PARTITION__`.
+            let old = if sink.format != SinkFormat::Delta && sink.partition_by.contains(f.name()) {
+                format!("NULLIF(old.{name}, '{HIVE_NULL}')")
+            } else {
+                format!("old.{name}")
+            };
+            format!("arrow_cast({old}, '{}') AS {name}", f.data_type())
         })
         .collect();
     let same_key: Vec<String> = sink
@@ -570,10 +614,46 @@ pub(crate) async fn merge_input(
         .map(|k| format!("new.{0} = old.{0}", quote(k)))
         .collect();
     Ok(format!(
-        "(SELECT * FROM {input} UNION ALL SELECT {} FROM {target} AS old WHERE NOT EXISTS (SELECT 1 FROM {} AS new WHERE {})) AS merged_rows",
+        "(SELECT * FROM {input} UNION ALL SELECT {} FROM {target} AS old WHERE NOT EXISTS (SELECT 1 FROM (SELECT * FROM {input}) AS new WHERE {})) AS merged_rows",
         kept.join(", "),
-        sink.step,
         same_key.join(" AND ")
+    ))
+}
+
+/// The folder name of a null partition value (Hive's convention).
+const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// What a partitioned sink's `COPY` writes: `input` with its partition
+/// columns as text, a null as `__HIVE_DEFAULT_PARTITION__`, the folder
+/// name Hive, Spark, Trino and delta-rs read as null (DataFusion's hive
+/// writer has no null: it would name a null number's folder `k=0`, a null
+/// date's `k=1970-01-01`). A Delta log's types come from `input`; the
+/// folder names only carry the values.
+pub(crate) async fn partition_copy_input(
+    session: &Session,
+    sink: &SinkDef,
+    input: &str,
+) -> squall_jobs::Result<String> {
+    if sink.partition_by.is_empty() {
+        return Ok(input.to_string());
+    }
+    let schema = session.schema_of(&format!("SELECT * FROM {input}")).await?;
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = quote(f.name());
+            if sink.partition_by.iter().any(|p| p == f.name()) {
+                format!("COALESCE(CAST({name} AS VARCHAR), '{HIVE_NULL}') AS {name}")
+            } else {
+                name
+            }
+        })
+        .collect();
+    Ok(format!(
+        "(SELECT {} FROM {input}) AS partitioned_rows",
+        columns.join(", ")
     ))
 }
 

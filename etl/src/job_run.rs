@@ -13,7 +13,8 @@ use crate::error::{EtlError, Result};
 use crate::incremental::{self, JobState, StatePlace};
 use crate::job_file::{SinkFormat, WriteMode};
 use crate::job_plan::{
-    JobPlan, copy_sql, define_view, delta_write, destination, merge_input, sink_input,
+    JobPlan, copy_sql, define_view, delta_write, destination, merge_input, partition_copy_input,
+    sink_input,
 };
 
 /// The DataFusion setting that bounds the rows of one output file.
@@ -420,13 +421,17 @@ async fn write_all(
         });
         if sink.format == SinkFormat::Delta {
             // The version read now is the one the commit must follow.
-            let mut write = delta_write(session, sink, None).await.map_err(failed)?;
-            write.read_version = squall_delta::check_target(&write)
+            let recorded = plan.delta_read_versions.get(&index).copied().flatten();
+            let mut write = delta_write(session, sink, recorded).await.map_err(failed)?;
+            let now = squall_delta::check_target(&write)
                 .await
                 .map_err(|e| failed(e.into()))?;
             if options.full_refresh && sink.mode == WriteMode::Append {
                 write.mode = squall_delta::DeltaWriteMode::Overwrite;
             }
+            // Refused now, not after the write, if another writer made the
+            // commit impossible since the job started.
+            squall_delta::check_writers(&write, now).map_err(|e| failed(e.into()))?;
             let input = match (sink.mode, write.read_version) {
                 (WriteMode::Merge, Some(version)) => {
                     // The rows it merges into: the version the commit follows.
@@ -447,6 +452,9 @@ async fn write_all(
             };
             replaced.push(0);
             delta_writes.push(Some(write));
+            let input = partition_copy_input(session, sink, &input)
+                .await
+                .map_err(failed)?;
             let written = with_rows_per_file(session, rows_per_file, async {
                 session.write_staged(&copy_sql(sink, &input), staged).await
             })
@@ -489,6 +497,9 @@ async fn write_all(
         } else {
             0
         });
+        let input = partition_copy_input(session, sink, &input)
+            .await
+            .map_err(failed)?;
         let written = with_rows_per_file(session, rows_per_file, async {
             session.write_staged(&copy_sql(sink, &input), staged).await
         })

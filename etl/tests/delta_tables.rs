@@ -402,3 +402,187 @@ mode = "append"
         after_other_writer
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_and_odd_partition_values_read_back_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("lake/odd");
+    let job = format!(
+        r#"
+[[steps]]
+name = "s"
+sql = """
+SELECT * FROM (VALUES (1, 'plain', 10), (2, 'x y', NULL), (3, 'v-1.5_z', 10), (4, NULL, 7), (5, 'a=b', NULL))
+  AS v(id, label, grp)
+"""
+
+[[sinks]]
+step = "s"
+url = "{}"
+format = "delta"
+partition_by = ["grp"]
+
+[[sinks]]
+step = "s"
+url = "{}"
+format = "delta"
+partition_by = ["label"]
+"#,
+        table.display(),
+        dir.path().join("lake/by_label").display()
+    );
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    let plan = JobPlan::check(&session, JobFile::parse("odd.toml", &job, &[]).unwrap())
+        .await
+        .unwrap();
+    run_job(&session, &plan, &RunOptions::default())
+        .await
+        .unwrap();
+    let expected = vec![
+        "1\tplain\t10",
+        "2\tx y\tNULL",
+        "3\tv-1.5_z\t10",
+        "4\tNULL\t7",
+        "5\ta=b\tNULL",
+    ];
+    for path in [table.clone(), dir.path().join("lake/by_label")] {
+        let sql = "SELECT id, label, grp FROM t";
+        assert_eq!(
+            python_rows(&path, None, sql),
+            expected,
+            "{}",
+            path.display()
+        );
+        let session = Session::try_new(SessionOptions::default()).unwrap();
+        session
+            .register_table("t", &format!("delta+{}", path.display()), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            squall_query(&session, sql).await,
+            expected,
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            squall_query(&session, "SELECT id FROM t WHERE grp IS NULL").await,
+            vec!["2", "5"]
+        );
+    }
+    // A value whose escaping differs between writers is refused, and
+    // nothing is written.
+    let job = format!(
+        r#"
+[[steps]]
+name = "s"
+sql = "SELECT 1 AS id, '50%' AS label"
+
+[[sinks]]
+step = "s"
+url = "{}"
+format = "delta"
+partition_by = ["label"]
+"#,
+        dir.path().join("lake/percent").display()
+    );
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    let plan = JobPlan::check(&session, JobFile::parse("percent.toml", &job, &[]).unwrap())
+        .await
+        .unwrap();
+    let refused = run_job(&session, &plan, &RunOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("partition column 'label' has the value '50%'"),
+        "{refused}"
+    );
+    assert!(!dir.path().join("lake/percent/_delta_log").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overwrite_of_a_table_the_job_reads_is_refused_after_another_writer_s_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tpch(dir.path()).await;
+    let table = dir.path().join("lake/monthly");
+    run_monthly(&data, &table, "error_if_exists").await.unwrap();
+    // A job that reads the table and overwrites it.
+    let job = format!(
+        r#"
+[sources.monthly]
+url = "{0}"
+format = "delta"
+
+[[steps]]
+name = "kept"
+sql = "SELECT * FROM monthly WHERE lines > 0"
+
+[[sinks]]
+step = "kept"
+url = "{0}"
+format = "delta"
+partition_by = ["year"]
+mode = "overwrite"
+"#,
+        table.display()
+    );
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    let plan = JobPlan::check(&session, JobFile::parse("rewrite.toml", &job, &[]).unwrap())
+        .await
+        .unwrap();
+    // Another writer appends after the job read version 0.
+    python(
+        r#"
+from deltalake import DeltaTable, write_deltalake
+dt = DeltaTable(sys.argv[1])
+write_deltalake(sys.argv[1], dt.to_pyarrow_table().slice(0, 2), partition_by=["year"], mode="append")
+"#,
+        &[&table.display().to_string()],
+    );
+    let after_other_writer = python_rows(&table, None, MONTHLY_COLUMNS);
+    let refused = run_job(&session, &plan, &RunOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("another writer committed") && refused.contains("read version 0"),
+        "{refused}"
+    );
+    assert_eq!(
+        python_rows(&table, None, MONTHLY_COLUMNS),
+        after_other_writer
+    );
+
+    // An incremental source and a Delta sink in one job are refused.
+    std::fs::create_dir_all(dir.path().join("drops")).unwrap();
+    let job = format!(
+        r#"
+[sources.drops]
+url = "{}/"
+format = "csv"
+schema = "id BIGINT"
+incremental = true
+
+[[steps]]
+name = "s"
+sql = "SELECT id FROM drops"
+
+[[sinks]]
+step = "s"
+url = "{}"
+format = "delta"
+mode = "append"
+"#,
+        dir.path().join("drops").display(),
+        dir.path().join("lake/ids").display()
+    );
+    let session = Session::try_new(SessionOptions::default()).unwrap();
+    match JobPlan::check(&session, JobFile::parse("inc.toml", &job, &[]).unwrap()).await {
+        Err(EtlError::Invalid { problems, .. }) => assert!(
+            problems.iter().any(|p| p.key == "sinks[0].format"
+                && p.message.contains("incremental source ('drops')")),
+            "{problems:?}"
+        ),
+        other => panic!("expected problems, got {other:?}"),
+    }
+}

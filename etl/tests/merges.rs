@@ -49,6 +49,11 @@ fn drop_file(path: &Path, ids: std::ops::RangeInclusive<i64>, tag: &str) {
         text.push_str(&format!("{id},{tag} {id},{}.25,{region}\n", id * 3));
     }
     text.push_str(&format!(",{tag} nobody,1.5,a\n"));
+    // No region: a null partition value.
+    text.push_str(&format!(
+        "{},{tag} nowhere,2.5,\n",
+        if tag == "new" { 500 } else { 400 }
+    ));
     std::fs::write(path, text).unwrap();
 }
 
@@ -94,17 +99,20 @@ async fn a_merge_into_a_parquet_folder_is_duckdb_s_upsert() {
 
     // Into an empty folder: the first drop, as it is.
     let first = run(&old, &out, "parquet").await;
-    assert_eq!(first.sinks[0].rows, 101);
+    assert_eq!(first.sinks[0].rows, 102);
     let second = run(&new, &out, "parquet").await;
     assert_eq!(second.sinks[0].replaced, first.sinks[0].files);
     let expected = merged_by_duckdb(&old, &new);
-    assert_eq!(expected.len(), 79 + 51 + 2);
+    assert_eq!(expected.len(), 79 + 51 + 2 + 2);
     let session = Session::try_new(SessionOptions::default()).unwrap();
     session
         .register_table("t", &format!("{}/", out.display()), None)
         .await
         .unwrap();
-    assert_eq!(squall_query(&session, COLUMNS).await, expected);
+    // A folder's null partition value is Hive's `__HIVE_DEFAULT_PARTITION__`.
+    let read_back = "SELECT id, name, balance, NULLIF(region, '__HIVE_DEFAULT_PARTITION__') FROM t";
+    assert_eq!(squall_query(&session, read_back).await, expected);
+    assert!(out.join("region=__HIVE_DEFAULT_PARTITION__").is_dir());
     assert!(
         out.join("region=z").is_dir(),
         "moved rows have their new partition"
