@@ -16,6 +16,7 @@ pub mod faulty_store;
 mod forward;
 pub mod hedged_store;
 pub mod job_commit;
+pub mod null_partitions;
 pub mod request_policy;
 pub mod retrying_store;
 pub mod scan_leaf;

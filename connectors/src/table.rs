@@ -264,7 +264,9 @@ pub async fn listing_table_with_schema(
         .with_listing_options(options)
         .with_schema(schema);
     let table = ListingTable::try_new(config).map_err(|e| table_err(e.to_string()))?;
-    Ok(Arc::new(table))
+    Ok(crate::null_partitions::with_null_partitions(Arc::new(
+        table,
+    )))
 }
 
 /// A table of exactly `files` (objects of one store, all of `format` and

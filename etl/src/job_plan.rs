@@ -597,15 +597,10 @@ pub(crate) async fn merge_input(
         .fields()
         .iter()
         .map(|f| {
+            // A Parquet folder's partition values read as text (a folder
+            // `k=__HIVE_DEFAULT_PARTITION__` as null): cast back.
             let name = quote(f.name());
-            // A Parquet folder's partition values are text; a null one is
-            // the folder `k=__HIVE_DEFAULT_PARTITION__`.
-            let old = if sink.format != SinkFormat::Delta && sink.partition_by.contains(f.name()) {
-                format!("NULLIF(old.{name}, '{HIVE_NULL}')")
-            } else {
-                format!("old.{name}")
-            };
-            format!("arrow_cast({old}, '{}') AS {name}", f.data_type())
+            format!("arrow_cast(old.{name}, '{}') AS {name}", f.data_type())
         })
         .collect();
     let same_key: Vec<String> = sink
@@ -617,43 +612,6 @@ pub(crate) async fn merge_input(
         "(SELECT * FROM {input} UNION ALL SELECT {} FROM {target} AS old WHERE NOT EXISTS (SELECT 1 FROM (SELECT * FROM {input}) AS new WHERE {})) AS merged_rows",
         kept.join(", "),
         same_key.join(" AND ")
-    ))
-}
-
-/// The folder name of a null partition value (Hive's convention).
-const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
-
-/// What a partitioned sink's `COPY` writes: `input` with its partition
-/// columns as text, a null as `__HIVE_DEFAULT_PARTITION__`, the folder
-/// name Hive, Spark, Trino and delta-rs read as null (DataFusion's hive
-/// writer has no null: it would name a null number's folder `k=0`, a null
-/// date's `k=1970-01-01`). A Delta log's types come from `input`; the
-/// folder names only carry the values.
-pub(crate) async fn partition_copy_input(
-    session: &Session,
-    sink: &SinkDef,
-    input: &str,
-) -> squall_jobs::Result<String> {
-    if sink.partition_by.is_empty() {
-        return Ok(input.to_string());
-    }
-    let schema = session.schema_of(&format!("SELECT * FROM {input}")).await?;
-    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
-    let columns: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let name = quote(f.name());
-            if sink.partition_by.iter().any(|p| p == f.name()) {
-                format!("COALESCE(CAST({name} AS VARCHAR), '{HIVE_NULL}') AS {name}")
-            } else {
-                name
-            }
-        })
-        .collect();
-    Ok(format!(
-        "(SELECT {} FROM {input}) AS partitioned_rows",
-        columns.join(", ")
     ))
 }
 

@@ -13,8 +13,7 @@ use crate::error::{EtlError, Result};
 use crate::incremental::{self, JobState, StatePlace};
 use crate::job_file::{SinkFormat, WriteMode};
 use crate::job_plan::{
-    JobPlan, copy_sql, define_view, delta_write, destination, merge_input, partition_copy_input,
-    sink_input,
+    JobPlan, copy_sql, define_view, delta_write, destination, merge_input, sink_input,
 };
 
 /// The DataFusion setting that bounds the rows of one output file.
@@ -452,9 +451,6 @@ async fn write_all(
             };
             replaced.push(0);
             delta_writes.push(Some(write));
-            let input = partition_copy_input(session, sink, &input)
-                .await
-                .map_err(failed)?;
             let written = with_rows_per_file(session, rows_per_file, async {
                 session.write_staged(&copy_sql(sink, &input), staged).await
             })
@@ -497,9 +493,6 @@ async fn write_all(
         } else {
             0
         });
-        let input = partition_copy_input(session, sink, &input)
-            .await
-            .map_err(failed)?;
         let written = with_rows_per_file(session, rows_per_file, async {
             session.write_staged(&copy_sql(sink, &input), staged).await
         })

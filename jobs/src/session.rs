@@ -244,6 +244,13 @@ impl Session {
             for (key, value) in DISTRIBUTION_SETTINGS {
                 options.set(key, value)?;
             }
+            // Folders `k=__HIVE_DEFAULT_PARTITION__/` of the tables of
+            // `CREATE EXTERNAL TABLE ... STORED AS PARQUET` (CSV, ...) read as null.
+            for factory in state.table_factories_mut().values_mut() {
+                *factory = Arc::new(squall_connectors::null_partitions::NullPartitionsFactory(
+                    Arc::clone(factory),
+                ));
+            }
             // `CREATE EXTERNAL TABLE ... STORED AS DELTA`.
             state.table_factories_mut().insert(
                 squall_delta::DeltaTableFactory::FORMAT.to_string(),

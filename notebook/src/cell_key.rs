@@ -18,6 +18,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
+use squall_connectors::null_partitions::NullPartitionsTable;
 use squall_jobs::Session;
 
 use crate::notebook_file::SqlCell;
@@ -151,9 +152,12 @@ async fn table_files(session: &Session, name: &TableReference) -> Result<Vec<Str
         .table_provider(name.clone())
         .await
         .map_err(|_| not_files())?;
-    let listing = provider
-        .downcast_ref::<ListingTable>()
-        .ok_or_else(not_files)?;
+    let listing = match provider.downcast_ref::<NullPartitionsTable>() {
+        Some(wrapped) => wrapped.listing(),
+        None => provider
+            .downcast_ref::<ListingTable>()
+            .ok_or_else(not_files)?,
+    };
     let state = session.context().state();
     let extension = &listing.options().file_extension;
     let mut files = Vec::new();

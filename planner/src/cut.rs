@@ -33,6 +33,7 @@ use squall_shuffle::{
 use crate::combine;
 use crate::config::PlannerConfig;
 use crate::error::{PlannerError, Result};
+use crate::null_partition_folders::null_partition_folders;
 use crate::portable::portable_plan;
 use crate::scan::{ScanSplits, node_key, plan_scan_splits};
 use crate::stage::{ExchangeKind, ScanLeaf, Stage, StageGraph, StageInput};
@@ -91,7 +92,7 @@ pub async fn cut_into_stages(
     config: &PlannerConfig,
     optimizer: &OptimizerOptions,
 ) -> Result<StageGraph> {
-    let plan = portable_plan(plan)?;
+    let plan = null_partition_folders(portable_plan(plan)?)?;
     let scans = plan_scan_splits(&plan, env, config).await?;
     let mut cutter = Cutter {
         config,

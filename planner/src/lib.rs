@@ -27,6 +27,7 @@ pub mod config;
 pub mod cut;
 pub mod error;
 pub mod explain;
+pub mod null_partition_folders;
 pub mod portable;
 pub mod scan;
 pub mod stage;
