@@ -225,6 +225,9 @@ pub fn describe(outcome: &Outcome) -> String {
                 Mismatch::Order => "same rows in another order",
                 Mismatch::Rounding => "floating-point rounding",
                 Mismatch::Approximate => "another estimate of an approximate aggregate",
+                Mismatch::DeclaredNullable => {
+                    "columns declared nullable that DataFusion declares not null"
+                }
                 Mismatch::Different => "WRONG RESULT",
             };
             format!("{what}: {}", first(message))

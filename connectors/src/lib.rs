@@ -6,7 +6,9 @@
 //! input files into splits that tasks read independently, and generating the
 //! TPC-H demo data set. Keeping it in one place means the coordinator and the
 //! workers agree on how a URL maps to a store: a worker rebuilds its stores
-//! from the URLs in its TaskSpec, never from shared objects.
+//! from the URLs in its TaskSpec, never from shared objects. (A library
+//! program may provide a store as an object, `store_builder::provide_store`;
+//! only in-process tasks, which share the coordinator's process, may use it.)
 
 pub mod aws_credentials;
 pub mod byte_sizes;

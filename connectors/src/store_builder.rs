@@ -52,6 +52,31 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 static MEMORY_STORES: LazyLock<Mutex<HashMap<String, Arc<InMemory>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// Stores a program handed over as objects ([`provide_store`]), by
+/// `scheme://host`: built in this process, so reachable by in-process
+/// tasks only.
+static PROVIDED_STORES: LazyLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The key of `url`'s store: `scheme://host`.
+fn store_key(url: &Url) -> String {
+    format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""))
+}
+
+/// Makes `store` the store of every URL of `url`'s scheme and host
+/// (`s3://lake`) that this process builds from now on, instead of one
+/// built from the environment: the coordinator's requests and those of
+/// in-process tasks. The request policy (retries, hedging, injected
+/// faults) is layered on top as on any store. Workers in other processes
+/// or on Lambda build their own stores and never see it. Process-wide: a
+/// later call for the same scheme and host replaces it.
+pub fn provide_store(url: &Url, store: Arc<dyn ObjectStore>) {
+    PROVIDED_STORES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(store_key(url), store);
+}
+
 fn retry() -> RetryConfig {
     RetryConfig {
         max_retries: MAX_REQUEST_RETRIES,
@@ -170,6 +195,13 @@ fn build_base_store(url: &Url) -> Result<Arc<dyn ObjectStore>> {
         url: url.to_string(),
         reason: e.to_string(),
     };
+    if let Some(provided) = PROVIDED_STORES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&store_key(url))
+    {
+        return Ok(Arc::clone(provided));
+    }
     match url.scheme() {
         "file" => Ok(Arc::new(LocalFileSystem::new())),
         "memory" => {

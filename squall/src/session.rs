@@ -6,6 +6,9 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use object_store::ObjectStore;
+use squall_connectors::Location;
+use squall_connectors::store_builder::provide_store;
 use squall_jobs::{Backend, JobError, LocalBackend, ProgressListener, SessionOptions};
 use squall_worker::FunctionLibrary;
 
@@ -112,6 +115,8 @@ pub struct SessionBuilder {
     custom_backend: bool,
     /// User-defined functions for every task.
     functions: UserFunctions,
+    /// Object stores given as objects, by the URL they serve.
+    stores: Vec<(String, Arc<dyn ObjectStore>)>,
 }
 
 #[derive(Debug, Default)]
@@ -193,6 +198,46 @@ impl SessionBuilder {
         self
     }
 
+    /// Serves the URLs of `url`'s scheme and bucket (`s3://lake`,
+    /// `az://container`, `memory://name`) from `store` instead of a store
+    /// built from the environment: for a store with credentials or options
+    /// of your own, or an `ObjectStore` implementation of your own.
+    /// Tables, scratch and `COPY` destinations there all use it.
+    ///
+    /// In-process tasks (the default backend, or
+    /// [`SessionBuilder::workers`]) share it with the coordinator; workers
+    /// in other processes or on Lambda build their stores from their own
+    /// environment, so [`SessionBuilder::build`] refuses the combination.
+    /// The store serves the whole process from then on (as does DataFusion's
+    /// `register_object_store` for one context): a later session giving
+    /// another store for the same URL replaces it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use object_store::memory::InMemory;
+    ///
+    /// # #[tokio::main(flavor = "multi_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let session = squall::Session::builder()
+    ///     .workers(2)
+    ///     .object_store("s3://my-lake", Arc::new(InMemory::new()))
+    ///     .build()?;
+    /// session
+    ///     .sql("COPY (SELECT value AS v FROM range(10)) TO 's3://my-lake/ten/' STORED AS PARQUET")
+    ///     .await?
+    ///     .collect()
+    ///     .await?;
+    /// session.register_table("ten", "s3://my-lake/ten/").await?;
+    /// let rows = session.sql("SELECT sum(v) FROM ten").await?.collect().await?;
+    /// assert_eq!(rows[0].num_rows(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn object_store(mut self, url: impl Into<String>, store: Arc<dyn ObjectStore>) -> Self {
+        self.stores.push((url.into(), store));
+        self
+    }
+
     /// In-process tasks, at most `workers` at once.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers.max(1));
@@ -231,8 +276,9 @@ impl SessionBuilder {
         self
     }
 
-    /// The session; an error when user-defined functions were given with a
-    /// backend whose workers cannot know them.
+    /// The session; an error when user-defined functions or object stores
+    /// were given with a backend whose workers cannot know them, or a
+    /// store's URL is not one Squall reads.
     pub fn build(mut self) -> Result<Session> {
         let library = self.functions.library();
         if !library.is_empty() && self.custom_backend {
@@ -241,6 +287,26 @@ impl SessionBuilder {
                  with .workers(N) instead of .backend(...), or build the worker binary with them",
                 library.names().join(", ")
             )));
+        }
+        if !self.stores.is_empty() && self.custom_backend {
+            let urls: Vec<&str> = self.stores.iter().map(|(url, _)| url.as_str()).collect();
+            return Err(JobError::Plan(format!(
+                "object stores given as objects ({}) reach in-process workers only: build the \
+                 session with .workers(N) instead of .backend(...), or configure the store \
+                 through the environment every worker reads (AWS_ENDPOINT_URL, \
+                 AZURE_STORAGE_ACCOUNT_NAME, ...)",
+                urls.join(", ")
+            )));
+        }
+        for (url, store) in &self.stores {
+            let location = Location::parse(url)?;
+            if location.url().scheme() == "file" {
+                return Err(JobError::Plan(format!(
+                    "object store for '{url}': local paths are read from this machine's disk; \
+                     give a store for an s3://, gs://, az:// or memory:// URL"
+                )));
+            }
+            provide_store(location.url(), Arc::clone(store));
         }
         if !self.custom_backend {
             let workers = self

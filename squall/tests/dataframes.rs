@@ -269,7 +269,7 @@ fn a_function_for_workers_that_cannot_know_it_is_refused_when_the_session_is_bui
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("double_it") && error.contains("in-process workers only"),
+        error.contains("functions (double_it) reach in-process workers only"),
         "{error}"
     );
 }

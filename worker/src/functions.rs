@@ -78,14 +78,16 @@ impl FunctionLibrary {
     }
 }
 
-/// The functions of `map` that are not the very same function in `defaults`,
-/// keyed by their name (a map holds a function once per alias).
-fn extras<T: Named>(
+/// The functions of `map` that are not the same function in `defaults`,
+/// keyed by their name (a map holds a function once per alias). Same means
+/// equal, not the same instance: a session builds its own instances of the
+/// built-ins that read the configuration (`now`, `to_timestamp`).
+fn extras<T: Named + PartialEq>(
     map: &HashMap<String, Arc<T>>,
     defaults: &HashMap<String, Arc<T>>,
 ) -> BTreeMap<String, Arc<T>> {
     map.iter()
-        .filter(|(name, f)| !defaults.get(*name).is_some_and(|d| Arc::ptr_eq(d, f)))
+        .filter(|(name, f)| !defaults.get(*name).is_some_and(|d| d == *f))
         .map(|(_, f)| (f.function_name().to_string(), Arc::clone(f)))
         .collect()
 }
@@ -109,5 +111,26 @@ impl Named for AggregateUDF {
 impl Named for WindowUDF {
     fn function_name(&self) -> &str {
         self.name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_session_adds_nothing_to_the_built_ins() {
+        let library = FunctionLibrary::from_state(&SessionContext::new().state());
+        assert!(library.is_empty(), "{:?}", library.names());
+    }
+
+    #[test]
+    fn a_registered_function_is_an_extra() {
+        let ctx = SessionContext::new();
+        let mut abs = (*datafusion::functions::math::abs()).clone();
+        abs = abs.with_aliases(["absolutely"]);
+        ctx.register_udf(abs);
+        let library = FunctionLibrary::from_state(&ctx.state());
+        assert_eq!(library.names(), ["abs"]);
     }
 }
