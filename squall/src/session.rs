@@ -270,9 +270,15 @@ impl SessionBuilder {
         self
     }
 
-    /// Everything else the coordinator takes, as it is so far.
+    /// Everything else the coordinator takes, as it is so far. A backend
+    /// set here counts as one given to [`SessionBuilder::backend`].
     pub fn options(mut self, edit: impl FnOnce(&mut SessionOptions)) -> Self {
+        let before = Arc::clone(&self.options.backend);
         edit(&mut self.options);
+        if !Arc::ptr_eq(&before, &self.options.backend) {
+            self.workers = None;
+            self.custom_backend = true;
+        }
         self
     }
 

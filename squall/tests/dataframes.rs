@@ -273,3 +273,31 @@ fn a_function_for_workers_that_cannot_know_it_is_refused_when_the_session_is_bui
         "{error}"
     );
 }
+
+#[test]
+fn a_backend_set_through_the_options_is_kept_and_checked() {
+    let session = squall::Session::builder()
+        .options(|o| {
+            o.backend = Arc::new(squall::ProcessBackend::new(
+                "squall",
+                vec!["worker".into()],
+                2,
+            ))
+        })
+        .build()
+        .unwrap();
+    assert_eq!(session.jobs().backend().name(), "process");
+    let error = squall::Session::builder()
+        .options(|o| {
+            o.backend = Arc::new(squall::ProcessBackend::new(
+                "squall",
+                vec!["worker".into()],
+                2,
+            ))
+        })
+        .udf(double_it())
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("in-process workers only"), "{error}");
+}
