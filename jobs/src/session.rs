@@ -50,8 +50,8 @@ use crate::scheduler::QueryRun;
 ///   side's stage, which then joins its own part of the probe side where
 ///   it reads it; the alternative hash-exchanges both sides, writing and
 ///   reading the large one through object storage. Measured on TPC-H
-///   (docs/benchmarks.md): 14% less time at scale 1 and 18% at scale 10
-///   over the 22 queries. Joins whose build-side output depends on every
+///   (docs/benchmarks.md, release build): 12% less time at scale 1 and 22%
+///   at scale 10 over the 22 queries. Joins whose build-side output depends on every
 ///   probe row (left outer, semi, anti, full) are still repartitioned by
 ///   the planner.
 pub const DISTRIBUTION_SETTINGS: &[(&str, &str)] = &[
