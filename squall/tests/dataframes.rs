@@ -257,11 +257,7 @@ async fn a_function_given_to_the_builder_reaches_the_workers() {
 
 #[test]
 fn a_function_for_workers_that_cannot_know_it_is_refused_when_the_session_is_built() {
-    let backend = Arc::new(squall::ProcessBackend::new(
-        "squall",
-        vec!["worker".into()],
-        2,
-    ));
+    let backend = process_backend();
     let error = squall::Session::builder()
         .backend(backend)
         .udf(double_it())
@@ -277,27 +273,24 @@ fn a_function_for_workers_that_cannot_know_it_is_refused_when_the_session_is_bui
 #[test]
 fn a_backend_set_through_the_options_is_kept_and_checked() {
     let session = squall::Session::builder()
-        .options(|o| {
-            o.backend = Arc::new(squall::ProcessBackend::new(
-                "squall",
-                vec!["worker".into()],
-                2,
-            ))
-        })
+        .options(|o| o.backend = process_backend())
         .build()
         .unwrap();
     assert_eq!(session.jobs().backend().name(), "process");
     let error = squall::Session::builder()
-        .options(|o| {
-            o.backend = Arc::new(squall::ProcessBackend::new(
-                "squall",
-                vec!["worker".into()],
-                2,
-            ))
-        })
+        .options(|o| o.backend = process_backend())
         .udf(double_it())
         .build()
         .unwrap_err()
         .to_string();
     assert!(error.contains("in-process workers only"), "{error}");
+}
+
+/// Worker processes, whose binary knows no function or store of this program.
+fn process_backend() -> Arc<squall::ProcessBackend> {
+    Arc::new(squall::ProcessBackend::new(
+        "squall",
+        vec!["worker".into()],
+        2,
+    ))
 }
