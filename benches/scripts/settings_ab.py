@@ -10,6 +10,10 @@ first as Markdown.
       --variant "datafusion=SET datafusion.optimizer.hash_join_single_partition_threshold = 1048576; SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 131072;" \\
       --variant "squall="
 
+`--binary NAME=PATH` runs that variant with another `squall` binary (an A/B
+of two builds: `--variant before= --binary before=/tmp/squall-before
+--variant after=`).
+
 Each run is a whole `squall sql` process (start-up and planning included),
 so only the ratios between variants of one run mean anything.
 """
@@ -31,8 +35,15 @@ def main():
     p.add_argument("--runs", type=int, default=1, help="timed runs per query and variant, after one untimed (0: time the first)")
     p.add_argument("--queries", default="", help="comma-separated query numbers (default: all 22)")
     p.add_argument("--variant", action="append", required=True, help="NAME=SQL prefix; the first is the baseline")
+    p.add_argument("--binary", action="append", default=[], help="NAME=PATH: the squall binary of variant NAME (default: --squall)")
     args = p.parse_args()
     variants = dict(v.split("=", 1) for v in args.variant)
+    binaries = {n: args.squall for n in variants}
+    for b in args.binary:
+        name, path = b.split("=", 1)
+        if name not in variants:
+            sys.exit(f"--binary {b}: no variant named {name}")
+        binaries[name] = path
     names = list(variants)
     queries = [int(q) for q in args.queries.split(",")] if args.queries else list(range(1, 23))
     tables = [a for t in TABLES for a in ("--table", f"{t}={args.data}/{t}")]
@@ -45,7 +56,7 @@ def main():
             for name in names[shift:] + names[:shift]:
                 started = time.monotonic()
                 out = subprocess.run(
-                    [args.squall, "sql", "--no-progress", "--format", "csv", *tables, "--", variants[name] + sql],
+                    [binaries[name], "sql", "--no-progress", "--format", "csv", *tables, "--", variants[name] + sql],
                     capture_output=True, text=True)
                 elapsed = time.monotonic() - started
                 if out.returncode != 0:

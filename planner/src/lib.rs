@@ -26,6 +26,7 @@ pub mod combine;
 pub mod config;
 pub mod cut;
 pub mod error;
+pub mod estimates;
 pub mod explain;
 pub mod null_partition_folders;
 pub mod portable;

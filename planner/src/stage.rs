@@ -72,7 +72,8 @@ pub struct Stage {
     pub scans: Vec<ScanLeaf>,
     /// Bytes read from files by all tasks.
     pub scan_bytes: u64,
-    /// Estimated output bytes and rows, when DataFusion's statistics tell.
+    /// Estimated output bytes (in memory) and rows, when DataFusion's
+    /// statistics tell; the bytes fall back to what the stage reads.
     pub est_output_bytes: Option<u64>,
     pub est_output_rows: Option<u64>,
     /// True for the stage whose output is the query result.
