@@ -26,7 +26,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::DFParserBuilder;
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use squall_connectors::{Location, TableFormat};
-use squall_planner::{PlannerConfig, StageGraph, cut_into_stages, render_stage_graph};
+use squall_planner::{
+    PlannerConfig, SemiJoinBelowInnerJoin, StageGraph, cut_into_stages, render_stage_graph,
+};
 use squall_shuffle::codec::encode_plan;
 use squall_shuffle::fidelity::encode_checked;
 use squall_worker::{MemoryPoolKind, TaskLimits};
@@ -279,6 +281,12 @@ impl Session {
                 squall_delta::DeltaTableFactory::FORMAT.to_string(),
                 Arc::new(squall_delta::DeltaTableFactory),
             );
+        }
+        // `IN (subquery)` on the key of the join below it filters that
+        // join's input, not its product (TPC-H Q18).
+        let has_rule = |name: &str| ctx.state().optimizers().iter().any(|r| r.name() == name);
+        if !has_rule(SemiJoinBelowInnerJoin::NAME) {
+            ctx.add_optimizer_rule(Arc::new(SemiJoinBelowInnerJoin));
         }
         Ok(Self {
             ctx,

@@ -21,6 +21,11 @@
 //! exchanges follows the estimated bytes of its inputs. Each stage's fragment
 //! is checked with DataFusion's own sanity checker, so the cut plan still
 //! satisfies every operator's distribution and ordering requirements.
+//!
+//! One logical rewrite lives here too, because it decides what the stages
+//! exchange: [`SemiJoinBelowInnerJoin`], which sessions add to DataFusion's
+//! logical optimizer, filters an inner join's input by a semi join on its
+//! key instead of filtering its product.
 
 pub mod combine;
 pub mod config;
@@ -31,10 +36,12 @@ pub mod explain;
 pub mod null_partition_folders;
 pub mod portable;
 pub mod scan;
+pub mod semi_join_pushdown;
 pub mod stage;
 
 pub use config::PlannerConfig;
 pub use cut::cut_into_stages;
 pub use error::{PlannerError, Result};
 pub use explain::{render_stage_graph, render_stage_graph_annotated};
+pub use semi_join_pushdown::SemiJoinBelowInnerJoin;
 pub use stage::{ExchangeKind, ScanLeaf, Stage, StageGraph, StageInput};

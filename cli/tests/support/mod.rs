@@ -83,13 +83,33 @@ impl S3Server {
         Self { child, port }
     }
 
-    /// A raw HTTP request (moto needs no signature for these).
+    /// A raw HTTP request (moto needs no signature for these). Only for
+    /// requests that may be sent twice (bucket creation, listings): a
+    /// connection reset is retried, up to four times. Moto's development
+    /// server now and then resets the first connections it serves on a
+    /// loaded machine.
     pub fn http(&self, method: &str, path: &str) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
+        let send = || -> std::io::Result<String> {
+            let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+            write!(
+                s,
+                "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        };
+        let mut attempt = 1;
+        loop {
+            match send() {
+                Ok(out) => return out,
+                Err(e) if attempt < 5 && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Err(e) => panic!("{method} {path} to moto on port {}: {e}", self.port),
+            }
+        }
     }
 
     /// An unsigned request routed to `service` (iam, lambda, ...) by the
