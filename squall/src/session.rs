@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{CsvReadOptions, SessionContext};
 use object_store::ObjectStore;
-use squall_connectors::Location;
 use squall_connectors::store_builder::provide_store;
+use squall_connectors::{CsvOptions, Location, TableFormat};
 use squall_jobs::{Backend, JobError, LocalBackend, ProgressListener, SessionOptions};
 use squall_worker::FunctionLibrary;
 
@@ -67,11 +68,22 @@ impl Session {
     }
 
     /// Parquet files at `url` (a file, a folder, a glob; local or in an
-    /// object store) as a DataFrame.
+    /// object store) as a DataFrame, read as [`Session::register_table`]
+    /// and `squall sql --table` read them: the `key=value` folders under
+    /// `url` become columns, and `key=__HIVE_DEFAULT_PARTITION__` reads as
+    /// null (DataFusion's own `read_parquet` adds no such columns unless
+    /// told, and then reads that folder's value as text).
     pub async fn read_parquet(&self, url: &str) -> datafusion::error::Result<DataFrame> {
-        self.ctx
-            .read_parquet(url, ParquetReadOptions::default())
-            .await
+        let table = squall_connectors::table::listing_table(
+            &self.ctx.state(),
+            url,
+            url,
+            Some(TableFormat::Parquet),
+            &CsvOptions::default(),
+        )
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        self.ctx.read_table(table)
     }
 
     /// CSV files at `url` with a header line, as a DataFrame; `options`

@@ -294,3 +294,48 @@ fn process_backend() -> Arc<squall::ProcessBackend> {
         2,
     ))
 }
+
+/// `read_parquet` of a folder written `PARTITIONED BY` a column with nulls
+/// has that column, nulls and all, as `register_table` reads it; the
+/// groups equal single-node DataFusion's over the rows written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_parquet_reads_partition_folders_with_nulls_as_register_table_does() {
+    let out = tempfile::tempdir().unwrap();
+    let folder = format!("{}/by_k/", out.path().display());
+    let rows =
+        "SELECT * FROM (VALUES (1, 'a'), (2, NULL), (3, 'b'), (4, NULL), (5, 'a')) AS t(v, k)";
+    let (session, _) = session();
+    session
+        .sql(&format!(
+            "COPY ({rows}) TO '{folder}' STORED AS PARQUET PARTITIONED BY (k)"
+        ))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert!(
+        std::path::Path::new(&folder)
+            .join("k=__HIVE_DEFAULT_PARTITION__")
+            .is_dir(),
+        "null values go to Hive's folder"
+    );
+    let groups = |df: DataFrame| async move {
+        let batches = df
+            .aggregate(vec![col("k")], vec![sum(col("v")).alias("v")])
+            .unwrap()
+            .sort(vec![col("k").sort(true, true)])
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        text(&batches)
+    };
+    let read = groups(session.read_parquet(&folder).await.unwrap()).await;
+    session.register_table("by_k", &folder).await.unwrap();
+    let registered = groups(session.context().table("by_k").await.unwrap()).await;
+    let single = SessionContext::new();
+    let expected = groups(single.sql(rows).await.unwrap()).await;
+    assert_eq!(read, expected);
+    assert_eq!(registered, expected);
+}
