@@ -36,7 +36,7 @@ pub fn output_estimate(plan: &dyn ExecutionPlan) -> (Option<u64>, Option<u64>) {
 }
 
 /// The in-memory bytes of one row of `schema`, guessing variable widths.
-fn row_width_bytes(schema: &Schema) -> u64 {
+pub fn row_width_bytes(schema: &Schema) -> u64 {
     schema
         .fields()
         .iter()

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::Schema;
 use squall_planner::{ExchangeKind, PlannerConfig, Stage, StageGraph};
 
 use super::params::ModelParams;
@@ -231,31 +230,14 @@ pub fn scaled_profiles(
     scaled
 }
 
-/// Bytes a value of a variable-width type is taken to have.
-const VARIABLE_VALUE_BYTES: usize = 24;
-
 /// The most a stage whose tasks stop after a number of rows (a `LIMIT`, a
 /// top-k sort) can write: that many rows per task, at the width its schema
 /// gives a row.
 fn limited_output_bytes(stage: &Stage) -> Option<u64> {
     let below_writer = stage.plan.children().first().map(|c| Arc::clone(c))?;
     let rows = below_writer.fetch()?;
-    let row_bytes = row_bytes(&below_writer.schema()) as u64;
+    let row_bytes = squall_planner::estimates::row_width_bytes(&below_writer.schema());
     Some(rows as u64 * row_bytes * stage.task_count.max(1) as u64)
-}
-
-/// A row's bytes: fixed-width values at their width, others at a guess.
-fn row_bytes(schema: &Schema) -> usize {
-    schema
-        .fields()
-        .iter()
-        .map(|f| {
-            f.data_type()
-                .primitive_width()
-                .unwrap_or(VARIABLE_VALUE_BYTES)
-        })
-        .sum::<usize>()
-        .max(1)
 }
 
 #[cfg(test)]
