@@ -124,7 +124,7 @@ pub async fn session_options(
                 LambdaBackend::try_new(options)
                     .await
                     .map_err(anyhow::Error::msg)?
-                    .read_function_memory()
+                    .read_function_configuration()
                     .await,
             )
         }

@@ -7,10 +7,15 @@
 
 mod support;
 
-use support::{free_port, wait_until_listening};
+use support::{free_port, output_within, tail_of_file, wait_until_listening};
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The longest any one `squall` command of these tests may take (each
+/// takes seconds): a hang fails the test with what it printed.
+const COMMAND_LIMIT: Duration = Duration::from_secs(300);
 
 /// Worker processes serving the default function `_`, and the second function
 /// `squall` (the emulator serves only the project's binary names besides `_`).
@@ -30,10 +35,12 @@ impl Drop for Processes {
 
 fn start_emulator_and_workers(
     worker_log: &Path,
+    emulator_log: &Path,
     extra_env: &[(&'static str, String)],
 ) -> (Processes, u16) {
     let port = free_port();
     let mut children = Vec::new();
+    let log = std::fs::File::create(emulator_log).unwrap();
     children.push(
         Command::new("cargo")
             .args([
@@ -46,8 +53,8 @@ fn start_emulator_and_workers(
                 &port.to_string(),
             ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .expect("cargo lambda (run scripts/install-test-deps.sh)"),
     );
@@ -91,12 +98,13 @@ fn start_emulator_and_workers(
 }
 
 fn squall(args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_squall"))
-        .args(args)
-        .arg("--no-progress")
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap()
+    output_within(
+        Command::new(env!("CARGO_BIN_EXE_squall"))
+            .args(args)
+            .arg("--no-progress")
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str()))),
+        COMMAND_LIMIT,
+    )
 }
 
 /// `squall sql` arguments for TPC-H query `q` over tables below `root`, CSV out, small tasks.
@@ -166,6 +174,20 @@ struct Cloud {
     env: Vec<(&'static str, String)>,
     _log_dir: tempfile::TempDir,
     worker_log: std::path::PathBuf,
+    emulator_log: std::path::PathBuf,
+}
+
+impl Drop for Cloud {
+    /// A failed test shows what the functions and the emulator logged last.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- the workers' log, last lines:\n{}\n--- the emulator's log, last lines:\n{}",
+                tail_of_file(&self.worker_log, 60),
+                tail_of_file(&self.emulator_log, 30)
+            );
+        }
+    }
 }
 
 impl Cloud {
@@ -181,12 +203,14 @@ impl Cloud {
         env.push(("SQUALL_TASK_KEY", TASK_KEY.to_string()));
         let log_dir = tempfile::tempdir().unwrap();
         let worker_log = log_dir.path().join("workers.log");
-        let (processes, lambda_port) = start_emulator_and_workers(&worker_log, &env);
-        let generated = Command::new(env!("CARGO_BIN_EXE_squall"))
-            .args(["gen", "tpch", "--scale", "0.01", "--out", "s3://lake/tpch"])
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
-            .unwrap();
+        let emulator_log = log_dir.path().join("emulator.log");
+        let (processes, lambda_port) = start_emulator_and_workers(&worker_log, &emulator_log, &env);
+        let generated = output_within(
+            Command::new(env!("CARGO_BIN_EXE_squall"))
+                .args(["gen", "tpch", "--scale", "0.01", "--out", "s3://lake/tpch"])
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str()))),
+            COMMAND_LIMIT,
+        );
         assert!(
             generated.status.success(),
             "{}",
@@ -199,6 +223,7 @@ impl Cloud {
             env,
             _log_dir: log_dir,
             worker_log,
+            emulator_log,
         }
     }
 
@@ -558,5 +583,127 @@ fn the_function_refuses_payloads_not_signed_with_its_key() {
         stderr.contains("does not match this worker's SQUALL_TASK_KEY")
             && !stderr.contains("attempts"),
         "{stderr}"
+    );
+}
+
+/// A Lambda API whose functions all have a timeout of one second and which
+/// answers no `Invoke`: every invocation is lost, as when a connection drops
+/// or a runtime dies without reporting. Records the invocation payloads.
+struct SilentLambda {
+    port: u16,
+    invocations: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SilentLambda {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let invocations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = std::sync::Arc::clone(&invocations);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let recorded = std::sync::Arc::clone(&recorded);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    // Requests on one connection, until it closes or an Invoke holds it.
+                    loop {
+                        let mut request_line = String::new();
+                        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut content_length = 0;
+                        loop {
+                            let mut header = String::new();
+                            reader.read_line(&mut header).unwrap();
+                            if header.trim().is_empty() {
+                                break;
+                            }
+                            if let Some((name, value)) = header.split_once(':')
+                                && name.eq_ignore_ascii_case("content-length")
+                            {
+                                content_length = value.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; content_length];
+                        reader.read_exact(&mut body).unwrap();
+                        if request_line.contains("/invocations") {
+                            recorded
+                                .lock()
+                                .unwrap()
+                                .push(String::from_utf8_lossy(&body).into_owned());
+                            // Never answered; the connection stays open.
+                            std::thread::sleep(Duration::from_secs(600));
+                            return;
+                        }
+                        let configuration = r#"{"FunctionName":"_","MemorySize":1024,"Timeout":1}"#;
+                        write!(
+                            stream,
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{configuration}",
+                            configuration.len()
+                        )
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        Self { port, invocations }
+    }
+}
+
+/// An invocation nobody answers fails once the function's timeout (read
+/// from its configuration) has surely passed, and the task runs again as a
+/// new attempt: a lost invocation costs time, never the whole query.
+#[test]
+fn a_lost_invocation_fails_after_the_function_s_timeout_and_is_tried_again() {
+    let s3 = support::S3Server::start();
+    assert!(s3.http("PUT", "/scratch").starts_with("HTTP/1.1 200"));
+    let lambda = SilentLambda::start();
+    let mut env = s3.envs();
+    env.push(("SQUALL_TASK_KEY", TASK_KEY.to_string()));
+    let endpoint = format!("http://127.0.0.1:{}", lambda.port);
+    let began = std::time::Instant::now();
+    let out = squall(
+        &[
+            "sql",
+            "--backend",
+            "lambda",
+            "--function",
+            "_",
+            "--lambda-endpoint",
+            &endpoint,
+            "--scratch",
+            "s3://scratch/squall/",
+            "--task-attempts",
+            "2",
+            "--no-speculation",
+            "-c",
+            "SELECT 1",
+        ],
+        &env,
+    );
+    let elapsed = began.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // The deadline: 1 s of timeout, a tenth of it and 10 s.
+    assert!(
+        stderr.contains("no answer within 11 s, although the function's timeout is 1 s"),
+        "{stderr}"
+    );
+    let invocations = lambda.invocations.lock().unwrap().clone();
+    let attempts: Vec<bool> = ["0", "1"]
+        .iter()
+        .map(|a| {
+            invocations
+                .iter()
+                .any(|p| p.contains(&format!(r#"\"attempt\":{a}"#)))
+        })
+        .collect();
+    assert_eq!(attempts, [true, true], "{invocations:?}");
+    assert!(
+        elapsed >= Duration::from_secs(22) && elapsed < Duration::from_secs(90),
+        "two lost attempts took {elapsed:?}"
     );
 }

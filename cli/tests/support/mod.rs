@@ -10,7 +10,7 @@ pub mod webdriver;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A loopback port nobody listens on right now.
@@ -32,6 +32,65 @@ pub fn wait_until_listening(port: u16, what: &str) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Runs `command` to its end and returns what it printed, or, when it has
+/// not ended after `limit`, kills it and panics with what it printed so far:
+/// a hung command fails its test at once instead of holding up the suite.
+pub fn output_within(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            let _ = sender.send(bytes);
+        });
+        receiver
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Processes the command started may hold its pipes open: wait a little.
+    let collect = |r: std::sync::mpsc::Receiver<Vec<u8>>| {
+        r.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
+    };
+    let (stdout, stderr) = (collect(stdout), collect(stderr));
+    match status {
+        Some(status) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "{command:?} did not end within {} s and was killed; its standard error:\n{}",
+            limit.as_secs(),
+            String::from_utf8_lossy(&stderr)
+        ),
+    }
+}
+
+/// The last `lines` lines of the file at `path` (empty when there is none).
+pub fn tail_of_file(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// A raw HTTP POST of `body` to `path` on a loopback `port`; the whole response.

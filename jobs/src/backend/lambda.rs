@@ -7,6 +7,13 @@
 //! times. A function error (unhandled panic, timeout, out of memory) comes
 //! back with the function's error message and the tail of its log.
 //!
+//! Every `Invoke` has a deadline: the function's timeout, a tenth more, and
+//! [`INVOKE_DEADLINE_MARGIN`] (from Lambda's longest timeout when the
+//! function's cannot be read). Lambda answers every invocation by then, so an
+//! invocation still unanswered was lost (a dropped connection, a runtime
+//! that died without reporting): it fails, and the scheduler runs the task
+//! again as a new attempt.
+//!
 //! A stage may be spread over several functions (names or aliases): tasks go
 //! to them in turn, and each function's invocations in flight follow its own
 //! [`ScalingRamp`], since Lambda adds capacity per function.
@@ -44,6 +51,13 @@ pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024 - 64 * 1024;
 const MAX_INVOKE_RETRIES: u32 = 8;
 const BACKOFF_BASE_MS: u64 = 100;
 const BACKOFF_CAP_MS: u64 = 20_000;
+/// Lambda's longest function timeout, assumed where a function's own
+/// cannot be read (no `lambda:GetFunctionConfiguration`, an emulator).
+pub const LAMBDA_MAX_FUNCTION_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long past the function's timeout an `Invoke` may stay unanswered
+/// before it counts as lost, besides a tenth of the timeout: Lambda's own
+/// answer to a timed-out function comes within seconds.
+pub const INVOKE_DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
 /// Where and how to invoke the worker function.
 #[derive(Debug, Clone)]
@@ -192,8 +206,11 @@ pub struct LambdaBackend {
     next_function: Arc<AtomicUsize>,
     key: TaskKey,
     /// The memory of the smallest function (`MemorySize`), once read
-    /// ([`LambdaBackend::read_function_memory`]).
+    /// ([`LambdaBackend::read_function_configuration`]).
     function_memory_bytes: Option<u64>,
+    /// The longest timeout of the functions (`Timeout`), once read; Lambda's
+    /// longest until then.
+    function_timeout: Duration,
 }
 
 impl LambdaBackend {
@@ -246,15 +263,20 @@ impl LambdaBackend {
             next_function: Arc::new(AtomicUsize::new(0)),
             key,
             function_memory_bytes: None,
+            function_timeout: LAMBDA_MAX_FUNCTION_TIMEOUT,
         })
     }
 
-    /// Reads the memory of every function (`lambda:GetFunctionConfiguration`),
-    /// so that tasks are planned for the smallest ([`Backend::worker_memory_bytes`]).
-    /// Where it cannot be read (no permission, an emulator that does not
-    /// serve it), tasks are planned by `--task-memory` alone.
-    pub async fn read_function_memory(mut self) -> Self {
+    /// Reads the memory and timeout of every function
+    /// (`lambda:GetFunctionConfiguration`), so that tasks are planned for
+    /// the smallest memory ([`Backend::worker_memory_bytes`]) and an
+    /// unanswered invocation counts as lost soon after the longest timeout
+    /// ([`LambdaBackend::invoke_deadline`]). Where it cannot be read (no
+    /// permission, an emulator that does not serve it), tasks are planned
+    /// by `--task-memory` alone and Lambda's longest timeout is assumed.
+    pub async fn read_function_configuration(mut self) -> Self {
         let mut smallest: Option<u64> = None;
+        let mut longest = Duration::ZERO;
         for function in &self.options.functions {
             let read = self
                 .client
@@ -263,22 +285,30 @@ impl LambdaBackend {
                 .set_qualifier(self.options.qualifier.clone())
                 .send()
                 .await;
-            match read.ok().and_then(|c| c.memory_size()) {
-                Some(mb) if mb > 0 => {
-                    let bytes = mb as u64 * 1024 * 1024;
-                    smallest = Some(smallest.map_or(bytes, |s| s.min(bytes)));
-                }
-                _ => {
-                    log::debug!(
-                        "the memory of function {function} could not be read: tasks are \
-                         planned by --task-memory alone"
-                    );
-                    return self;
-                }
-            }
+            let configuration = read
+                .ok()
+                .and_then(|c| Some((c.memory_size()?, c.timeout()?)))
+                .filter(|(mb, seconds)| *mb > 0 && *seconds > 0);
+            let Some((mb, seconds)) = configuration else {
+                log::debug!(
+                    "the configuration of function {function} could not be read: tasks are \
+                     planned by --task-memory alone"
+                );
+                return self;
+            };
+            let bytes = mb as u64 * 1024 * 1024;
+            smallest = Some(smallest.map_or(bytes, |s| s.min(bytes)));
+            longest = longest.max(Duration::from_secs(seconds as u64));
         }
         self.function_memory_bytes = smallest;
+        self.function_timeout = longest.min(LAMBDA_MAX_FUNCTION_TIMEOUT);
         self
+    }
+
+    /// How long one `Invoke` may stay unanswered before it counts as lost:
+    /// the function's timeout, a tenth of it and [`INVOKE_DEADLINE_MARGIN`].
+    pub fn invoke_deadline(&self) -> Duration {
+        self.function_timeout + self.function_timeout / 10 + INVOKE_DEADLINE_MARGIN
     }
 
     /// The function for the next invocation, and its ramp when pacing.
@@ -313,6 +343,7 @@ impl LambdaBackend {
     }
 
     async fn invoke_once(&self, function: &str, spec: &[u8]) -> Result<Vec<u8>, Attempt> {
+        let deadline = self.invoke_deadline();
         let response = self
             .client
             .invoke()
@@ -321,11 +352,18 @@ impl LambdaBackend {
             .invocation_type(InvocationType::RequestResponse)
             .log_type(LogType::Tail)
             .payload(Blob::new(spec.to_vec()))
-            .send()
-            .await;
-        let output = match response {
-            Ok(o) => o,
-            Err(e) => return Err(classify(&e)),
+            .send();
+        let output = match tokio::time::timeout(deadline, response).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => return Err(classify(&e)),
+            // The same invocation again could be lost again, and may still
+            // be running: the scheduler runs a new attempt instead.
+            Err(_) => {
+                return Err(Attempt::Final(lost_invocation(
+                    deadline,
+                    self.function_timeout,
+                )));
+            }
         };
         let payload = output
             .payload()
@@ -441,6 +479,16 @@ where
     }
 }
 
+/// Why an invocation unanswered after `deadline` failed.
+fn lost_invocation(deadline: Duration, function_timeout: Duration) -> String {
+    format!(
+        "no answer within {} s, although the function's timeout is {} s: the invocation \
+         or its answer was lost",
+        deadline.as_secs(),
+        function_timeout.as_secs()
+    )
+}
+
 fn tail(s: &str, max_chars: usize) -> String {
     let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
     let skip = s.chars().count().saturating_sub(max_chars);
@@ -466,7 +514,8 @@ impl Backend for LambdaBackend {
     }
 
     fn ends_hung_tasks(&self) -> bool {
-        // The function's timeout (15 minutes at most) ends every invocation.
+        // The function's timeout (15 minutes at most) ends every invocation,
+        // and one unanswered soon after it fails (`invoke_deadline`).
         true
     }
 
