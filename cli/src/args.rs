@@ -397,9 +397,10 @@ pub struct QueryArgs {
     pub cost: bool,
     /// Plan the query to finish within this many seconds on Lambda at the
     /// lowest predicted cost: the model tries task sizes from 8 MiB to what
-    /// a task's memory holds and keeps the cheapest that meets it, or says
-    /// how fast the query can be (lambda backend, or squall explain to see
-    /// the plans considered).
+    /// a task's memory holds, keeps the cheapest that meets it, then sizes
+    /// stages apart where that is cheaper still; or it says how fast the
+    /// query can be (lambda backend, or squall explain to see the plans
+    /// considered).
     #[arg(long, value_name = "SECONDS", value_parser = parse_positive, conflicts_with_all = ["budget", "target_task_bytes"])]
     pub deadline: Option<f64>,
     /// Plan the query to cost at most this many dollars on Lambda, as fast

@@ -265,7 +265,7 @@ async fn run(cli: Cli) -> Result<()> {
                     .await?;
                 text.push_str(&render_choice(goal, &choice.candidates, choice.chosen));
                 text.push('\n');
-                session.set_target_task_bytes(choice.chosen().target_task_bytes);
+                session.apply_fanout(choice.chosen());
             }
             if args.cost || args.cost_goal().is_some() {
                 // Planned once: the graph shown is the graph predicted.
@@ -409,10 +409,11 @@ async fn plan_for_goal(
     }
     let choice = session.choose_fanout(sql, goal, &config.cost_model).await?;
     let chosen = choice.chosen();
-    session.set_target_task_bytes(chosen.target_task_bytes);
+    session.apply_fanout(chosen);
     eprintln!(
-        "squall: planned for {goal}: {} of input per task, {} tasks, predicted {} and {} (docs/cost-model.md)",
+        "squall: planned for {goal}: {} of input per task{}, {} tasks, predicted {} and {} (docs/cost-model.md)",
         squall_planner::explain::human_bytes(chosen.target_task_bytes),
+        squall_jobs::cloud_model::render::stages_apart_text(chosen),
         chosen.prediction.tasks(),
         squall_jobs::cloud_model::fanout::seconds_text(chosen.prediction.seconds),
         squall_jobs::cost::dollars(chosen.prediction.usd)

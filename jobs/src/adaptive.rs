@@ -19,7 +19,7 @@
 //! index other than hash partitions (scans, order-preserving hash
 //! exchanges), and never makes more tasks than the planner did.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -35,6 +35,9 @@ pub struct AdaptivePolicy {
     /// Below this much input per task, a stage is not spread over more
     /// tasks just to keep every worker busy.
     pub min_parallel_task_bytes: u64,
+    /// Stages the planner sized apart (`--deadline`, `--budget`), by id:
+    /// their own input bytes per task.
+    pub stage_target_task_bytes: BTreeMap<usize, u64>,
 }
 
 /// Waves of tasks a stage keeps (while each task gets at least
@@ -63,11 +66,36 @@ impl AdaptivePolicy {
         Self::new(planner_target_bytes / PLANNER_TARGET_PER_EXCHANGE_BYTE)
     }
 
+    /// For `planner`'s targets: the query's, and those of the stages it
+    /// sizes apart, each a quarter in exchange bytes.
+    pub fn for_planner(planner: &squall_planner::PlannerConfig) -> Self {
+        let mut policy = Self::for_planner_target(planner.target_task_bytes);
+        policy.stage_target_task_bytes = planner
+            .stage_target_task_bytes
+            .iter()
+            .map(|(&id, &bytes)| (id, (bytes / PLANNER_TARGET_PER_EXCHANGE_BYTE).max(1)))
+            .collect();
+        policy
+    }
+
     /// Tasks of `target_task_bytes` input each.
     pub fn new(target_task_bytes: u64) -> Self {
         Self {
             target_task_bytes: target_task_bytes.max(1),
             min_parallel_task_bytes: MIN_PARALLEL_TASK_BYTES,
+            stage_target_task_bytes: BTreeMap::new(),
+        }
+    }
+
+    /// The policy for stage `stage_id`: its own target if it has one.
+    fn for_stage(&self, stage_id: usize) -> Self {
+        match self.stage_target_task_bytes.get(&stage_id) {
+            Some(&bytes) => Self {
+                target_task_bytes: bytes.max(1),
+                min_parallel_task_bytes: self.min_parallel_task_bytes,
+                stage_target_task_bytes: BTreeMap::new(),
+            },
+            None => self.clone(),
         }
     }
 
@@ -132,7 +160,9 @@ pub fn coalesce(
         return None;
     }
     let total: u64 = bytes.iter().sum();
-    let tasks = policy.task_count(total, workers, partitions);
+    let tasks = policy
+        .for_stage(stage.id)
+        .task_count(total, workers, partitions);
     let ranges = contiguous_ranges(&bytes, tasks);
     (ranges.len() < partitions).then_some(ranges)
 }
@@ -189,6 +219,21 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn a_stage_sized_apart_is_coalesced_to_its_own_target() {
+        let mut planner = squall_planner::PlannerConfig {
+            target_task_bytes: 128 * MIB,
+            ..Default::default()
+        };
+        planner.stage_target_task_bytes.insert(3, 16 * MIB);
+        let policy = AdaptivePolicy::for_planner(&planner);
+        assert_eq!(policy.for_stage(0).target_task_bytes, 32 * MIB);
+        assert_eq!(policy.for_stage(3).target_task_bytes, 4 * MIB);
+        // 64 MiB of exchange on 2 workers: 2 tasks as the query's, 16 as stage 3's.
+        assert_eq!(policy.for_stage(0).task_count(64 * MIB, 2, 100), 8);
+        assert_eq!(policy.for_stage(3).task_count(64 * MIB, 2, 100), 16);
+    }
 
     #[test]
     fn task_count_follows_bytes_but_keeps_workers_busy() {

@@ -6,7 +6,7 @@ use squall_planner::StageGraph;
 
 use crate::analyze::QueryMeasures;
 use crate::cloud_model::fanout::seconds_text;
-use crate::cloud_model::fanout::{candidate_task_bytes, choose};
+use crate::cloud_model::fanout::{candidate_task_bytes, choose, size_stages_apart};
 use crate::cloud_model::{
     Candidate, Goal, ModelParams, QueryPrediction, profile_from_measures, profiles_from_plan,
 };
@@ -54,7 +54,10 @@ impl Session {
     }
 
     /// The input bytes per task that meets `goal` best for the last
-    /// statement of `sql`: one plan per candidate size, each predicted. An
+    /// statement of `sql`: one plan per candidate size, each predicted;
+    /// then, on the best, stages sized apart where the model predicts that
+    /// meets the goal better still (see [`crate::cloud_model::fanout`]; for
+    /// `sql` of one statement, since stages are known by their ids). An
     /// unreachable goal is an error naming the best that can be had.
     pub async fn choose_fanout(
         &self,
@@ -71,10 +74,13 @@ impl Session {
             * squall_worker::memory::LAMBDA_POOL_SHARE) as u64;
         let largest = self.planning_memory_bytes().min(function_task_memory)
             / squall_planner::config::MEMORY_PER_INPUT_BYTE;
+        let sizes = candidate_task_bytes(largest);
         let mut candidates: Vec<Candidate> = Vec::new();
-        for size in candidate_task_bytes(largest) {
+        let mut graphs: Vec<StageGraph> = Vec::new();
+        for &size in &sizes {
             let mut config = self.planner_config();
             config.target_task_bytes = size;
+            config.stage_target_task_bytes.clear();
             let (graph, _) = self.plan_without_running(sql, &config).await?;
             let prediction =
                 crate::cloud_model::predict::predict(&profiles_from_plan(&graph, &params), &params);
@@ -88,10 +94,44 @@ impl Session {
             }
             candidates.push(Candidate {
                 target_task_bytes: size,
+                stage_target_task_bytes: Default::default(),
                 prediction,
             });
+            graphs.push(graph);
         }
-        let chosen = choose(&candidates, goal).map_err(JobError::Plan)?;
+        let mut chosen = choose(&candidates, goal).map_err(JobError::Plan)?;
+        let target = candidates[chosen].target_task_bytes;
+        let mut config = self.planner_config();
+        // Stages are sized apart by id, which only the last statement's
+        // plan gives meaning to: with several statements, one size for all.
+        let one_statement = self.parse(sql)?.len() == 1;
+        if one_statement
+            && let Some((apart, _)) = size_stages_apart(
+                &graphs[chosen],
+                target,
+                &sizes,
+                config.max_tasks_per_stage,
+                goal,
+                &params,
+            )
+        {
+            // Planned again, since the planner has the last word on task
+            // counts (one task per split at most, file groups kept).
+            config.target_task_bytes = target;
+            config.stage_target_task_bytes = apart.clone();
+            let (graph, _) = self.plan_without_running(sql, &config).await?;
+            let prediction =
+                crate::cloud_model::predict::predict(&profiles_from_plan(&graph, &params), &params);
+            let sized_apart = Candidate {
+                target_task_bytes: target,
+                stage_target_task_bytes: apart,
+                prediction,
+            };
+            if choose(&[candidates[chosen].clone(), sized_apart.clone()], goal) == Ok(1) {
+                candidates.push(sized_apart);
+                chosen = candidates.len() - 1;
+            }
+        }
         Ok(FanoutChoice { candidates, chosen })
     }
 

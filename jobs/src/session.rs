@@ -520,7 +520,7 @@ impl Session {
         Ok((graph, ctx))
     }
 
-    fn parse(&self, sql: &str) -> Result<Vec<datafusion::sql::parser::Statement>> {
+    pub(crate) fn parse(&self, sql: &str) -> Result<Vec<datafusion::sql::parser::Statement>> {
         let state = self.ctx.state();
         let options = &state.config_options().sql_parser;
         let dialect = dialect_from_str(options.dialect).ok_or_else(|| {
@@ -790,10 +790,20 @@ impl Session {
         self.planner_config().target_task_bytes
     }
 
-    /// Plans every later query with `bytes` of input per task (what
-    /// [`Session::choose_fanout`] chose), within what a task's memory holds.
+    /// Plans every later query with `bytes` of input per task, within what
+    /// a task's memory holds, and no stage sized apart.
     pub fn set_target_task_bytes(&mut self, bytes: u64) {
         self.options.planner.target_task_bytes = bytes;
+        self.options.planner.stage_target_task_bytes.clear();
+    }
+
+    /// Plans every later query as `candidate` was planned (what
+    /// [`Session::choose_fanout`] chose): its input bytes per task, and the
+    /// stages it sizes apart (by stage id, so meant for the statement it
+    /// was chosen for).
+    pub fn apply_fanout(&mut self, candidate: &crate::cloud_model::Candidate) {
+        self.options.planner.target_task_bytes = candidate.target_task_bytes;
+        self.options.planner.stage_target_task_bytes = candidate.stage_target_task_bytes.clone();
     }
 
     /// Runs `plan` distributed to its end and renders its stage graph
@@ -884,9 +894,10 @@ impl Session {
             pace: Default::default(),
             max_result_bytes: self.options.max_result_bytes,
             invocations: Default::default(),
-            adaptive: self.options.adaptive_stages.then(|| {
-                crate::AdaptivePolicy::for_planner_target(self.planner_config().target_task_bytes)
-            }),
+            adaptive: self
+                .options
+                .adaptive_stages
+                .then(|| crate::AdaptivePolicy::for_planner(&self.planner_config())),
             operator_metrics,
             staged_sinks,
             pending_commits: Default::default(),

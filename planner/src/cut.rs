@@ -694,10 +694,10 @@ impl Cutter<'_> {
             .reduce(|a, b| a + b);
         let by_size = match (dist, hash_input_bytes) {
             (Dist::Single | Dist::Replicated, _) => 1,
-            (Dist::Multi, Some(bytes)) => self.config.tasks_for_bytes(bytes),
+            (Dist::Multi, Some(bytes)) => self.config.tasks_for_stage_bytes(Some(id), bytes),
             (Dist::Multi, None) => self
                 .config
-                .tasks_for_bytes(scan_bytes)
+                .tasks_for_stage_bytes(Some(id), scan_bytes)
                 .min(split_count.max(1)),
         };
         // Scans that keep DataFusion's file groups (an order or a limit per

@@ -36,9 +36,21 @@ pub struct StageProfile {
 /// The profiles of `graph`'s stages, in its order, estimated from split
 /// sizes, the planner's output estimates and the exchange patterns.
 pub fn profiles_from_plan(graph: &StageGraph, params: &ModelParams) -> Vec<StageProfile> {
+    let tasks: Vec<usize> = graph.stages.iter().map(|s| s.task_count).collect();
+    profiles_with_tasks(graph, &tasks, params)
+}
+
+/// The same with `tasks[i]` tasks for stage `graph.stages[i]`: what the
+/// plan would be with its stages spread differently (exchange requests
+/// follow the new counts; the work and bytes stay).
+pub fn profiles_with_tasks(
+    graph: &StageGraph,
+    tasks: &[usize],
+    params: &ModelParams,
+) -> Vec<StageProfile> {
     let mut profiles: Vec<StageProfile> = Vec::with_capacity(graph.stages.len());
-    for stage in &graph.stages {
-        let readers = stage.task_count.max(1) as u64;
+    for (stage, &task_count) in graph.stages.iter().zip(tasks) {
+        let readers = task_count.max(1) as u64;
         let mut input_bytes = stage.scan_bytes;
         let mut get_requests = 0u64;
         for split in stage.scans.iter().flat_map(|s| &s.tasks).flatten() {
@@ -62,19 +74,19 @@ pub fn profiles_from_plan(graph: &StageGraph, params: &ModelParams) -> Vec<Stage
             Some(bytes) => (bytes, false),
             None => (input_bytes, true),
         };
-        if let Some(bytes) = limited_output_bytes(stage) {
+        if let Some(bytes) = limited_output_bytes(stage, task_count) {
             output_bytes = output_bytes.min(bytes);
         }
         let cpu_ms = input_bytes as f64 / MIB / params.cpu_mib_per_vcpu_second * 1000.0;
         profiles.push(StageProfile {
             stage_id: stage.id,
-            tasks: stage.task_count,
+            tasks: task_count,
             inputs: stage.inputs.iter().map(|i| i.stage_id).collect(),
             input_bytes,
             output_bytes,
             output_guessed,
             get_requests,
-            put_requests: puts(output_bytes, stage.task_count, params),
+            put_requests: puts(output_bytes, task_count, params),
             cpu_ms,
             is_final: stage.is_final,
         });
@@ -230,14 +242,14 @@ pub fn scaled_profiles(
     scaled
 }
 
-/// The most a stage whose tasks stop after a number of rows (a `LIMIT`, a
+/// The most a stage whose `tasks` stop after a number of rows (a `LIMIT`, a
 /// top-k sort) can write: that many rows per task, at the width its schema
 /// gives a row.
-fn limited_output_bytes(stage: &Stage) -> Option<u64> {
+fn limited_output_bytes(stage: &Stage, tasks: usize) -> Option<u64> {
     let below_writer = stage.plan.children().first().map(|c| Arc::clone(c))?;
     let rows = below_writer.fetch()?;
     let row_bytes = squall_planner::estimates::row_width_bytes(&below_writer.schema());
-    Some(rows as u64 * row_bytes * stage.task_count.max(1) as u64)
+    Some(rows as u64 * row_bytes * tasks.max(1) as u64)
 }
 
 #[cfg(test)]

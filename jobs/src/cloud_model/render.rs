@@ -106,13 +106,28 @@ pub fn render_choice(goal: Goal, candidates: &[Candidate], chosen: usize) -> Str
     for (i, c) in candidates.iter().enumerate() {
         let _ = writeln!(
             out,
-            "{} {:>9} per task: {:>5} tasks, {:>8}, {}",
+            "{} {:>9} per task: {:>5} tasks, {:>8}, {}{}",
             if i == chosen { "*" } else { " " },
             human_bytes(c.target_task_bytes),
             c.prediction.tasks(),
             seconds_text(c.prediction.seconds),
-            dollars(c.prediction.usd)
+            dollars(c.prediction.usd),
+            stages_apart_text(c)
         );
     }
     out
+}
+
+/// ", stages sized apart: 1 at 8.0 MiB, 3 at 256.0 MiB per task" (empty
+/// when none is).
+pub fn stages_apart_text(candidate: &Candidate) -> String {
+    if candidate.stage_target_task_bytes.is_empty() {
+        return String::new();
+    }
+    let stages: Vec<String> = candidate
+        .stage_target_task_bytes
+        .iter()
+        .map(|(id, bytes)| format!("{id} at {}", human_bytes(*bytes)))
+        .collect();
+    format!(", stages sized apart: {} per task", stages.join(", "))
 }
