@@ -133,7 +133,7 @@ pub struct DeployLambdaArgs {
     #[arg(long, value_name = "ARN")]
     pub role: Option<String>,
     /// Memory in MB (Lambda gives one vCPU per 1,769 MB).
-    #[arg(long = "memory", value_name = "MB", default_value_t = (squall_jobs::cost::DEFAULT_FUNCTION_MEMORY_BYTES >> 20) as u32)]
+    #[arg(long = "memory", value_name = "MB", default_value_t = (squall::jobs::cost::DEFAULT_FUNCTION_MEMORY_BYTES >> 20) as u32)]
     pub memory_mb: u32,
     /// Instruction set of the binary.
     #[arg(long, value_enum, default_value_t = LambdaArch::X86_64)]
@@ -509,7 +509,7 @@ pub struct ExecArgs {
     /// slow=0.02,slow-ms=10000,seed=7` (see docs/reliability.md). Hangs need
     /// a --task-timeout shorter than hang-ms (default 15 minutes).
     #[arg(long, value_name = "SPEC", hide = true)]
-    pub inject_task_faults: Option<squall_jobs::TaskFaults>,
+    pub inject_task_faults: Option<squall::jobs::TaskFaults>,
     /// Lambda function running the workers (lambda backend). Several names or
     /// aliases, comma-separated, spread each stage over them: each function
     /// scales at its own rate.
@@ -607,8 +607,8 @@ impl QueryArgs {
     }
 
     /// The goal of --deadline or --budget, if one was given.
-    pub fn cost_goal(&self) -> Option<squall_jobs::cloud_model::Goal> {
-        use squall_jobs::cloud_model::Goal;
+    pub fn cost_goal(&self) -> Option<squall::jobs::cloud_model::Goal> {
+        use squall::jobs::cloud_model::Goal;
         match (self.deadline, self.budget) {
             (Some(seconds), _) => Some(Goal::Deadline { seconds }),
             (None, Some(usd)) => Some(Goal::Budget { usd }),

@@ -31,7 +31,7 @@ pub struct Config {
     /// Parameters of `squall explain --cost`, `--deadline` and `--budget`
     /// (docs/cost-model.md lists them with their defaults and sources).
     #[serde(default)]
-    pub cost_model: squall_jobs::cloud_model::ModelParams,
+    pub cost_model: squall::jobs::cloud_model::ModelParams,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -36,10 +36,10 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let parsed: Value = serde_json::from_slice(&payload)?;
     if let Some(launch) = parsed.get("launch") {
         // A launcher: invoke every task of its share, return their reports.
-        let request: squall_jobs::LaunchRequest = serde_json::from_value(launch.clone())?;
+        let request: squall::jobs::LaunchRequest = serde_json::from_value(launch.clone())?;
         eprintln!("squall launcher: invoking {} tasks", request.specs.len());
         let endpoint = std::env::var("AWS_ENDPOINT_URL_LAMBDA").ok();
-        let response = squall_jobs::run_launcher(request, key, endpoint).await?;
+        let response = squall::jobs::run_launcher(request, key, endpoint).await?;
         let response: Value = serde_json::from_slice(&response)?;
         let backups = response["backups"].as_array().cloned().unwrap_or_default();
         let launched = backups.iter().filter(|b| b["launched"] == true).count();

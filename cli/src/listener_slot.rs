@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use squall_jobs::{ProgressEvent, ProgressListener};
+use squall::jobs::{ProgressEvent, ProgressListener};
 
 /// Forwards every event to whatever listener was [`ListenerSlot::set`] last.
 #[derive(Clone, Default)]

@@ -21,9 +21,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use squall::jobs::StatementResult;
+use squall::jobs::cloud_model::render::{render_choice, render_prediction};
 use squall_connectors::Location;
-use squall_jobs::StatementResult;
-use squall_jobs::cloud_model::render::{render_choice, render_prediction};
 
 use crate::args::{Cli, Command, DeployCommand, GenCommand, QueryArgs, ScratchCommand};
 use crate::config::Config;
@@ -192,7 +192,7 @@ fn main() -> ExitCode {
 /// How long background cleanups may delay a normal exit: deleting the
 /// scratch of abandoned queries, and that of a query whose abandoned Lambda
 /// invocations (a losing backup) must end first
-/// (`squall_jobs::invocations::ABANDONED_INVOCATIONS_WAIT`, then the deletes).
+/// (`squall::jobs::invocations::ABANDONED_INVOCATIONS_WAIT`, then the deletes).
 const CLEANUP_AT_EXIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How long an interrupted query may take to stop its tasks and delete its scratch.
@@ -257,7 +257,8 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
             let sql = args.sql_text()?;
-            let mut session = session_setup::open_session(&args, &config, None).await?;
+            let library_session = session_setup::open_session(&args, &config, None).await?;
+            let session = library_session.jobs();
             let mut text = String::new();
             if let Some(goal) = args.cost_goal() {
                 let choice = session
@@ -319,11 +320,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Scratch(ScratchCommand::Clean { url }) => {
             let roots = match url.or(config.query.scratch.clone()) {
                 Some(url) => vec![Location::parse(&url)?.as_prefix()],
-                None => squall_jobs::lease::temp_scratch_dirs(None),
+                None => squall::jobs::lease::temp_scratch_dirs(None),
             };
-            let ttl = squall_jobs::lease::lease_ttl();
+            let ttl = squall::jobs::lease::lease_ttl();
             for root in roots {
-                let cleaning = squall_jobs::lease::clean_abandoned(&root, None, ttl).await?;
+                let cleaning = squall::jobs::lease::clean_abandoned(&root, None, ttl).await?;
                 eprintln!(
                     "{root}: deleted the scratch of {} abandoned {}; {} running {} kept",
                     cleaning.deleted.len(),
@@ -361,24 +362,25 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
     let stats = args.exec.stats.then(stats::StatsCollector::default);
     report::check_paths(&args.exec.report)?;
     let recorder =
-        (!args.exec.report.is_empty()).then(squall_jobs::run_report::RunRecorder::default);
+        (!args.exec.report.is_empty()).then(squall::jobs::run_report::RunRecorder::default);
     let sql = args.sql_text()?;
     if args.cost {
         bail!("--cost predicts without running: use it with squall explain");
     }
     let slot = listener_slot::ListenerSlot::default();
-    let mut session = session_setup::open_session(&args, config, Some(slot.listener())).await?;
+    let library_session = session_setup::open_session(&args, config, Some(slot.listener())).await?;
+    let session = library_session.jobs();
     if let Some(goal) = args.cost_goal() {
-        plan_for_goal(&mut session, &sql, goal, config).await?;
+        plan_for_goal(session, &sql, goal, config).await?;
     }
     if args.explain {
         eprint!("{}", session.explain(&sql).await?);
         eprintln!();
     }
-    let outcome = run_statements(&args, &session, &sql, &slot, &stats, &recorder).await;
+    let outcome = run_statements(&args, session, &sql, &slot, &stats, &recorder).await;
     if let Some(recorder) = &recorder {
         // Failed runs get their report too: it shows where they failed.
-        report::write_run(recorder, &session, &args.exec.report)?;
+        report::write_run(recorder, session, &args.exec.report)?;
     }
     outcome?;
     if let Some(stats) = stats {
@@ -393,15 +395,15 @@ async fn run_sql(args: QueryArgs, config: &Config) -> Result<()> {
 /// `--deadline` or `--budget` on `squall sql`: plans the run with the task
 /// size the cloud model picks, and says what it picked and predicts.
 async fn plan_for_goal(
-    session: &mut squall_jobs::Session,
+    session: &squall::jobs::Session,
     sql: &str,
-    goal: squall_jobs::cloud_model::Goal,
+    goal: squall::jobs::cloud_model::Goal,
     config: &Config,
 ) -> Result<()> {
     if !session.backend().name().starts_with("lambda") {
         let flag = match goal {
-            squall_jobs::cloud_model::Goal::Deadline { .. } => "--deadline",
-            squall_jobs::cloud_model::Goal::Budget { .. } => "--budget",
+            squall::jobs::cloud_model::Goal::Deadline { .. } => "--deadline",
+            squall::jobs::cloud_model::Goal::Budget { .. } => "--budget",
         };
         bail!(
             "{flag} plans for AWS Lambda's speed and prices: use it with --backend lambda, or see the plans with squall explain {flag}"
@@ -413,10 +415,10 @@ async fn plan_for_goal(
     eprintln!(
         "squall: planned for {goal}: {} of input per task{}, {} tasks, predicted {} and {} (docs/cost-model.md)",
         squall_planner::explain::human_bytes(chosen.target_task_bytes),
-        squall_jobs::cloud_model::render::stages_apart_text(chosen),
+        squall::jobs::cloud_model::render::stages_apart_text(chosen),
         chosen.prediction.tasks(),
-        squall_jobs::cloud_model::fanout::seconds_text(chosen.prediction.seconds),
-        squall_jobs::cost::dollars(chosen.prediction.usd)
+        squall::jobs::cloud_model::fanout::seconds_text(chosen.prediction.seconds),
+        squall::jobs::cost::dollars(chosen.prediction.usd)
     );
     Ok(())
 }
@@ -425,11 +427,11 @@ async fn plan_for_goal(
 /// progress display, writing each one's rows before the next runs.
 async fn run_statements(
     args: &QueryArgs,
-    session: &squall_jobs::Session,
+    session: &squall::jobs::Session,
     sql: &str,
     slot: &listener_slot::ListenerSlot,
     stats: &Option<stats::StatsCollector>,
-    recorder: &Option<squall_jobs::run_report::RunRecorder>,
+    recorder: &Option<squall::jobs::run_report::RunRecorder>,
 ) -> Result<()> {
     // Every statement's rows are written before the next statement runs, as
     // duckdb and datafusion-cli show them; to a file (-o), only the last

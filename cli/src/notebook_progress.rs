@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use squall_jobs::ProgressEvent;
+use squall::jobs::ProgressEvent;
 use squall_notebook::run::{CellEvent, CellListener};
 
 /// How often spinners and elapsed times move.

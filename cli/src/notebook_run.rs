@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use squall_jobs::Session;
 use squall_notebook::{
     CellCache, Notebook, RunOptions, render_html, render_markdown, run_notebook,
 };
@@ -49,13 +48,10 @@ pub async fn run(args: NotebookRunArgs, config: &Config) -> Result<()> {
     };
     let exec = with_notebook_backend(&args.exec, &notebook)?;
     let options = session_setup::session_options(&exec, config, None).await?;
-    let session = Session::try_new(options)?;
+    let library_session = session_setup::build(options, None)?;
+    let session = library_session.jobs();
     let cache = match cache_location(&args.cells) {
-        Some(location) => Some(CellCache::open(
-            &session,
-            &location,
-            args.cells.cache_bytes,
-        )?),
+        Some(location) => Some(CellCache::open(session, &location, args.cells.cache_bytes)?),
         None => None,
     };
     let options = RunOptions {
@@ -64,7 +60,7 @@ pub async fn run(args: NotebookRunArgs, config: &Config) -> Result<()> {
         listener: live.as_ref().map(CellProgress::listener),
         ..RunOptions::default()
     };
-    let run = run_notebook(&session, &notebook, &options).await;
+    let run = run_notebook(session, &notebook, &options).await;
     if let Some(live) = &live {
         live.finish();
     }

@@ -10,7 +10,7 @@ use datafusion::arrow::json::LineDelimitedWriter;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::ArrowWriter;
 use futures::StreamExt;
-use squall_jobs::QueryStream;
+use squall::jobs::QueryStream;
 
 use crate::args::OutputFormat;
 use crate::table_view::{self, TableStyle};

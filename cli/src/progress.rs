@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use squall_jobs::{ProgressEvent, ProgressListener};
+use squall::jobs::{ProgressEvent, ProgressListener};
 use squall_planner::explain::human_bytes;
 
 /// Most stages drawn with a line of their own.

@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use squall_etl::{EtlError, JobFile, JobOutcome, JobPlan};
-use squall_jobs::Session;
 
 use crate::args::RunArgs;
 use crate::config::Config;
@@ -45,13 +44,14 @@ async fn run_checked(args: RunArgs, config: &Config) -> Result<()> {
     let job = JobFile::load(&args.job, &args.set)?;
     let stats = args.exec.stats.then(stats::StatsCollector::default);
     let recorder =
-        (!args.exec.report.is_empty()).then(squall_jobs::run_report::RunRecorder::default);
+        (!args.exec.report.is_empty()).then(squall::jobs::run_report::RunRecorder::default);
     let slot = listener_slot::ListenerSlot::default();
     let options = session_setup::session_options(&args.exec, config, Some(slot.listener())).await?;
-    let session = Session::try_new(options)?;
-    let plan = JobPlan::check(&session, job).await?;
+    let library_session = session_setup::build(options, None)?;
+    let session = library_session.jobs();
+    let plan = JobPlan::check(session, job).await?;
     if args.dry_run {
-        print!("{}", plan.describe(&session).await?);
+        print!("{}", plan.describe(session).await?);
         return Ok(());
     }
     let live = if args.exec.no_progress {
@@ -66,13 +66,13 @@ async fn run_checked(args: RunArgs, config: &Config) -> Result<()> {
     let options = squall_etl::RunOptions {
         full_refresh: args.full_refresh,
     };
-    let outcome = squall_etl::run_job(&session, &plan, &options).await;
+    let outcome = squall_etl::run_job(session, &plan, &options).await;
     if let Some(live) = &live {
         live.finish();
     }
     if let Some(recorder) = &recorder {
         recorder.end_statement(outcome.as_ref().err().map(ToString::to_string));
-        report::write_run(recorder, &session, &args.exec.report)?;
+        report::write_run(recorder, session, &args.exec.report)?;
     }
     let outcome = outcome?;
     print!("{}", summary(&plan, &outcome));

@@ -1,13 +1,14 @@
-//! Building a [`Session`] from `squall sql`'s flags and the config file.
+//! Building a session from `squall sql`'s flags and the config file,
+//! through the library's [`squall::SessionBuilder`].
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use squall_connectors::RequestPolicy;
-use squall_jobs::{
+use squall::jobs::{
     LambdaBackend, LambdaOptions, LocalBackend, ProcessBackend, ProgressListener, Session,
     SessionOptions,
 };
+use squall_connectors::RequestPolicy;
 use squall_planner::PlannerConfig;
 
 use crate::args::{self, BackendKind, ExecArgs, QueryArgs};
@@ -49,10 +50,23 @@ pub async fn open_session(
     args: &QueryArgs,
     config: &Config,
     progress: Option<ProgressListener>,
-) -> Result<Session> {
-    let session = Session::try_new(session_options(&args.exec, config, progress).await?)?;
-    register_tables(&session, args).await?;
+) -> Result<squall::Session> {
+    let session = build(session_options(&args.exec, config, progress).await?, None)?;
+    register_tables(session.jobs(), args).await?;
     Ok(session)
+}
+
+/// A session that runs with `options`, built as a Rust program builds one,
+/// planning with the tables of `tables_from` where given.
+pub fn build(
+    options: SessionOptions,
+    tables_from: Option<&squall::Session>,
+) -> Result<squall::Session> {
+    let mut builder = squall::Session::builder().options(|o| *o = options);
+    if let Some(session) = tables_from {
+        builder = builder.tables_from(session);
+    }
+    Ok(builder.build()?)
 }
 
 /// Registers the tables of `--table`.
@@ -88,7 +102,7 @@ pub async fn session_options(
         .backend
         .or(defaults.backend)
         .unwrap_or(BackendKind::Local);
-    let backend: Arc<dyn squall_jobs::Backend> = match backend_kind {
+    let backend: Arc<dyn squall::jobs::Backend> = match backend_kind {
         BackendKind::Local => Arc::new(LocalBackend::new(workers.unwrap_or_else(cores))),
         BackendKind::Process => Arc::new(
             ProcessBackend::current_exe(workers.unwrap_or_else(cores))
@@ -109,15 +123,15 @@ pub async fn session_options(
                 qualifier: args.qualifier.clone().or(lambda.qualifier.clone()),
                 region: args.region.clone().or(lambda.region.clone()),
                 endpoint_url: args.lambda_endpoint.clone().or(lambda.endpoint.clone()),
-                workers: workers.unwrap_or(squall_jobs::DEFAULT_LAMBDA_WORKERS),
+                workers: workers.unwrap_or(squall::jobs::DEFAULT_LAMBDA_WORKERS),
                 launcher_threshold: args
                     .launcher_threshold
                     .or(lambda.launcher_threshold)
-                    .unwrap_or(squall_jobs::DEFAULT_LAUNCHER_THRESHOLD),
+                    .unwrap_or(squall::jobs::DEFAULT_LAUNCHER_THRESHOLD),
                 scaling_rate: args
                     .scaling_rate
                     .or(lambda.scaling_rate)
-                    .unwrap_or(squall_jobs::LAMBDA_SCALING_RATE),
+                    .unwrap_or(squall::jobs::LAMBDA_SCALING_RATE),
                 task_key: None,
             };
             Arc::new(
@@ -129,8 +143,8 @@ pub async fn session_options(
             )
         }
     };
-    let backend: Arc<dyn squall_jobs::Backend> = match &args.inject_task_faults {
-        Some(faults) => Arc::new(squall_jobs::FaultyBackend::new(backend, faults.clone())),
+    let backend: Arc<dyn squall::jobs::Backend> = match &args.inject_task_faults {
+        Some(faults) => Arc::new(squall::jobs::FaultyBackend::new(backend, faults.clone())),
         None => backend,
     };
     let mut planner = PlannerConfig::default();
@@ -189,7 +203,7 @@ pub async fn session_options(
         task_attempts: args
             .task_attempts
             .or(defaults.task_attempts)
-            .unwrap_or(squall_jobs::DEFAULT_TASK_ATTEMPTS)
+            .unwrap_or(squall::jobs::DEFAULT_TASK_ATTEMPTS)
             .max(1),
         task_timeout: match args.task_timeout.or(defaults.task_timeout) {
             Some(s) if s.is_finite() && s > 0.0 && s <= MAX_TASK_TIMEOUT_SECONDS => {
@@ -204,9 +218,9 @@ pub async fn session_options(
         },
         speculation: (!args.no_speculation && defaults.speculation.unwrap_or(true)).then(|| {
             if backend_kind == BackendKind::Lambda {
-                squall_jobs::SpeculationPolicy::for_uncancellable_attempts()
+                squall::jobs::SpeculationPolicy::for_uncancellable_attempts()
             } else {
-                squall_jobs::SpeculationPolicy::default()
+                squall::jobs::SpeculationPolicy::default()
             }
         }),
         requests: request_policy(args, defaults),

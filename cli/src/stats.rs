@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use squall_jobs::analyze::{QueryMeasures, StageMeasures};
-use squall_jobs::{ProgressEvent, ProgressListener};
+use squall::jobs::analyze::{QueryMeasures, StageMeasures};
+use squall::jobs::{ProgressEvent, ProgressListener};
 use squall_planner::explain::human_bytes;
 
 /// Collects what the statements run so far measured (the same measures
@@ -26,9 +26,9 @@ impl StatsCollector {
     }
 
     /// The estimated cost on functions of `billed_memory_bytes` (see
-    /// [`squall_jobs::cost`]), one line.
+    /// [`squall::jobs::cost`]), one line.
     pub fn cost_line(&self, billed_memory_bytes: u64) -> String {
-        use squall_jobs::cost;
+        use squall::jobs::cost;
         let c = cost::estimate(
             &self.totals(),
             billed_memory_bytes,
@@ -81,7 +81,7 @@ impl StatsCollector {
 pub fn run_listener(
     live: Option<&crate::progress::LiveProgress>,
     stats: &Option<StatsCollector>,
-    recorder: &Option<squall_jobs::run_report::RunRecorder>,
+    recorder: &Option<squall::jobs::run_report::RunRecorder>,
 ) -> Option<ProgressListener> {
     both(
         live.map(crate::progress::LiveProgress::listener),
@@ -89,7 +89,7 @@ pub fn run_listener(
             stats.as_ref().map(StatsCollector::listener),
             recorder
                 .as_ref()
-                .map(squall_jobs::run_report::RunRecorder::listener),
+                .map(squall::jobs::run_report::RunRecorder::listener),
         ),
     )
 }

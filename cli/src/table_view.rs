@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::StreamExt;
-use squall_jobs::QueryStream;
+use squall::jobs::QueryStream;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Rows printed at a time when every row is printed.

@@ -182,6 +182,9 @@ impl Default for SessionOptions {
 pub struct Session {
     ctx: SessionContext,
     pub(crate) options: SessionOptions,
+    /// How later queries are sized: `options.planner` at first, then what
+    /// [`Session::apply_fanout`] or [`Session::set_target_task_bytes`] set.
+    sizing: std::sync::RwLock<PlannerConfig>,
     scratch: Location,
     _scratch_dir: Option<tempfile::TempDir>,
 }
@@ -290,6 +293,7 @@ impl Session {
         }
         Ok(Self {
             ctx,
+            sizing: std::sync::RwLock::new(options.planner.clone()),
             options,
             scratch,
             _scratch_dir: scratch_dir,
@@ -768,8 +772,9 @@ impl Session {
     /// The session's planner settings, with tasks small enough for their
     /// memory limit ([`PlannerConfig::fitting_memory`]).
     pub(crate) fn planner_config(&self) -> PlannerConfig {
-        self.options
-            .planner
+        self.sizing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .clone()
             .fitting_memory(self.planning_memory_bytes())
     }
@@ -792,18 +797,20 @@ impl Session {
 
     /// Plans every later query with `bytes` of input per task, within what
     /// a task's memory holds, and no stage sized apart.
-    pub fn set_target_task_bytes(&mut self, bytes: u64) {
-        self.options.planner.target_task_bytes = bytes;
-        self.options.planner.stage_target_task_bytes.clear();
+    pub fn set_target_task_bytes(&self, bytes: u64) {
+        let mut sizing = self.sizing.write().unwrap_or_else(|e| e.into_inner());
+        sizing.target_task_bytes = bytes;
+        sizing.stage_target_task_bytes.clear();
     }
 
     /// Plans every later query as `candidate` was planned (what
     /// [`Session::choose_fanout`] chose): its input bytes per task, and the
     /// stages it sizes apart (by stage id, so meant for the statement it
     /// was chosen for).
-    pub fn apply_fanout(&mut self, candidate: &crate::cloud_model::Candidate) {
-        self.options.planner.target_task_bytes = candidate.target_task_bytes;
-        self.options.planner.stage_target_task_bytes = candidate.stage_target_task_bytes.clone();
+    pub fn apply_fanout(&self, candidate: &crate::cloud_model::Candidate) {
+        let mut sizing = self.sizing.write().unwrap_or_else(|e| e.into_inner());
+        sizing.target_task_bytes = candidate.target_task_bytes;
+        sizing.stage_target_task_bytes = candidate.stage_target_task_bytes.clone();
     }
 
     /// Runs `plan` distributed to its end and renders its stage graph

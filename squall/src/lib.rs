@@ -21,9 +21,12 @@
 //! This crate owns the library surface: building a session, and making
 //! DataFusion's own DataFrame API run distributed (a query planner that
 //! wraps every query's physical plan in a [`DistributedExec`]). It must not
-//! plan stages or run tasks itself: that is `squall_jobs`, which the `squall`
-//! CLI uses too, and whose [`squall_jobs::Session`] is reachable through
-//! [`Session::jobs`].
+//! plan stages or run tasks itself: that is the coordinator, `squall_jobs`,
+//! re-exported as [`jobs`] for programs that drive it as the `squall`
+//! command does (statements with progress and measures, EXPLAIN, the cloud
+//! cost model, run reports); a session's own is [`Session::jobs`]. The
+//! `squall` command builds every session through [`SessionBuilder`] and
+//! reaches the coordinator only through this crate.
 
 mod distributed_exec;
 mod session;
@@ -31,6 +34,9 @@ mod session;
 pub use datafusion::dataframe::DataFrame;
 pub use distributed_exec::{DistributedExec, DistributedPlanner};
 pub use session::{Session, SessionBuilder};
+/// The coordinator: sessions' statements, backends, progress, measures,
+/// the cloud cost model, run reports, scratch leases.
+pub use squall_jobs as jobs;
 /// Why a query failed: the coordinator's error type, the CLI's too.
 pub use squall_jobs::JobError as Error;
 /// Backends a session can run its tasks on.

@@ -129,6 +129,8 @@ pub struct SessionBuilder {
     functions: UserFunctions,
     /// Object stores given as objects, by the URL they serve.
     stores: Vec<(String, Arc<dyn ObjectStore>)>,
+    /// The session whose tables, functions and settings to plan with.
+    tables_of: Option<Arc<squall_jobs::Session>>,
 }
 
 #[derive(Debug, Default)]
@@ -282,6 +284,26 @@ impl SessionBuilder {
         self
     }
 
+    /// Plans with the tables, functions and settings of `session`, which
+    /// keeps them too (what one registers, the other sees): a session on
+    /// another backend, say, as the `squall` shell's `.backend` builds one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let first = squall::Session::builder().workers(1).build()?;
+    /// first.sql("CREATE TABLE t AS VALUES (1), (2)").await?.collect().await?;
+    /// let second = squall::Session::builder().workers(2).tables_from(&first).build()?;
+    /// let rows = second.sql("SELECT * FROM t").await?.collect().await?;
+    /// assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tables_from(mut self, session: &Session) -> Self {
+        self.tables_of = Some(Arc::clone(&session.jobs));
+        self
+    }
+
     /// Everything else the coordinator takes, as it is so far. A backend
     /// set here counts as one given to [`SessionBuilder::backend`].
     pub fn options(mut self, edit: impl FnOnce(&mut SessionOptions)) -> Self {
@@ -333,7 +355,12 @@ impl SessionBuilder {
             self.options.backend =
                 Arc::new(LocalBackend::new(workers).with_functions(library.clone()));
         }
-        let jobs = Arc::new(squall_jobs::Session::try_new(self.options)?);
+        let jobs = Arc::new(match self.tables_of {
+            Some(other) => {
+                squall_jobs::Session::with_context(other.context().clone(), self.options)?
+            }
+            None => squall_jobs::Session::try_new(self.options)?,
+        });
         library.register_into(jobs.context());
         // The same catalog, settings and stores; a planner that distributes.
         let state = SessionStateBuilder::new_from_existing(jobs.context().state())

@@ -1,4 +1,4 @@
-//! `--report FILE`: a run's report ([`squall_jobs::run_report`]) written for
+//! `--report FILE`: a run's report ([`squall::jobs::run_report`]) written for
 //! tools as JSON (`.json`, schema in `docs/report.md`) or for people as one
 //! self-contained HTML page (`.html`): the stage graph, a timeline of every
 //! task attempt, task durations, bytes and requests per stage, and the cost.
@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use squall_jobs::Session;
-use squall_jobs::run_report::{REPORT_SCHEMA, RunRecorder, RunReport};
+use squall::jobs::Session;
+use squall::jobs::run_report::{REPORT_SCHEMA, RunRecorder, RunReport};
 
 const TEMPLATE: &str = include_str!("report.html");
 const STYLE: &str = include_str!("report.css");
@@ -127,9 +127,9 @@ pub fn write_run(recorder: &RunRecorder, session: &Session, paths: &[PathBuf]) -
     let billed = backend.billed_memory_bytes();
     let report = recorder.report(
         backend.name(),
-        billed.unwrap_or(squall_jobs::cost::DEFAULT_FUNCTION_MEMORY_BYTES),
+        billed.unwrap_or(squall::jobs::cost::DEFAULT_FUNCTION_MEMORY_BYTES),
         billed.is_some(),
-        squall_jobs::cost::CloudPrices::default(),
+        squall::jobs::cost::CloudPrices::default(),
     );
     for path in paths {
         write(&report, path)?;
@@ -203,8 +203,8 @@ mod tests {
             backend: "local".into(),
             function_memory_bytes: 1 << 30,
             billed: false,
-            prices: squall_jobs::cost::CloudPrices::default().into(),
-            queries: vec![squall_jobs::run_report::QueryReport {
+            prices: squall::jobs::cost::CloudPrices::default().into(),
+            queries: vec![squall::jobs::run_report::QueryReport {
                 sql: "select '</script><b>'".into(),
                 elapsed_ms: 1,
                 error: None,

@@ -24,8 +24,8 @@ use anyhow::{Context, Result};
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::{Config as EditorConfig, Editor};
-use squall_jobs::analyze::StageMeasures;
-use squall_jobs::{Session, StatementResult, cost};
+use squall::jobs::analyze::StageMeasures;
+use squall::jobs::{StatementResult, cost};
 use squall_planner::explain::human_bytes;
 
 use crate::args::{OutputFormat, QueryArgs};
@@ -36,7 +36,7 @@ use crate::progress::LiveProgress;
 use crate::stats::{self, StatsCollector};
 use dot_command::DotCommand;
 use helper::{ShellHelper, Vocabulary};
-use squall_jobs::run_report::RunRecorder;
+use squall::jobs::run_report::RunRecorder;
 
 /// How long a cancelled statement may take to stop its tasks and delete its scratch.
 const CANCEL_CLEANUP_LIMIT: Duration = Duration::from_secs(30);
@@ -63,7 +63,7 @@ struct Shell<'a> {
     runtime: &'a tokio::runtime::Runtime,
     config: &'a Config,
     args: QueryArgs,
-    session: Session,
+    session: squall::Session,
     slot: ListenerSlot,
     mode: OutputFormat,
     /// `None`: the default for where results go.
@@ -145,7 +145,7 @@ pub fn run(args: QueryArgs, config: &Config, runtime: &tokio::runtime::Runtime) 
         }
     }
     if let Some(recorder) = &shell.recorder {
-        crate::report::write_run(recorder, &shell.session, &shell.args.exec.report)?;
+        crate::report::write_run(recorder, shell.session.jobs(), &shell.args.exec.report)?;
     }
     Ok(())
 }
@@ -279,7 +279,7 @@ impl Shell<'_> {
     }
 
     fn table_names(&self) -> Vec<String> {
-        let ctx = self.session.context();
+        let ctx = self.session.jobs().context();
         let state = ctx.state();
         let catalog = &state.config_options().catalog;
         let mut names = ctx
@@ -294,7 +294,7 @@ impl Shell<'_> {
     fn print_schema(&self, name: &str) -> Result<()> {
         let provider = self
             .runtime
-            .block_on(self.session.context().table_provider(name))
+            .block_on(self.session.jobs().context().table_provider(name))
             .with_context(|| format!("no table '{name}' (.tables lists them)"))?;
         let schema = provider.schema();
         let width = schema
@@ -318,7 +318,7 @@ impl Shell<'_> {
     /// Table and column names for Tab.
     fn refresh_vocabulary(&self) {
         let tables = self.table_names();
-        let ctx = self.session.context();
+        let ctx = self.session.jobs().context();
         let columns = self.runtime.block_on(async {
             let mut columns = Vec::new();
             for table in tables.iter().take(MAX_COMPLETED_TABLES) {
@@ -343,7 +343,7 @@ impl Shell<'_> {
                 self.config,
                 Some(self.slot.listener()),
             ))?;
-        self.session = Session::with_context(self.session.context().clone(), options)?;
+        self.session = crate::session_setup::build(options, Some(&self.session))?;
         self.args = args;
         println!(
             "statements now run on the {} backend",
@@ -354,7 +354,7 @@ impl Shell<'_> {
 
     /// Runs `sql`'s statements; Ctrl-C cancels the one running and the rest.
     fn run_sql(&mut self, sql: &str) {
-        let statements = match self.session.statements(sql) {
+        let statements = match self.session.jobs().statements(sql) {
             Ok(statements) => statements,
             Err(e) => {
                 eprintln!(
@@ -412,7 +412,7 @@ impl Shell<'_> {
                 Some(Ok(())) => {
                     if self.args.exec.stats {
                         eprintln!("{}", stats.summary());
-                        if let Some(memory) = self.session.backend().billed_memory_bytes() {
+                        if let Some(memory) = self.session.jobs().backend().billed_memory_bytes() {
                             eprintln!("{}", stats.cost_line(memory));
                         }
                     }
@@ -447,12 +447,12 @@ impl Shell<'_> {
         started: Instant,
         live: Option<LiveProgress>,
     ) -> Result<()> {
-        let billed_memory_bytes = self.session.backend().billed_memory_bytes();
+        let billed_memory_bytes = self.session.jobs().backend().billed_memory_bytes();
         let footer = || -> Option<String> {
             self.timer
                 .then(|| run_footer(started.elapsed(), &stats.totals(), billed_memory_bytes))
         };
-        match self.session.run_statement(statement).await? {
+        match self.session.jobs().run_statement(statement).await? {
             StatementResult::Done => {
                 if let Some(footer) = footer() {
                     eprintln!("done · {footer}");
