@@ -51,6 +51,13 @@ fn start_emulator_and_workers(
                 "127.0.0.1",
                 "-P",
                 &port.to_string(),
+                // Lambda ends every invocation at the function's timeout;
+                // the emulator has none unless told, so an invocation whose
+                // runtime died would hold its caller for ever. It answers
+                // 408 instead, which the coordinator retries as Lambda's
+                // timeout error.
+                "--timeout",
+                "120",
             ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdout(log.try_clone().unwrap())
