@@ -14,7 +14,7 @@ use squall_connectors::Location;
 use squall_jobs::specs::{StageTemplate, stage_object_stores, task_spec};
 use squall_jobs::{Session, SessionOptions};
 use squall_shuffle::codec::encode_plan;
-use squall_worker::{FragmentRef, TaskLimits, TaskReport};
+use squall_worker::{FragmentRef, TASK_KEY_ENV, TaskKey, TaskLimits, TaskReport};
 
 /// Measure `squall worker` start-up.
 #[derive(Debug, Parser)]
@@ -50,13 +50,17 @@ async fn main() -> Result<()> {
         requests: Default::default(),
         operator_metrics: false,
     };
+    // Workers run only specs signed with their key, as a coordinator signs them.
+    let key = TaskKey::generate();
     let mut walls = Vec::new();
     let mut inside = Vec::new();
     for attempt in 0..args.runs.max(1) as u32 {
-        let spec = task_spec(stage, &template, &Default::default(), 0, attempt).to_bytes();
+        let spec =
+            key.sign(&task_spec(stage, &template, &Default::default(), 0, attempt).to_bytes());
         let started = Instant::now();
         let mut child = Command::new(&args.squall)
             .arg("worker")
+            .env(TASK_KEY_ENV, key.expose_secret())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
