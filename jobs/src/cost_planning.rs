@@ -6,7 +6,7 @@ use squall_planner::StageGraph;
 
 use crate::analyze::QueryMeasures;
 use crate::cloud_model::fanout::seconds_text;
-use crate::cloud_model::fanout::{candidate_task_bytes, choose, size_stages_apart};
+use crate::cloud_model::fanout::{better_for, candidate_task_bytes, choose, size_stages_apart};
 use crate::cloud_model::{
     Candidate, Goal, ModelParams, QueryPrediction, profile_from_measures, profiles_from_plan,
 };
@@ -127,7 +127,11 @@ impl Session {
                 stage_target_task_bytes: apart,
                 prediction,
             };
-            if choose(&[candidates[chosen].clone(), sized_apart.clone()], goal) == Ok(1) {
+            if better_for(
+                goal,
+                &sized_apart.prediction,
+                &candidates[chosen].prediction,
+            ) {
                 candidates.push(sized_apart);
                 chosen = candidates.len() - 1;
             }

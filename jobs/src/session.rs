@@ -183,7 +183,7 @@ pub struct Session {
     ctx: SessionContext,
     pub(crate) options: SessionOptions,
     /// How later queries are sized: `options.planner` at first, then what
-    /// [`Session::apply_fanout`] or [`Session::set_target_task_bytes`] set.
+    /// [`Session::apply_fanout`] set.
     sizing: std::sync::RwLock<PlannerConfig>,
     scratch: Location,
     _scratch_dir: Option<tempfile::TempDir>,
@@ -793,14 +793,6 @@ impl Session {
     /// The input bytes per task the session plans for.
     pub fn target_task_bytes(&self) -> u64 {
         self.planner_config().target_task_bytes
-    }
-
-    /// Plans every later query with `bytes` of input per task, within what
-    /// a task's memory holds, and no stage sized apart.
-    pub fn set_target_task_bytes(&self, bytes: u64) {
-        let mut sizing = self.sizing.write().unwrap_or_else(|e| e.into_inner());
-        sizing.target_task_bytes = bytes;
-        sizing.stage_target_task_bytes.clear();
     }
 
     /// Plans every later query as `candidate` was planned (what

@@ -356,8 +356,8 @@ impl LambdaBackend {
         let output = match tokio::time::timeout(deadline, response).await {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => return Err(classify(&e)),
-            // The same invocation again could be lost again, and may still
-            // be running: the scheduler runs a new attempt instead.
+            // Sent again, the same attempt could be lost again: the
+            // scheduler runs a new attempt instead.
             Err(_) => {
                 return Err(Attempt::Final(lost_invocation(
                     deadline,

@@ -52,24 +52,33 @@ pub struct Candidate {
 /// tries every stage at every size once.
 const SIZING_ROUNDS: usize = 4;
 
-/// Whether `a` meets `goal` and is better for it than `b`: under a deadline
-/// cheaper (then faster), under a budget faster (then cheaper), then fewer
-/// tasks.
-fn better_for(goal: Goal, a: &QueryPrediction, b: &QueryPrediction) -> bool {
-    let meets = match goal {
-        Goal::Deadline { seconds } => a.seconds <= seconds,
-        Goal::Budget { usd } => a.usd <= usd,
-    };
-    let key = |p: &QueryPrediction| match goal {
-        Goal::Deadline { .. } => (p.usd, p.seconds),
-        Goal::Budget { .. } => (p.seconds, p.usd),
-    };
-    meets
-        && key(a)
+impl Goal {
+    /// Whether a plan predicted as `p` meets the goal.
+    fn met_by(&self, p: &QueryPrediction) -> bool {
+        match *self {
+            Goal::Deadline { seconds } => p.seconds <= seconds,
+            Goal::Budget { usd } => p.usd <= usd,
+        }
+    }
+
+    /// Which of two plans suits the goal better (`Less`: `a`): under a
+    /// deadline the cheaper (then the faster), under a budget the faster
+    /// (then the cheaper), then the one with fewer tasks.
+    fn compare(&self, a: &QueryPrediction, b: &QueryPrediction) -> std::cmp::Ordering {
+        let key = |p: &QueryPrediction| match self {
+            Goal::Deadline { .. } => (p.usd, p.seconds),
+            Goal::Budget { .. } => (p.seconds, p.usd),
+        };
+        key(a)
             .partial_cmp(&key(b))
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(a.tasks().cmp(&b.tasks()))
-            .is_lt()
+    }
+}
+
+/// Whether `a` meets `goal` and suits it better than `b` ([`Goal::compare`]).
+pub fn better_for(goal: Goal, a: &QueryPrediction, b: &QueryPrediction) -> bool {
+    goal.met_by(a) && goal.compare(a, b).is_lt()
 }
 
 /// Input bytes per task for the stages of `graph` (planned with
@@ -184,25 +193,11 @@ pub fn candidate_task_bytes(largest_bytes: u64) -> Vec<u64> {
 /// no more (ties: the other measure, then fewer tasks). None meets it: a
 /// one-line error naming the best that can be had.
 pub fn choose(candidates: &[Candidate], goal: Goal) -> Result<usize, String> {
-    let key = |c: &Candidate| match goal {
-        Goal::Deadline { .. } => (c.prediction.usd, c.prediction.seconds),
-        Goal::Budget { .. } => (c.prediction.seconds, c.prediction.usd),
-    };
-    let meets = |c: &Candidate| match goal {
-        Goal::Deadline { seconds } => c.prediction.seconds <= seconds,
-        Goal::Budget { usd } => c.prediction.usd <= usd,
-    };
-    let better = |a: &Candidate, b: &Candidate| {
-        key(a)
-            .partial_cmp(&key(b))
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.prediction.tasks().cmp(&b.prediction.tasks()))
-    };
     if let Some((index, _)) = candidates
         .iter()
         .enumerate()
-        .filter(|(_, c)| meets(c))
-        .min_by(|(_, a), (_, b)| better(a, b))
+        .filter(|(_, c)| goal.met_by(&c.prediction))
+        .min_by(|(_, a), (_, b)| goal.compare(&a.prediction, &b.prediction))
     {
         return Ok(index);
     }
