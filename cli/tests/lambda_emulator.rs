@@ -7,7 +7,7 @@
 
 mod support;
 
-use support::{free_port, output_within, tail_of_file, wait_until_listening};
+use support::{output_within, start_listening, tail_of_file};
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -38,10 +38,8 @@ fn start_emulator_and_workers(
     emulator_log: &Path,
     extra_env: &[(&'static str, String)],
 ) -> (Processes, u16) {
-    let port = free_port();
-    let mut children = Vec::new();
-    let log = std::fs::File::create(emulator_log).unwrap();
-    children.push(
+    let (emulator, port) = start_listening("the Lambda emulator", |port| {
+        let log = std::fs::File::create(emulator_log).unwrap();
         Command::new("cargo")
             .args([
                 "lambda",
@@ -63,9 +61,9 @@ fn start_emulator_and_workers(
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("cargo lambda (run scripts/install-test-deps.sh)"),
-    );
-    wait_until_listening(port, "the Lambda emulator");
+            .expect("cargo lambda (run scripts/install-test-deps.sh)")
+    });
+    let mut children = vec![emulator];
     let functions = std::iter::repeat_n(("_", ""), WORKER_PROCESSES).chain(std::iter::repeat_n(
         ("squall", "/squall"),
         SECOND_FUNCTION_PROCESSES,

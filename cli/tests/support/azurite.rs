@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use super::{free_port, wait_until_listening};
+use super::start_listening;
 
 pub struct AzuriteServer {
     child: Child,
@@ -23,24 +23,24 @@ fn azurite_blob() -> PathBuf {
 
 impl AzuriteServer {
     pub fn start() -> Self {
-        let port = free_port();
         let data = tempfile::tempdir().unwrap();
         let binary = azurite_blob();
-        let child = Command::new(&binary)
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-            .arg("--location")
-            .arg(data.path())
-            .args(["--silent", "--skipApiVersionCheck", "--disableTelemetry"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e} (run scripts/install-test-deps.sh)",
-                    binary.display()
-                )
-            });
-        wait_until_listening(port, "Azurite");
+        let (child, port) = start_listening("Azurite", |port| {
+            Command::new(&binary)
+                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+                .arg("--location")
+                .arg(data.path())
+                .args(["--silent", "--skipApiVersionCheck", "--disableTelemetry"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{}: {e} (run scripts/install-test-deps.sh)",
+                        binary.display()
+                    )
+                })
+        });
         Self {
             child,
             _data: data,

@@ -13,25 +13,62 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, and one this test process
+/// has not handed out before: tests run in parallel threads, and two servers
+/// given the same port would answer each other's requests.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
-/// Waits (at most a minute) until `what` accepts connections on `port`.
-pub fn wait_until_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+/// Whether a server accepts connections on `port`. A connection to a free
+/// port in the ephemeral range can be answered by the probing socket itself
+/// (a TCP self-connect, when the kernel picks that very port as the source):
+/// such a connection does not count.
+fn accepts_connections(port: u16) -> bool {
+    match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(stream) => stream.local_addr().ok() != stream.peer_addr().ok(),
+        Err(_) => false,
     }
+}
+
+/// Starts a server with `spawn(port)` on a free port and waits (at most a
+/// minute) until it accepts connections there. A server that exits first
+/// (its port was taken in between) is started again on another port, up to
+/// three times. `what` names the server in the panic.
+pub fn start_listening(what: &str, mut spawn: impl FnMut(u16) -> Child) -> (Child, u16) {
+    for _ in 0..3 {
+        let port = free_port();
+        let mut child = spawn(port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                eprintln!("{what} exited ({status}) before listening on port {port}");
+                break;
+            }
+            if accepts_connections(port) {
+                return (child, port);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} did not start on port {port} within a minute");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("{what} exited before listening, three times")
 }
 
 /// Runs `command` to its end and returns what it printed, or, when it has
@@ -108,9 +145,11 @@ pub fn http_post(port: u16, path: &str, body: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// moto's server on a free loopback port, stopped on drop.
+/// moto's server on a free loopback port, stopped on drop. What it prints
+/// goes to a log file, whose tail a failed request shows.
 pub struct S3Server {
-    child: Child,
+    child: std::sync::Mutex<Child>,
+    log: tempfile::NamedTempFile,
     pub port: u16,
 }
 
@@ -122,31 +161,43 @@ impl S3Server {
     /// The same, with moto's settings in `env` (for example
     /// `INITIAL_NO_AUTH_ACTION_COUNT`, after which requests must be signed
     /// with keys moto's IAM knows).
+    ///
+    /// It returns once moto answers an HTTP request, not merely once its
+    /// port accepts a connection.
     pub fn start_with_env(env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m moto.server (run scripts/install-test-deps.sh)");
-        wait_until_listening(port, "moto's server");
-        Self { child, port }
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let (child, port) = start_listening("moto's server", |port| {
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ])
+                .envs(env.iter().copied())
+                .stdout(Stdio::null())
+                .stderr(log.reopen().unwrap())
+                .spawn()
+                .expect("python3 -m moto.server (run scripts/install-test-deps.sh)")
+        });
+        let server = Self {
+            child: std::sync::Mutex::new(child),
+            log,
+            port,
+        };
+        let reply = server.http("GET", "/moto-api/data.json");
+        assert!(reply.starts_with("HTTP/1.1 200"), "moto's server: {reply}");
+        server
     }
 
     /// A raw HTTP request (moto needs no signature for these). Only for
     /// requests that may be sent twice (bucket creation, listings): a
-    /// connection reset is retried, up to four times. Moto's development
-    /// server now and then resets the first connections it serves on a
-    /// loaded machine.
+    /// refused or reset connection is tried again, for up to 30 s. Moto's
+    /// development server now and then resets the first connections it
+    /// serves on a loaded machine. A request that still fails panics with
+    /// whether moto is running and the tail of its log.
     pub fn http(&self, method: &str, path: &str) -> String {
         let send = || -> std::io::Result<String> {
             let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
@@ -158,15 +209,32 @@ impl S3Server {
             s.read_to_string(&mut out)?;
             Ok(out)
         };
-        let mut attempt = 1;
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match send() {
                 Ok(out) => return out,
-                Err(e) if attempt < 5 && e.kind() == std::io::ErrorKind::ConnectionReset => {
-                    attempt += 1;
+                Err(e)
+                    if Instant::now() < deadline
+                        && matches!(
+                            e.kind(),
+                            std::io::ErrorKind::ConnectionReset
+                                | std::io::ErrorKind::ConnectionRefused
+                        ) =>
+                {
                     std::thread::sleep(Duration::from_millis(300));
                 }
-                Err(e) => panic!("{method} {path} to moto on port {}: {e}", self.port),
+                Err(e) => {
+                    let running = match self.child.lock().unwrap().try_wait() {
+                        Ok(Some(status)) => format!("moto exited ({status})"),
+                        Ok(None) => "moto is running".to_string(),
+                        Err(e) => format!("moto's state is unknown ({e})"),
+                    };
+                    panic!(
+                        "{method} {path} to moto on port {}: {e}; {running}; its log ends:\n{}",
+                        self.port,
+                        tail_of_file(self.log.path(), 20)
+                    )
+                }
             }
         }
     }
@@ -202,7 +270,8 @@ impl S3Server {
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{free_port, wait_until_listening};
+use super::start_listening;
 
 const INSTALL: &str =
     "install them with ./scripts/install-test-deps.sh (apt-get install chromium chromium-driver)";
@@ -35,14 +35,14 @@ impl ChromeDriver {
     /// install command when it cannot.
     pub fn start() -> Self {
         let binary = std::env::var("SQUALL_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-        let port = free_port();
-        let child = Command::new(&binary)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary} ({e}): {INSTALL}"));
-        wait_until_listening(port, "chromedriver");
+        let (child, port) = start_listening("chromedriver", |port| {
+            Command::new(&binary)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {binary} ({e}): {INSTALL}"))
+        });
         Self { child, port }
     }
 
