@@ -29,10 +29,18 @@
 //! reaches the coordinator only through this crate.
 
 mod distributed_exec;
+#[cfg(feature = "polars")]
+mod polars_frames;
 mod session;
 
 pub use datafusion::dataframe::DataFrame;
 pub use distributed_exec::{DistributedExec, DistributedPlanner};
+/// Polars' core crate, of the release [`CollectPolars`] returns frames of
+/// (the optional `polars` feature).
+#[cfg(feature = "polars")]
+pub use polars_core;
+#[cfg(feature = "polars")]
+pub use polars_frames::{CollectPolars, PolarsConversionError, record_batches_to_polars};
 pub use session::{Session, SessionBuilder};
 /// The coordinator: sessions' statements, backends, progress, measures,
 /// the cloud cost model, run reports, scratch leases.

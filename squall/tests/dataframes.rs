@@ -3,8 +3,8 @@
 //! on the same TPC-H files: `collect`, `execute_stream`, SQL, and
 //! `write_parquet` read back by DataFusion.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -14,26 +14,9 @@ use datafusion::prelude::*;
 use futures::StreamExt;
 use squall::ProgressEvent;
 
-/// TPC-H scale 0.01 in four parts per large table, made once per test binary.
-fn tpch() -> &'static str {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let location =
-            squall_connectors::Location::parse(&dir.path().display().to_string()).unwrap();
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                squall_connectors::tpch::generate_tpch(0.01, &location, 4)
-                    .await
-                    .unwrap()
-            })
-        })
-        .join()
-        .unwrap();
-        dir
-    });
-    dir.path().to_str().unwrap()
-}
+mod common;
+
+use common::tpch;
 
 /// A session of two in-process workers, and a count of the tasks it ran.
 fn session() -> (squall::Session, Arc<AtomicUsize>) {
