@@ -32,13 +32,82 @@ const QUERIES: &[&str] = &[
     "SELECT count(*) FROM lineitem WHERE l_orderkey = -1",
 ];
 
+/// Joins whose sides arrive already hash-partitioned, in another order of
+/// the keys or on fewer of them: an exchange may be left out only where the
+/// rows of every key already meet in one task.
+const PARTITIONED_JOIN_QUERIES: &[&str] = &[
+    // Both sides grouped by the join keys, the right side in the other order.
+    "SELECT a.l_orderkey, a.l_suppkey, a.c, b.q FROM \
+       (SELECT l_orderkey, l_suppkey, count(*) AS c FROM lineitem GROUP BY l_orderkey, l_suppkey) a \
+       JOIN (SELECT l_suppkey, l_orderkey, sum(l_quantity) AS q FROM lineitem GROUP BY l_suppkey, l_orderkey) b \
+       ON a.l_orderkey = b.l_orderkey AND a.l_suppkey = b.l_suppkey",
+    // One side grouped by one of the two join keys only.
+    "SELECT t.o_custkey, count(*) FROM \
+       (SELECT o_custkey, max(o_orderdate) AS d FROM orders GROUP BY o_custkey) t \
+       JOIN orders o ON t.o_custkey = o.o_custkey AND t.d = o.o_orderdate GROUP BY t.o_custkey",
+    // A join's output grouped by its key, by the other side's key, by more keys.
+    "SELECT o_custkey, count(*) FROM customer JOIN orders ON c_custkey = o_custkey GROUP BY o_custkey",
+    "SELECT c_custkey, c_nationkey, sum(o_totalprice) FROM customer JOIN orders ON c_custkey = o_custkey GROUP BY c_custkey, c_nationkey",
+    "SELECT c_nationkey, count(*) FROM customer LEFT JOIN orders ON c_custkey = o_custkey GROUP BY c_nationkey",
+    "SELECT o_custkey, count(c_custkey) FROM customer RIGHT JOIN orders ON c_custkey = o_custkey AND c_acctbal > 0 GROUP BY o_custkey",
+    "SELECT c_custkey, count(*) FROM customer FULL JOIN orders ON c_custkey = o_custkey AND o_totalprice > 300000 GROUP BY c_custkey",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_shapes_match_single_node_datafusion() {
     let data = tpch_data().await;
     let session = squall_session(data, 4).await;
+    let failures = differences(
+        &session,
+        data,
+        QUERIES.iter().chain(PARTITIONED_JOIN_QUERIES),
+    )
+    .await;
+    assert!(
+        failures.is_empty(),
+        "{} queries differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The same with every join partitioned (no broadcast), as joins of large
+/// tables run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_shapes_match_single_node_datafusion_with_partitioned_joins() {
+    let data = tpch_data().await;
+    let session = squall_session(data, 4).await;
+    session
+        .sql(
+            "SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
+        )
+        .await
+        .expect("settings");
+    let failures = differences(
+        &session,
+        data,
+        QUERIES.iter().chain(PARTITIONED_JOIN_QUERIES),
+    )
+    .await;
+    assert!(
+        failures.is_empty(),
+        "{} queries differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// One line per query of `queries` whose rows differ from single-node
+/// DataFusion's, or that fails.
+async fn differences(
+    session: &squall_jobs::Session,
+    data: &common::TpchData,
+    queries: impl Iterator<Item = &'static &'static str>,
+) -> Vec<String> {
     let reference = reference_context(data).await;
     let mut failures = Vec::new();
-    for sql in QUERIES {
+    for sql in queries {
         let actual = match session.query(sql).await {
             Ok(s) => s.collect().await,
             Err(e) => Err(e),
@@ -59,10 +128,5 @@ async fn sql_shapes_match_single_node_datafusion() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} queries differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    failures
 }

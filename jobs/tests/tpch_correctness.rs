@@ -22,6 +22,21 @@ async fn tpch_queries_match_single_node_datafusion() {
             "q{q}: some stage must have more than one task:\n{text}"
         );
     }
+    // Q13 counts orders per customer after a left join by customer, which
+    // DataFusion plans as a broadcast of customer (one machine shares a
+    // bitmap of matched customers; tasks cannot) and Squall partitions by
+    // customer instead. Each task of the join then holds all rows of its
+    // customers, so the count per customer runs there too, not behind
+    // another exchange on c_custkey.
+    let graph = session.plan_stages(&tpch_query(13)).await.expect("plans");
+    let text = squall_planner::render_stage_graph(&graph);
+    assert!(
+        text.split("\nStage ").any(|stage| {
+            stage.contains("HashJoinExec: mode=Partitioned, join_type=Left")
+                && stage.contains("mode=SinglePartitioned, gby=[c_custkey@0 as c_custkey]")
+        }),
+        "q13: the count per customer must run in the join's stage:\n{text}"
+    );
     let failures = tpch_differences(&session, data).await;
     assert!(
         failures.is_empty(),
@@ -46,6 +61,29 @@ async fn tpch_queries_match_single_node_datafusion_with_adaptive_stages() {
         },
     )
     .await;
+    let failures = tpch_differences(&session, data).await;
+    assert!(
+        failures.is_empty(),
+        "{} queries differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The same with every join partitioned (no broadcast: both thresholds 0),
+/// as joins of large tables run; at this scale DataFusion would broadcast
+/// almost every build side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_queries_match_single_node_datafusion_with_partitioned_joins() {
+    let data = tpch_data().await;
+    let session = squall_session(data, 4).await;
+    session
+        .sql(
+            "SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
+        )
+        .await
+        .expect("settings");
     let failures = tpch_differences(&session, data).await;
     assert!(
         failures.is_empty(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datafusion::common::JoinType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::config::OptimizerOptions;
+use datafusion::config::{ConfigOptions, OptimizerOptions};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::physical_planning_context::ScalarSubqueryResults;
 use datafusion::physical_expr::scalar_subquery::ScalarSubqueryExpr;
@@ -13,6 +13,8 @@ use datafusion::physical_expr::{
     AcrossPartitions, Distribution, LexOrdering, OrderingRequirements, PhysicalExpr,
     PhysicalSortExpr,
 };
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::combine_partial_final_agg::CombinePartialFinalAggregate;
 use datafusion::physical_optimizer::sanity_checker::check_plan_sanity;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, PartitionMode};
@@ -185,6 +187,9 @@ impl Cutter<'_> {
         if let Some(rep) = node.downcast_ref::<RepartitionExec>() {
             let (child, dist) = self.rewrite(rep.input())?;
             return match rep.partitioning() {
+                Partitioning::Hash(exprs, _) if already_hash_partitioned(&child, dist, exprs) => {
+                    Ok((child, dist))
+                }
                 Partitioning::Hash(exprs, _) if node.output_ordering().is_some() => {
                     // The repartition keeps its input's order (it merges, or
                     // its input is one sorted partition): so must the exchange.
@@ -530,7 +535,8 @@ impl Cutter<'_> {
     }
 
     /// A hash-exchange reader of `child`'s rows on `keys`. A bare gather reader
-    /// becomes a hash reader of the same stage instead of costing another hop.
+    /// becomes a hash reader of the same stage instead of costing another hop;
+    /// rows already spread by a hash of `keys` stay where they are.
     fn hash_exchange(
         &mut self,
         child: Arc<dyn ExecutionPlan>,
@@ -538,6 +544,9 @@ impl Cutter<'_> {
         keys: Vec<Arc<dyn PhysicalExpr>>,
         original: &Arc<dyn ExecutionPlan>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if already_hash_partitioned(&child, dist, &keys) {
+            return Ok(child);
+        }
         if let Some(r) = child.downcast_ref::<ExchangeReaderExec>()
             && matches!(r.mode(), ReadMode::Gather)
         {
@@ -816,6 +825,11 @@ impl Cutter<'_> {
                     kind: i.kind,
                 })
                 .collect();
+            // A partial aggregate left right below its final one, in one
+            // task, because the exchange between them was left out
+            // ([`already_hash_partitioned`]): one aggregate does both.
+            let root =
+                CombinePartialFinalAggregate::new().optimize(root, &ConfigOptions::default())?;
             check_fragment(id, &root, optimizer)?;
             let map_schema = root.schema();
             let (plan, output_partitions): (Arc<dyn ExecutionPlan>, usize) = match &d.output {
@@ -927,6 +941,45 @@ fn kept_ordering(
 ) -> Option<LexOrdering> {
     node.required_input_ordering().get(i)?.as_ref()?;
     child.output_ordering().cloned()
+}
+
+/// True when `child`'s rows are already spread over the tasks of its stage
+/// exactly as a hash exchange on `exprs` would spread them, so that the
+/// exchange would move no row and can be left out.
+///
+/// That holds when each task of `child`'s stage has one partition that
+/// DataFusion knows to be hash-partitioned (from the stage's hash readers,
+/// through joins, aggregates and projections that keep it) on expressions
+/// equal to `exprs` one by one, in order, or equal to them in every row
+/// (the two keys of an inner join). In order, because the reader of the
+/// other side of a partitioned join is hashed on its keys in their order:
+/// a hash of `(a)` or of `(b, a)` spreads rows differently from one of
+/// `(a, b)`. Every hash exchange hashes with the same function, and all the
+/// hash readers of one stage read as many partitions as it has tasks, so
+/// the rows of one key are in one task either way. (DataFusion's own
+/// `Partitioning::satisfaction` cannot decide this: every single partition
+/// satisfies it, and each task holds one.)
+fn already_hash_partitioned(
+    child: &Arc<dyn ExecutionPlan>,
+    dist: Dist,
+    exprs: &[Arc<dyn PhysicalExpr>],
+) -> bool {
+    if dist != Dist::Multi {
+        return false;
+    }
+    let Partitioning::Hash(have, 1) = child.output_partitioning() else {
+        return false;
+    };
+    if have.is_empty() || have.len() != exprs.len() {
+        return false;
+    }
+    let eq = child.equivalence_properties();
+    let group = eq.eq_group();
+    have.iter().zip(exprs).all(|(have, want)| {
+        group
+            .normalize_expr(Arc::clone(have))
+            .eq(&group.normalize_expr(Arc::clone(want)))
+    })
 }
 
 /// True for a collect-left join that emits build-side rows according to

@@ -12,6 +12,8 @@
 //! - an input that must be seen whole by every task (the build side of a
 //!   collect-left join, a scalar subquery) becomes a **broadcast**;
 //! - round-robin repartitions are dropped: tasks are the unit of parallelism;
+//! - a hash exchange whose rows already sit in their tasks by a hash of the
+//!   same keys (read through hash exchanges on them) is left out;
 //! - a hash exchange between very many map and reading tasks gets a stage of
 //!   **combiners** in between ([`combine`]), so that its GETs stay far below
 //!   map tasks × reading tasks.
