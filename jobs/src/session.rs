@@ -27,7 +27,8 @@ use datafusion::sql::parser::DFParserBuilder;
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use squall_connectors::{Location, TableFormat};
 use squall_planner::{
-    PlannerConfig, SemiJoinBelowInnerJoin, StageGraph, cut_into_stages, render_stage_graph,
+    BroadcastCheapBuildSides, PlannerConfig, SemiJoinBelowInnerJoin, StageGraph, cut_into_stages,
+    render_stage_graph,
 };
 use squall_shuffle::codec::encode_plan;
 use squall_shuffle::fidelity::encode_checked;
@@ -295,13 +296,36 @@ impl Session {
         if !has_rule(SemiJoinBelowInnerJoin::NAME) {
             ctx.add_optimizer_rule(Arc::new(SemiJoinBelowInnerJoin));
         }
-        Ok(Self {
+        let session = Self {
             ctx,
             sizing: std::sync::RwLock::new(options.planner.clone()),
             options,
             scratch,
             _scratch_dir: scratch_dir,
-        })
+        };
+        session.add_broadcast_rule();
+        Ok(session)
+    }
+
+    /// Puts [`BroadcastCheapBuildSides`] right after DataFusion's join
+    /// selection (it must run before exchanges are placed), sized for this
+    /// session's tasks: a build side it broadcasts takes at most an eighth
+    /// of a task's memory.
+    fn add_broadcast_rule(&self) {
+        let mut rule = BroadcastCheapBuildSides::new(self.planner_config());
+        rule.max_build_bytes = rule.max_build_bytes.min(self.planning_memory_bytes() / 8);
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        let mut rules = state.physical_optimizers().to_vec();
+        rules.retain(|r| r.name() != BroadcastCheapBuildSides::NAME);
+        let at = rules
+            .iter()
+            .position(|r| r.name() == "join_selection")
+            .map_or(0, |i| i + 1);
+        rules.insert(at, Arc::new(rule));
+        *state = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone())
+            .with_physical_optimizer_rules(rules)
+            .build();
     }
 
     /// The DataFusion context, for DataFrame programs and custom registration.

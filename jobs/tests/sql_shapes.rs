@@ -130,3 +130,60 @@ async fn differences(
     }
     failures
 }
+
+/// With DataFusion's broadcast limits at 0, every join is planned
+/// partitioned; Squall's own rule (`BroadcastCheapBuildSides`) then
+/// broadcasts a build side where reading it in every task of the probe side
+/// moves fewer bytes than exchanging both sides, and only there. The rows
+/// stay single-node DataFusion's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_are_broadcast_where_that_moves_fewer_bytes() {
+    let data = tpch_data().await;
+    let session = squall_session(data, 4).await;
+    session
+        .sql(
+            "SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
+        )
+        .await
+        .expect("settings");
+    let cases: &[(&str, &str)] = &[
+        // A year of orders (two narrow columns) against all of lineitem.
+        (
+            "SELECT l_returnflag, sum(l_extendedprice) FROM orders JOIN lineitem ON o_orderkey = l_orderkey \
+             WHERE o_orderdate >= DATE '1994-01-01' AND o_orderdate < DATE '1995-01-01' GROUP BY l_returnflag",
+            "mode=CollectLeft, join_type=Inner",
+        ),
+        // Wide customers against their orders, read by few tasks: the
+        // broadcast would move more than the exchange.
+        (
+            "SELECT c_name, c_address, c_comment, o_totalprice FROM customer JOIN orders ON c_custkey = o_custkey",
+            "mode=Partitioned, join_type=Inner",
+        ),
+        // A left join's build side needs every probe row: never broadcast.
+        (
+            "SELECT c_custkey, count(o_orderkey) FROM customer LEFT JOIN orders ON c_custkey = o_custkey GROUP BY c_custkey",
+            "mode=Partitioned, join_type=Left",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (sql, join) in cases {
+        let graph = session.plan_stages(sql).await.expect("plans");
+        let text = squall_planner::render_stage_graph(&graph);
+        if !text.contains(join) {
+            failures.push(format!("{sql}\n  expected {join} in:\n{text}"));
+        }
+    }
+    let sqls: &'static [&'static str] = &[
+        "SELECT l_returnflag, sum(l_extendedprice) FROM orders JOIN lineitem ON o_orderkey = l_orderkey \
+         WHERE o_orderdate >= DATE '1994-01-01' AND o_orderdate < DATE '1995-01-01' GROUP BY l_returnflag",
+        "SELECT c_name, c_address, c_comment, o_totalprice FROM customer JOIN orders ON c_custkey = o_custkey",
+    ];
+    failures.extend(differences(&session, data, sqls.iter()).await);
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

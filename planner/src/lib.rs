@@ -29,6 +29,7 @@
 //! logical optimizer, filters an inner join's input by a semi join on its
 //! key instead of filtering its product.
 
+pub mod broadcast_by_cost;
 pub mod combine;
 pub mod config;
 pub mod cut;
@@ -41,6 +42,7 @@ pub mod scan;
 pub mod semi_join_pushdown;
 pub mod stage;
 
+pub use broadcast_by_cost::BroadcastCheapBuildSides;
 pub use config::PlannerConfig;
 pub use cut::cut_into_stages;
 pub use error::{PlannerError, Result};
