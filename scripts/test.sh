@@ -14,6 +14,10 @@ cargo test --workspace --all-targets "$@"
 # Doctests (--all-targets leaves them out), the README's Rust example among them.
 cargo test --workspace --doc "$@"
 # The library's examples that run on this machine (the Lambda one needs AWS).
+# `cargo test` builds them but leaves them under hashed names only; this
+# build puts the current ones at examples/<name> (a fresh target directory
+# has nothing there, an old one a stale copy).
+cargo build --workspace --examples
 for example in query dataframe etl; do
   "$CARGO_TARGET_DIR/debug/examples/$example" > /dev/null
 done

@@ -24,6 +24,7 @@ pub mod retrying_store;
 pub mod scan_leaf;
 pub mod sink_staging;
 pub mod splits;
+pub mod state_rebuild;
 pub mod store;
 pub mod store_builder;
 pub mod table;

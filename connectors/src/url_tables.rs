@@ -13,7 +13,6 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use datafusion::catalog::{DynamicFileCatalog, TableProvider, UrlTableFactory};
 use datafusion::execution::SessionState;
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
 use crate::store::Location;
@@ -53,7 +52,7 @@ pub fn enable_url_tables_under(ctx: SessionContext, root: Option<Location>) -> S
         Arc::clone(state.catalog_list()),
         Arc::clone(&factory) as Arc<dyn UrlTableFactory>,
     ));
-    let ctx: SessionContext = SessionStateBuilder::new_from_existing(state)
+    let ctx: SessionContext = crate::state_rebuild::builder_from(state)
         .with_catalog_list(catalogs)
         .build()
         .into();

@@ -15,7 +15,6 @@ use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
     MemorySchemaProvider, SchemaProvider,
 };
-use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{
     CreateMemoryTable, DdlStatement, EmptyRelation, LogicalPlan, Statement as DfStatement,
 };
@@ -50,7 +49,7 @@ pub(crate) async fn planning_copy(ctx: &SessionContext) -> Result<SessionContext
         }
         catalogs.register_catalog(catalog_name, catalog_copy);
     }
-    let state = SessionStateBuilder::new_from_existing(state)
+    let state = squall_connectors::state_rebuild::builder_from(state)
         .with_catalog_list(catalogs)
         .build();
     Ok(SessionContext::new_with_state(state))

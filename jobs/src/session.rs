@@ -323,7 +323,7 @@ impl Session {
             .position(|r| r.name() == "join_selection")
             .map_or(0, |i| i + 1);
         rules.insert(at, Arc::new(rule));
-        *state = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone())
+        *state = squall_connectors::state_rebuild::builder_from(state.clone())
             .with_physical_optimizer_rules(rules)
             .build();
     }

@@ -388,3 +388,51 @@ async fn csv_options_choose_header_delimiter_and_quote() {
         assert_same_rows(&expected, &actual).unwrap_or_else(|e| panic!("{table}: {e}"));
     }
 }
+
+/// A function registered over another of the same name (as Spark's
+/// `date_trunc` over the core one, whose alias `datetrunc` keeps pointing
+/// at the core one) keeps its name in a session made from that context,
+/// every time: making the session rebuilds DataFusion's state, which
+/// registers the functions again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_registered_over_another_keeps_its_name_in_a_session() {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+    fn constant(name: &str, value: i64) -> ScalarUDF {
+        create_udf(
+            name,
+            vec![],
+            DataType::Int64,
+            Volatility::Immutable,
+            Arc::new(
+                move |_: &[ColumnarValue]| -> datafusion::common::Result<ColumnarValue> {
+                    Ok(ColumnarValue::Scalar(
+                        datafusion::common::ScalarValue::Int64(Some(value)),
+                    ))
+                },
+            ),
+        )
+    }
+    for attempt in 0..8 {
+        let ctx = SessionContext::new();
+        ctx.register_udf(constant("squall_f", 1).with_aliases(["squall_g"]));
+        ctx.register_udf(constant("squall_f", 2));
+        let session = Session::with_context(
+            ctx,
+            SessionOptions {
+                backend: Arc::new(LocalBackend::new(2)),
+                ..SessionOptions::default()
+            },
+        )
+        .expect("session");
+        let state = session.context().state();
+        let f = &state.scalar_functions()["squall_f"];
+        let g = &state.scalar_functions()["squall_g"];
+        assert!(
+            f.aliases().is_empty() && g.aliases() == ["squall_g"],
+            "attempt {attempt}: squall_f has aliases {:?}, squall_g {:?}",
+            f.aliases(),
+            g.aliases()
+        );
+    }
+}

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::{CsvReadOptions, SessionContext};
 use object_store::ObjectStore;
@@ -363,7 +362,7 @@ impl SessionBuilder {
         });
         library.register_into(jobs.context());
         // The same catalog, settings and stores; a planner that distributes.
-        let state = SessionStateBuilder::new_from_existing(jobs.context().state())
+        let state = squall_connectors::state_rebuild::builder_from(jobs.context().state())
             .with_query_planner(Arc::new(DistributedPlanner::new(Arc::clone(&jobs))))
             .build();
         Ok(Session {
