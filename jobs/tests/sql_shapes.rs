@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{assert_same_rows, reference_context, squall_session, tpch_data};
+use common::{
+    assert_no_failures, assert_same_rows, partition_every_join, reference_context, squall_session,
+    tpch_data,
+};
 
 const QUERIES: &[&str] = &[
     // A complete aggregate next to split scan rows: produced once, not per task.
@@ -63,12 +66,7 @@ async fn sql_shapes_match_single_node_datafusion() {
         QUERIES.iter().chain(PARTITIONED_JOIN_QUERIES),
     )
     .await;
-    assert!(
-        failures.is_empty(),
-        "{} queries differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 /// The same with every join partitioned (no broadcast), as joins of large
@@ -77,25 +75,14 @@ async fn sql_shapes_match_single_node_datafusion() {
 async fn sql_shapes_match_single_node_datafusion_with_partitioned_joins() {
     let data = tpch_data().await;
     let session = squall_session(data, 4).await;
-    session
-        .sql(
-            "SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
-             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
-        )
-        .await
-        .expect("settings");
+    partition_every_join(&session).await;
     let failures = differences(
         &session,
         data,
         QUERIES.iter().chain(PARTITIONED_JOIN_QUERIES),
     )
     .await;
-    assert!(
-        failures.is_empty(),
-        "{} queries differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 /// One line per query of `queries` whose rows differ from single-node
@@ -140,13 +127,7 @@ async fn differences(
 async fn joins_are_broadcast_where_that_moves_fewer_bytes() {
     let data = tpch_data().await;
     let session = squall_session(data, 4).await;
-    session
-        .sql(
-            "SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
-             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
-        )
-        .await
-        .expect("settings");
+    partition_every_join(&session).await;
     let cases: &[(&str, &str)] = &[
         // A year of orders (two narrow columns) against all of lineitem.
         (
@@ -180,10 +161,5 @@ async fn joins_are_broadcast_where_that_moves_fewer_bytes() {
         "SELECT c_name, c_address, c_comment, o_totalprice FROM customer JOIN orders ON c_custkey = o_custkey",
     ];
     failures.extend(differences(&session, data, sqls.iter()).await);
-    assert!(
-        failures.is_empty(),
-        "{} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }

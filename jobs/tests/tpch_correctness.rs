@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{squall_session, tpch_data, tpch_differences, tpch_query};
+use common::{
+    assert_no_failures, partition_every_join, squall_session, tpch_data, tpch_differences,
+    tpch_query,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_queries_match_single_node_datafusion() {
@@ -38,12 +41,7 @@ async fn tpch_queries_match_single_node_datafusion() {
         "q13: the count per customer must run in the join's stage:\n{text}"
     );
     let failures = tpch_differences(&session, data).await;
-    assert!(
-        failures.is_empty(),
-        "{} queries differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 /// The same with stages sized from their inputs' exact bytes (on by default
@@ -62,12 +60,7 @@ async fn tpch_queries_match_single_node_datafusion_with_adaptive_stages() {
     )
     .await;
     let failures = tpch_differences(&session, data).await;
-    assert!(
-        failures.is_empty(),
-        "{} queries differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 /// The same with every join partitioned (no broadcast: both thresholds 0),
@@ -77,18 +70,7 @@ async fn tpch_queries_match_single_node_datafusion_with_adaptive_stages() {
 async fn tpch_queries_match_single_node_datafusion_with_partitioned_joins() {
     let data = tpch_data().await;
     let session = squall_session(data, 4).await;
-    session
-        .sql(
-            "SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
-             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
-        )
-        .await
-        .expect("settings");
+    partition_every_join(&session).await;
     let failures = tpch_differences(&session, data).await;
-    assert!(
-        failures.is_empty(),
-        "{} queries differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }

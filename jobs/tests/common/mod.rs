@@ -152,6 +152,29 @@ pub async fn squall_session_with(data: &TpchData, options: SessionOptions) -> Se
     session
 }
 
+/// Makes every join `session` plans partitioned (DataFusion's broadcast
+/// thresholds both 0), as joins of large tables run; Squall's own
+/// cost-based broadcast may still broadcast where that moves fewer bytes.
+pub async fn partition_every_join(session: &Session) {
+    session
+        .sql(
+            "SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
+             SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0",
+        )
+        .await
+        .expect("settings");
+}
+
+/// Fails with every line of `failures` (one per query or case) if there are any.
+pub fn assert_no_failures(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// Runs all 22 TPC-H queries on `session` and compares each with single-node
 /// DataFusion; returns one line per query that differs or fails.
 pub async fn tpch_differences(session: &Session, data: &TpchData) -> Vec<String> {
